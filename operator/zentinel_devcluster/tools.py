@@ -1,0 +1,298 @@
+"""Build the local control plane's binaries from Go modules and cache them by version.
+
+Each tool has a small wrapper module under ``hack/<name>/`` whose go.mod pins the upstream
+module (and, for Kubernetes and etcd, maps their in-repo ``replace`` lines to published
+versions). A build lands in ``<cache>/<name>-<version>-<hash of go.mod+go.sum>/`` and is
+reused until the version or the wrapper changes. Nothing built is ever written into the
+checkout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HACK_DIR = REPO_ROOT / "hack"
+
+K8S_VERSION = "1.37.2"
+
+
+def _k8s_ldflags(version: str) -> list[str]:
+    major, minor, _ = version.split(".")
+    flags = []
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion=v{version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
+        ]
+    return flags
+
+
+@dataclasses.dataclass(frozen=True)
+class Tool:
+    name: str
+    module: str
+    version: str
+    packages: tuple[str, ...]
+    binaries: tuple[str, ...]
+    ldflags: tuple[str, ...] = ()
+    # Files copied out of the upstream module source after the build: (path in module, dest name).
+    module_files: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def wrapper_dir(self) -> Path:
+        return HACK_DIR / self.name
+
+
+TOOLS: dict[str, Tool] = {
+    "k8s": Tool(
+        name="k8s",
+        module="k8s.io/kubernetes",
+        version=f"v{K8S_VERSION}",
+        packages=tuple(
+            f"k8s.io/kubernetes/cmd/{b}"
+            for b in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+        ),
+        binaries=("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
+        ldflags=tuple(_k8s_ldflags(K8S_VERSION)),
+    ),
+    "etcd": Tool(
+        name="etcd",
+        module="go.etcd.io/etcd/server/v3",
+        version="v3.7.3",
+        packages=("go.etcd.io/etcd/server/v3",),
+        binaries=("etcd",),
+    ),
+    "kwok": Tool(
+        name="kwok",
+        module="sigs.k8s.io/kwok",
+        version="v0.8.0",
+        packages=("sigs.k8s.io/kwok/cmd/kwok",),
+        binaries=("kwok",),
+        ldflags=("-X sigs.k8s.io/kwok/pkg/consts.Version=v0.8.0",),
+        # kwok's own "fast" stages: pods go Pending -> Running (with an IP from the node's podCIDR)
+        # and are removed on delete; nodes are initialised Ready and kept alive by heartbeats.
+        module_files=(
+            ("kustomize/stage/pod/fast/pod-ready.yaml", "stages/pod-ready.yaml"),
+            ("kustomize/stage/pod/fast/pod-complete.yaml", "stages/pod-complete.yaml"),
+            ("kustomize/stage/pod/fast/pod-delete.yaml", "stages/pod-delete.yaml"),
+            ("kustomize/stage/node/fast/node-initialize.yaml", "stages/node-initialize.yaml"),
+            ("kustomize/stage/node/heartbeat/node-heartbeat.yaml", "stages/node-heartbeat.yaml"),
+            # `Logs` objects tell kwok which local file to serve as a container's (previous) log, so
+            # `kubectl logs` and the operator read real log lines through the API server.
+            ("kustomize/crd/bases/kwok.x-k8s.io_logs.yaml", "crds/kwok.x-k8s.io_logs.yaml"),
+        ),
+    ),
+    "helm": Tool(
+        name="helm",
+        module="helm.sh/helm/v3",
+        version="v3.22.0",
+        packages=("helm.sh/helm/v3/cmd/helm",),
+        binaries=("helm",),
+        ldflags=("-X helm.sh/helm/v3/internal/version.version=v3.22.0",),
+    ),
+}
+
+
+class ToolError(RuntimeError):
+    pass
+
+
+def cache_root() -> Path:
+    env = os.environ.get("ZENTINEL_TOOLS_CACHE")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "zentinel-operator" / "tools"
+
+
+def _wrapper_hash(tool: Tool) -> str:
+    h = hashlib.sha256()
+    for name in ("go.mod", "go.sum"):
+        path = tool.wrapper_dir / name
+        if path.exists():
+            h.update(path.read_bytes())
+    h.update("\n".join(tool.ldflags).encode())
+    h.update(repr(tool.module_files).encode())
+    return h.hexdigest()[:12]
+
+
+def tool_dir(tool: Tool) -> Path:
+    return cache_root() / f"{tool.name}-{tool.version}-{_wrapper_hash(tool)}"
+
+
+def is_built(tool: Tool) -> bool:
+    d = tool_dir(tool)
+    return (d / ".complete").exists() and all((d / "bin" / b).exists() for b in tool.binaries)
+
+
+def _log(msg: str) -> None:
+    print(f"[tools] {msg}", file=sys.stderr, flush=True)
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["CGO_ENABLED"] = "0"
+    env.setdefault("GOFLAGS", "-mod=mod")
+    return env
+
+
+def _count_packages(tool: Tool, env: dict[str, str]) -> int | None:
+    """How many packages the build compiles at most (for a percentage while building)."""
+    try:
+        out = subprocess.run(
+            ["go", "list", "-deps", *tool.packages],
+            cwd=tool.wrapper_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        ).stdout
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return len(out.splitlines()) or None
+
+
+def _run_with_progress(cmd: Sequence[str], cwd: Path, env: dict[str, str], label: str, total: int | None) -> None:
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    compiled = 0
+    tail: list[str] = []
+    done = threading.Event()
+
+    def ticker() -> None:
+        while not done.wait(15):
+            pct = f" of ~{total} ({100 * compiled // total}%)" if total else ""
+            _log(f"{label}: {compiled} packages compiled{pct}, {int(time.monotonic() - started)}s elapsed")
+
+    t = threading.Thread(target=ticker, daemon=True)
+    t.start()
+    try:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            # `go build -v` prints one import path per compiled package; anything else is a message.
+            if line and " " not in line and not line.startswith("#"):
+                compiled += 1
+            else:
+                tail.append(line)
+                tail = tail[-60:]
+        rc = proc.wait()
+    finally:
+        done.set()
+    if rc != 0:
+        raise ToolError(f"{label}: `{' '.join(cmd)}` failed with exit code {rc}:\n" + "\n".join(tail))
+    _log(f"{label}: built {compiled} packages in {int(time.monotonic() - started)}s")
+
+
+def _module_dir(tool: Tool, env: dict[str, str]) -> Path:
+    out = subprocess.run(
+        ["go", "list", "-m", "-json", tool.module],
+        cwd=tool.wrapper_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    info = json.loads(out)
+    if not info.get("Dir"):
+        subprocess.run(["go", "mod", "download", tool.module], cwd=tool.wrapper_dir, env=env, check=True)
+        info = json.loads(
+            subprocess.run(
+                ["go", "list", "-m", "-json", tool.module],
+                cwd=tool.wrapper_dir,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+    return Path(info["Dir"])
+
+
+def build(tool: Tool, *, force: bool = False) -> Path:
+    """Build ``tool`` into its cache directory unless a complete build is already there."""
+    dest = tool_dir(tool)
+    if is_built(tool) and not force:
+        return dest
+    if shutil.which("go") is None:
+        raise ToolError("the Go toolchain (`go`) is not on PATH; it is needed to build the control plane")
+    env = _go_env()
+    label = f"{tool.name} {tool.version}"
+    _log(f"{label}: building {', '.join(tool.binaries)} into {dest} (first time only; cached by version)")
+    total = _count_packages(tool, env)
+    staging = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "bin").mkdir(parents=True)
+    cmd = ["go", "build", "-v", "-o", str(staging / "bin") + "/"]
+    ldflags = ["-s", "-w", *tool.ldflags]
+    cmd += ["-ldflags", " ".join(ldflags), *tool.packages]
+    _run_with_progress(cmd, tool.wrapper_dir, env, label, total)
+    if len(tool.packages) == 1 and len(tool.binaries) == 1:
+        # go names the binary after the last path element that is not a major version (`server`
+        # for go.etcd.io/etcd/server/v3); give it the name people know.
+        outputs = [p for p in (staging / "bin").iterdir() if p.is_file()]
+        target = staging / "bin" / tool.binaries[0]
+        if len(outputs) == 1 and outputs[0] != target:
+            outputs[0].rename(target)
+    if tool.module_files:
+        src = _module_dir(tool, env)
+        for rel, name in tool.module_files:
+            out = staging / name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src / rel, out)
+    missing = [b for b in tool.binaries if not (staging / "bin" / b).exists()]
+    if missing:
+        raise ToolError(f"{label}: build finished but {missing} are missing from {staging / 'bin'}")
+    (staging / ".complete").write_text(json.dumps({"version": tool.version, "built": time.time()}))
+    shutil.rmtree(dest, ignore_errors=True)
+    staging.rename(dest)
+    return dest
+
+
+def ensure(names: Sequence[str] | None = None, *, log: Callable[[str], None] = _log) -> dict[str, Path]:
+    """Make sure the named tools (default: all) are built; return name -> cache directory."""
+    result: dict[str, Path] = {}
+    for name in names or list(TOOLS):
+        tool = TOOLS[name]
+        if is_built(tool):
+            log(f"{tool.name} {tool.version}: cached at {tool_dir(tool)}")
+        result[name] = build(tool)
+    return result
+
+
+def binary(name: str) -> Path:
+    """Path of a built binary (``kube-apiserver``, ``etcd``, ``kwok``, ``helm``, ``kubectl``...)."""
+    for tool in TOOLS.values():
+        if name in tool.binaries:
+            path = tool_dir(tool) / "bin" / name
+            if not path.exists():
+                raise ToolError(
+                    f"{name} is not built yet (expected at {path}); run `scripts/cluster build` first"
+                )
+            return path
+    raise ToolError(f"unknown tool binary {name!r}")
+
+
+def kwok_stages() -> list[Path]:
+    d = tool_dir(TOOLS["kwok"]) / "stages"
+    return sorted(d.glob("*.yaml"))
+
+
+def kwok_crds() -> list[Path]:
+    d = tool_dir(TOOLS["kwok"]) / "crds"
+    return sorted(d.glob("*.yaml"))

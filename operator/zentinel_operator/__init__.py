@@ -1,0 +1,1 @@
+"""Zentinel incident operator."""

@@ -1,0 +1,29 @@
+"""pydantic models of the three custom resources: the source of truth for ``crds/``."""
+
+from .common import API_VERSION, CATEGORY, GROUP, VERSION, Category, Condition, ConditionStatus, Severity
+from .incident import IncidentState, ZentinelIncident, ZentinelIncidentSpec, ZentinelIncidentStatus
+from .policy import ZentinelIncidentPolicy, ZentinelIncidentPolicySpec
+from .zentinel import Zentinel, ZentinelSpec, ZentinelStatus
+
+ALL_KINDS = (Zentinel, ZentinelIncidentPolicy, ZentinelIncident)
+
+__all__ = [
+    "ALL_KINDS",
+    "API_VERSION",
+    "CATEGORY",
+    "GROUP",
+    "VERSION",
+    "Category",
+    "Condition",
+    "ConditionStatus",
+    "IncidentState",
+    "Severity",
+    "Zentinel",
+    "ZentinelIncident",
+    "ZentinelIncidentPolicy",
+    "ZentinelIncidentPolicySpec",
+    "ZentinelIncidentSpec",
+    "ZentinelIncidentStatus",
+    "ZentinelSpec",
+    "ZentinelStatus",
+]

@@ -1,0 +1,127 @@
+"""Types shared by the three custom resources."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "zentinel.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+CATEGORY = "zentinel"
+
+# Go-style durations as people write them in manifests: 30s, 5m, 1h30m, 2d.
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
+Duration = Annotated[
+    str,
+    Field(pattern=DURATION_PATTERN, json_schema_extra={"x-zentinel-format": "duration"}),
+]
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
+
+
+class KModel(BaseModel):
+    """Base for every CRD model: camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        use_enum_values=False,
+        validate_default=True,
+    )
+
+    def dump(self) -> dict[str, Any]:
+        """The object as Kubernetes stores it (camelCase, no unset optional fields)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Severity(enum.StrEnum):
+    SEV1 = "SEV1"
+    SEV2 = "SEV2"
+    SEV3 = "SEV3"
+    SEV4 = "SEV4"
+
+    @property
+    def rank(self) -> int:
+        """1 is the worst; compare with ``<`` to find the more severe."""
+        return int(self.value[-1])
+
+    def worse_than(self, other: Severity) -> bool:
+        return self.rank < other.rank
+
+
+class Category(enum.StrEnum):
+    PROCESS_CRASH = "ProcessCrash"
+    HEALTH_CHECK_FAILURE = "HealthCheckFailure"
+    UPSTREAM_FAILURE = "UpstreamFailure"
+    HIGH_ERROR_RATE = "HighErrorRate"
+    PERFORMANCE_DEGRADATION = "PerformanceDegradation"
+    MEMORY_EXHAUSTION = "MemoryExhaustion"
+    CERTIFICATE_EXPIRING = "CertificateExpiring"
+    CERTIFICATE_INVALID = "CertificateInvalid"
+    CONFIG_ERROR = "ConfigError"
+    TRAFFIC_SPIKE = "TrafficSpike"
+    METRICS_UNAVAILABLE = "MetricsUnavailable"
+    EXTERNAL_ALERT = "ExternalAlert"
+
+
+class ConditionStatus(enum.StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(KModel):
+    """A condition as the Kubernetes API conventions define it."""
+
+    type: str = Field(description="Condition type, CamelCase (for example `Acknowledged`).")
+    status: ConditionStatus = Field(description="`True`, `False` or `Unknown`.")
+    reason: str = Field(
+        default="",
+        max_length=1024,
+        description="One CamelCase word saying why the condition is in this status.",
+    )
+    message: str = Field(default="", max_length=32768, description="What a person should know, in a sentence.")
+    last_transition_time: dt.datetime | None = Field(
+        default=None, description="When `status` last changed (not when the message changed)."
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The `.metadata.generation` the condition was computed from."
+    )
+
+
+class LabelSelectorRequirement(KModel):
+    key: str = Field(min_length=1, description="Label key.")
+    operator: str = Field(description="`In`, `NotIn`, `Exists` or `DoesNotExist`.")
+    values: list[str] = Field(default_factory=list, description="Values for `In` and `NotIn`.")
+
+
+class LabelSelector(KModel):
+    """A standard Kubernetes label selector. Empty selects every Zentinel in the namespace."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict, description="Labels that must all match.")
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, description="Set-based requirements, all of which must hold."
+    )
+
+
+class SecretKeyRef(KModel):
+    name: ObjectName = Field(description="Secret name, in the namespace of the object that refers to it.")
+    key: str = Field(min_length=1, description="Key inside the Secret's data.")
+
+
+class CRDInfo:
+    """Metadata that turns a model into a CustomResourceDefinition."""
+
+    kind: ClassVar[str]
+    plural: ClassVar[str]
+    singular: ClassVar[str]
+    short_names: ClassVar[list[str]]
+    printer_columns: ClassVar[list[dict[str, Any]]]
+    description: ClassVar[str]

@@ -1,0 +1,195 @@
+"""``Zentinel``: one proxy deployment under watch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any, ClassVar
+
+from pydantic import Field, model_validator
+
+from .common import Condition, CRDInfo, KModel, ObjectName
+
+
+class ReloadMode(enum.StrEnum):
+    AUTO_RELOAD = "AutoReload"
+    ROLLING_RESTART = "RollingRestart"
+
+
+class IssuerType(enum.StrEnum):
+    CERT_MANAGER = "CertManager"
+    CA_SECRET = "CASecret"
+    SELF_SIGNED = "SelfSigned"
+    EXTERNAL = "External"
+
+
+class MetricsSource(enum.StrEnum):
+    SCRAPE = "Scrape"
+    PROMETHEUS = "Prometheus"
+
+
+class WorkloadRef(KModel):
+    kind: str = Field(default="Deployment", pattern="^Deployment$", description="Only `Deployment` for now.")
+    name: ObjectName = Field(description="Name of the Deployment running Zentinel, in the same namespace.")
+    container: str | None = Field(
+        default=None, description="Container running Zentinel; default: the Deployment's first container."
+    )
+
+
+class ConfigRef(KModel):
+    config_map_name: ObjectName = Field(description="ConfigMap holding Zentinel's KDL configuration.")
+    key: str = Field(default="zentinel.kdl", min_length=1, description="Key of the KDL file in the ConfigMap.")
+    reload_mode: ReloadMode = Field(
+        default=ReloadMode.ROLLING_RESTART,
+        description=(
+            "How a changed config reaches the process: `AutoReload` (the config sets "
+            "`system { auto-reload #true }` and Zentinel polls the file) or `RollingRestart` "
+            "(the operator patches a pod-template annotation). The image has no shell, so there is no SIGHUP."
+        ),
+    )
+
+
+class Issuer(KModel):
+    type: IssuerType = Field(
+        default=IssuerType.EXTERNAL,
+        description=(
+            "Who issues the certificate: `CertManager` (a cert-manager Certificate), `CASecret` (the operator "
+            "signs with a CA kept in a Secret), `SelfSigned` (development only) or `External` (never rotated "
+            "by the operator)."
+        ),
+    )
+    certificate_name: ObjectName | None = Field(
+        default=None, description="cert-manager Certificate name (type `CertManager`)."
+    )
+    ca_secret_name: ObjectName | None = Field(
+        default=None,
+        description="Secret with `tls.crt` and `tls.key` of the signing CA (type `CASecret`).",
+    )
+
+    @model_validator(mode="after")
+    def _refs_present(self) -> Issuer:
+        if self.type == IssuerType.CERT_MANAGER and not self.certificate_name:
+            raise ValueError("issuer.certificateName is required when issuer.type is CertManager")
+        if self.type == IssuerType.CA_SECRET and not self.ca_secret_name:
+            raise ValueError("issuer.caSecretName is required when issuer.type is CASecret")
+        return self
+
+
+class TLSRef(KModel):
+    name: str = Field(min_length=1, max_length=63, description="A name for this certificate, unique in the list.")
+    secret_name: ObjectName = Field(description="`kubernetes.io/tls` Secret mounted by the Zentinel pods.")
+    ca_secret_name: ObjectName | None = Field(
+        default=None,
+        description="Secret whose `ca.crt` (or `tls.crt`) the chain must verify against; default: the issuer's CA.",
+    )
+    issuer: Issuer = Field(default_factory=Issuer, description="How the certificate is (re-)issued.")
+    port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="TLS port of the listener serving this certificate, for a handshake check against each pod.",
+    )
+    server_name: str | None = Field(default=None, description="SNI to send in the handshake check.")
+
+
+class AdminEndpoint(KModel):
+    port: int = Field(default=9090, ge=1, le=65535, description="Pod port serving metrics and the admin API.")
+    scheme: str = Field(default="http", pattern="^https?$", description="`http` or `https`.")
+    metrics_path: str = Field(default="/metrics", pattern="^/", description="Prometheus exposition path.")
+    upstreams_path: str = Field(default="/admin/upstreams", pattern="^/", description="Upstream health JSON.")
+    config_path: str = Field(default="/admin/config", pattern="^/", description="Running config dump.")
+
+
+class ZentinelSpec(KModel):
+    workload: WorkloadRef = Field(description="The workload running Zentinel.")
+    config: ConfigRef = Field(description="Where Zentinel's configuration lives and how it is delivered.")
+    tls: list[TLSRef] = Field(default_factory=list, description="TLS certificates the proxy serves.")
+    admin: AdminEndpoint = Field(default_factory=AdminEndpoint, description="Admin port (metrics, upstreams).")
+    metrics_source: MetricsSource = Field(
+        default=MetricsSource.SCRAPE,
+        description="`Scrape` each pod's admin port, or read the same series from `Prometheus` (operator setting).",
+    )
+    paused: bool = Field(
+        default=False, description="Observe and record, but take no remediation action on this Zentinel."
+    )
+
+    @model_validator(mode="after")
+    def _unique_tls_names(self) -> ZentinelSpec:
+        names = [t.name for t in self.tls]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"tls[].name must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+class SignalSummary(KModel):
+    """A one-glance summary of the latest signals."""
+
+    pods: str | None = Field(default=None, description="Ready pods over desired, e.g. `2/3`.")
+    error_rate: str | None = Field(default=None, description="5xx share of requests over the last interval.")
+    latency_p99: str | None = Field(default=None, description="p99 request duration over the last interval.")
+    upstreams: str | None = Field(default=None, description="Healthy targets over all targets.")
+    certificates: str | None = Field(default=None, description="Soonest expiry among the TLS certificates.")
+    config: str | None = Field(default=None, description="Config revision and whether it validates.")
+    observed_at: dt.datetime | None = Field(default=None, description="When these signals were gathered.")
+
+
+class ConfigRevision(KModel):
+    revision: str = Field(description="sha256 of the config content (first 16 hex digits).")
+    first_seen: dt.datetime = Field(description="When the operator first saw this content in the ConfigMap.")
+    snapshot: str | None = Field(default=None, description="ConfigMap holding a copy of this content.")
+    proven_good: bool = Field(default=False, description="Every pod ran Ready on it, with no incident, long enough.")
+    valid: bool = Field(default=True, description="It parsed and passed structural checks.")
+
+
+class RemediationLedgerEntry(KModel):
+    action: str = Field(description="Action name.")
+    at: dt.datetime = Field(description="When it ran.")
+    incident: str | None = Field(default=None, description="The incident it served.")
+
+
+class ZentinelStatus(KModel):
+    observed_generation: int | None = Field(default=None, description="Last generation the operator handled.")
+    health: str | None = Field(
+        default=None, description="`Healthy`, `Degraded`, `Down` or `Unknown`, from the worst open incident."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="`Healthy`, `ConfigValid`, `CertificatesValid`, `UpstreamsHealthy`.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    summary: SignalSummary | None = Field(default=None, description="Latest signals at a glance.")
+    open_incidents: int = Field(default=0, ge=0, description="Number of open incidents for this Zentinel.")
+    incidents: list[str] = Field(default_factory=list, description="Names of the open incidents.")
+    current_revision: str | None = Field(default=None, description="Revision of the config in the ConfigMap now.")
+    last_known_good_revision: str | None = Field(
+        default=None, description="Newest revision proven good; the only kind the operator rolls back to."
+    )
+    revisions: list[ConfigRevision] = Field(
+        default_factory=list, description="Bounded history of config revisions, newest last."
+    )
+    remediations: list[RemediationLedgerEntry] = Field(
+        default_factory=list, description="Recent remediation actions (budgets and cooldowns survive restarts)."
+    )
+
+
+class Zentinel(KModel, CRDInfo):
+    kind: ClassVar[str] = "Zentinel"
+    plural: ClassVar[str] = "zentinels"
+    singular: ClassVar[str] = "zentinel"
+    short_names: ClassVar[list[str]] = ["zen"]
+    description: ClassVar[str] = "A Zentinel reverse-proxy deployment watched by the incident operator."
+    printer_columns: ClassVar[list[dict[str, Any]]] = [
+        {"name": "Workload", "type": "string", "jsonPath": ".spec.workload.name"},
+        {"name": "Health", "type": "string", "jsonPath": ".status.health"},
+        {"name": "Open", "type": "integer", "jsonPath": ".status.openIncidents",
+         "description": "Open incidents"},
+        {"name": "Pods", "type": "string", "jsonPath": ".status.summary.pods"},
+        {"name": "Errors", "type": "string", "jsonPath": ".status.summary.errorRate", "priority": 1},
+        {"name": "P99", "type": "string", "jsonPath": ".status.summary.latencyP99", "priority": 1},
+        {"name": "Upstreams", "type": "string", "jsonPath": ".status.summary.upstreams", "priority": 1},
+        {"name": "Certs", "type": "string", "jsonPath": ".status.summary.certificates", "priority": 1},
+        {"name": "Config", "type": "string", "jsonPath": ".status.currentRevision", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+
+    spec: ZentinelSpec
+    status: ZentinelStatus = Field(default_factory=ZentinelStatus)
