@@ -14,9 +14,13 @@ from .cluster import Cluster, ClusterError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/cluster", description=__doc__)
-    parser.add_argument("--state-dir", type=Path, default=None,
-                        help="where the cluster keeps its files (default: $ZENTINEL_CLUSTER_DIR or "
-                             "~/.cache/zentinel-operator/cluster/default)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where the cluster keeps its files (default: $ZENTINEL_CLUSTER_DIR or "
+        "~/.cache/zentinel-operator/cluster/default)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build (or reuse from the cache) every binary the cluster needs")
     b.add_argument("tools", nargs="*", choices=[*tools.TOOLS, []], help="only these (default: all)")
@@ -25,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--timeout", type=float, default=180.0)
     sub.add_parser("down", help="stop every process and remove the cluster's files")
     sub.add_parser("status", help="print the state of each component; exit 0 when up, 3 when not")
-    sub.add_parser("env", help="print shell exports for KUBECONFIG and PATH (eval \"$(scripts/cluster env)\")")
+    sub.add_parser("env", help='print shell exports for KUBECONFIG and PATH (eval "$(scripts/cluster env)")')
     args = parser.parse_args(argv)
 
     cluster = Cluster(args.state_dir)

@@ -178,14 +178,14 @@ class Cluster:
         self, *args: str, input: str | None = None, check: bool = True, kubeconfig: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
         cmd = [str(tools.binary("kubectl")), "--kubeconfig", str(kubeconfig or self.kubeconfig), *args]
-        proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=120, check=False)
         if check and proc.returncode != 0:
             raise ClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc
 
     # --------------------------------------------------------------------- up
     def up(self, *, apiserver_port: int | None = None, timeout: float = 120.0, log: bool = True) -> None:
-        say = (lambda m: print(f"[cluster] {m}", flush=True)) if log else (lambda m: None)
+        say = _say if log else _quiet
         if self.is_up():
             say(f"already up at {self.server} (kubeconfig {self.kubeconfig})")
             return
@@ -194,7 +194,14 @@ class Cluster:
             self.down(log=log)
         missing = [
             b
-            for b in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
+            for b in (
+                "etcd",
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler",
+                "kwok",
+                "kubectl",
+            )
             if not _binary_exists(b)
         ]
         if missing:
@@ -216,7 +223,7 @@ class Cluster:
             self._wait(lambda: _http_ok(f"http://{LOOPBACK}:{ports.etcd_client}/health"), "etcd", timeout)
             say(f"starting kube-apiserver on https://{LOOPBACK}:{ports.apiserver}")
             self._start_apiserver(ports)
-            self._wait(lambda: self._ready_quiet(), "kube-apiserver", timeout)
+            self._wait(self._ready_quiet, "kube-apiserver", timeout)
             say("starting kube-controller-manager, kube-scheduler and kwok")
             self._start_controller_manager()
             self._start_scheduler()
@@ -242,8 +249,9 @@ class Cluster:
         if proc.returncode != 0:
             return False
         node = json.loads(proc.stdout)
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in node.get("status", {}).get("conditions", []))
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in node.get("status", {}).get("conditions", [])
+        )
         return ready and not node.get("spec", {}).get("taints")
 
     def _default_sa_exists(self) -> bool:
@@ -287,16 +295,27 @@ class Cluster:
             ip_addresses=(LOOPBACK, "10.96.0.1"),
             server=True,
         )
-        ca.issue_to(self.pki, "apiserver-kubelet-client", "kube-apiserver-kubelet-client",
-                    organizations=("system:masters",), client=True)
+        ca.issue_to(
+            self.pki,
+            "apiserver-kubelet-client",
+            "kube-apiserver-kubelet-client",
+            organizations=("system:masters",),
+            client=True,
+        )
         ca.issue_to(self.pki, "admin", "zentinel-admin", organizations=("system:masters",), client=True)
         ca.issue_to(self.pki, "developer", "developer", client=True)
         ca.issue_to(self.pki, "controller-manager", "system:kube-controller-manager", client=True)
         ca.issue_to(self.pki, "scheduler", "system:kube-scheduler", client=True)
         # kwok updates node and pod status for every node it manages: it acts as the kubelet.
         ca.issue_to(self.pki, "kwok", "kwok", organizations=("system:masters",), client=True)
-        ca.issue_to(self.pki, "kwok-serving", NODE_NAME, ip_addresses=(LOOPBACK,), dns_names=("localhost",),
-                    server=True)
+        ca.issue_to(
+            self.pki,
+            "kwok-serving",
+            NODE_NAME,
+            ip_addresses=(LOOPBACK,),
+            dns_names=("localhost",),
+            server=True,
+        )
         service_account_keypair(self.pki)
 
     def _kubeconfig_text(self, server: str, user: str) -> str:
@@ -354,81 +373,93 @@ class Cluster:
         data = self.state_dir / "etcd-data"
         peer = f"http://{LOOPBACK}:{ports.etcd_peer}"
         client = f"http://{LOOPBACK}:{ports.etcd_client}"
-        self._spawn("etcd", [
+        self._spawn(
             "etcd",
-            "--name=zentinel-dev",
-            f"--data-dir={data}",
-            f"--listen-client-urls={client}",
-            f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer}",
-            f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=zentinel-dev={peer}",
-            "--unsafe-no-fsync",  # a throwaway test store: speed over durability
-            "--log-level=warn",
-        ])
+            [
+                "etcd",
+                "--name=zentinel-dev",
+                f"--data-dir={data}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=zentinel-dev={peer}",
+                "--unsafe-no-fsync",  # a throwaway test store: speed over durability
+                "--log-level=warn",
+            ],
+        )
 
     def _start_apiserver(self, ports: Ports) -> None:
         p = self.pki
-        self._spawn("kube-apiserver", [
+        self._spawn(
             "kube-apiserver",
-            f"--etcd-servers=http://{LOOPBACK}:{ports.etcd_client}",
-            f"--bind-address={LOOPBACK}",
-            f"--advertise-address={LOOPBACK}",
-            f"--secure-port={ports.apiserver}",
-            f"--tls-cert-file={p / 'apiserver.crt'}",
-            f"--tls-private-key-file={p / 'apiserver.key'}",
-            f"--client-ca-file={p / 'ca.crt'}",
-            f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
-            f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
-            f"--kubelet-certificate-authority={p / 'ca.crt'}",
-            "--kubelet-preferred-address-types=InternalIP",
-            f"--service-account-key-file={p / 'sa.pub'}",
-            f"--service-account-signing-key-file={p / 'sa.key'}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--authorization-mode=Node,RBAC",
-            # Loopback cannot be advertised in the `kubernetes` Service endpoints; nothing in-cluster needs them.
-            "--endpoint-reconciler-type=none",
-            "--allow-privileged=true",
-            "--profiling=false",
-            "--v=1",
-        ])
+            [
+                "kube-apiserver",
+                f"--etcd-servers=http://{LOOPBACK}:{ports.etcd_client}",
+                f"--bind-address={LOOPBACK}",
+                f"--advertise-address={LOOPBACK}",
+                f"--secure-port={ports.apiserver}",
+                f"--tls-cert-file={p / 'apiserver.crt'}",
+                f"--tls-private-key-file={p / 'apiserver.key'}",
+                f"--client-ca-file={p / 'ca.crt'}",
+                f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
+                f"--kubelet-certificate-authority={p / 'ca.crt'}",
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--service-account-key-file={p / 'sa.pub'}",
+                f"--service-account-signing-key-file={p / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                # Loopback cannot be advertised in the `kubernetes` Service endpoints; nothing in-cluster needs them.
+                "--endpoint-reconciler-type=none",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
 
     def _start_controller_manager(self) -> None:
         p = self.pki
         kc = self.state_dir / "controller-manager.kubeconfig"
-        self._spawn("kube-controller-manager", [
+        self._spawn(
             "kube-controller-manager",
-            f"--kubeconfig={kc}",
-            f"--authentication-kubeconfig={kc}",
-            f"--authorization-kubeconfig={kc}",
-            f"--bind-address={LOOPBACK}",
-            "--secure-port=0",
-            "--leader-elect=false",
-            "--use-service-account-credentials=true",
-            f"--service-account-private-key-file={p / 'sa.key'}",
-            f"--root-ca-file={p / 'ca.crt'}",
-            f"--cluster-signing-cert-file={p / 'ca.crt'}",
-            f"--cluster-signing-key-file={p / 'ca.key'}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            # No cloud, no volumes, no node IPAM (kwok's node carries its podCIDR).
-            "--controllers=*,-nodeipam,-persistentvolume-binder,-attachdetach,"
-            "-persistentvolume-expander,-ephemeral-volume",
-            "--v=1",
-        ])
+            [
+                "kube-controller-manager",
+                f"--kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}",
+                f"--authorization-kubeconfig={kc}",
+                f"--bind-address={LOOPBACK}",
+                "--secure-port=0",
+                "--leader-elect=false",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={p / 'sa.key'}",
+                f"--root-ca-file={p / 'ca.crt'}",
+                f"--cluster-signing-cert-file={p / 'ca.crt'}",
+                f"--cluster-signing-key-file={p / 'ca.key'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # No cloud, no volumes, no node IPAM (kwok's node carries its podCIDR).
+                "--controllers=*,-nodeipam,-persistentvolume-binder,-attachdetach,"
+                "-persistentvolume-expander,-ephemeral-volume",
+                "--v=1",
+            ],
+        )
 
     def _start_scheduler(self) -> None:
         kc = self.state_dir / "scheduler.kubeconfig"
-        self._spawn("kube-scheduler", [
+        self._spawn(
             "kube-scheduler",
-            f"--kubeconfig={kc}",
-            f"--authentication-kubeconfig={kc}",
-            f"--authorization-kubeconfig={kc}",
-            f"--bind-address={LOOPBACK}",
-            "--secure-port=0",
-            "--leader-elect=false",
-            "--v=1",
-        ])
+            [
+                "kube-scheduler",
+                f"--kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}",
+                f"--authorization-kubeconfig={kc}",
+                f"--bind-address={LOOPBACK}",
+                "--secure-port=0",
+                "--leader-elect=false",
+                "--v=1",
+            ],
+        )
 
     def _create_node(self) -> None:
         node = {
@@ -459,24 +490,27 @@ class Cluster:
             self.kubectl("apply", "--server-side", "-f", str(crd))
         if not stages:
             raise ClusterError("kwok stage configs are missing from the tool cache; run `scripts/cluster build`")
-        self._spawn("kwok", [
+        self._spawn(
             "kwok",
-            f"--kubeconfig={self.state_dir / 'kwok.kubeconfig'}",
-            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            f"--cidr={POD_CIDR}",
-            f"--node-ip={LOOPBACK}",
-            f"--node-port={ports.kwok}",
-            f"--server-address={LOOPBACK}:{ports.kwok}",
-            f"--tls-cert-file={p / 'kwok-serving.crt'}",
-            f"--tls-private-key-file={p / 'kwok-serving.key'}",
-            "--node-lease-duration-seconds=40",
-            "--enable-crds=Logs",
-            *[f"--config={s}" for s in stages],
-        ])
+            [
+                "kwok",
+                f"--kubeconfig={self.state_dir / 'kwok.kubeconfig'}",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                f"--cidr={POD_CIDR}",
+                f"--node-ip={LOOPBACK}",
+                f"--node-port={ports.kwok}",
+                f"--server-address={LOOPBACK}:{ports.kwok}",
+                f"--tls-cert-file={p / 'kwok-serving.crt'}",
+                f"--tls-private-key-file={p / 'kwok-serving.key'}",
+                "--node-lease-duration-seconds=40",
+                "--enable-crds=Logs",
+                *[f"--config={s}" for s in stages],
+            ],
+        )
 
     # ------------------------------------------------------------------- down
     def down(self, *, log: bool = True, keep_logs: bool = False) -> None:
-        say = (lambda m: print(f"[cluster] {m}", flush=True)) if log else (lambda m: None)
+        say = _say if log else _quiet
         pids = self.pids()
         for name in reversed(COMPONENTS):
             pid = pids.get(name)
@@ -508,8 +542,10 @@ class Cluster:
         pids = self.pids()
         result: dict[str, object] = {
             "stateDir": str(self.state_dir),
-            "components": {name: {"pid": pids.get(name), "alive": bool(pids.get(name)) and _pid_alive(pids[name])}
-                           for name in COMPONENTS},
+            "components": {
+                name: {"pid": pids.get(name), "alive": bool(pids.get(name)) and _pid_alive(pids[name])}
+                for name in COMPONENTS
+            },
             "up": self.is_up(),
         }
         if result["up"]:
@@ -520,9 +556,25 @@ class Cluster:
         return result
 
     def env(self) -> dict[str, str]:
-        paths = sorted({str(tools.binary(b).parent) for b in ("kubectl", "kube-apiserver", "etcd", "kwok", "helm")
-                        if _binary_exists(b)})
-        return {"KUBECONFIG": str(self.kubeconfig), "PATH": os.pathsep.join([*paths, os.environ.get("PATH", "")])}
+        paths = sorted(
+            {
+                str(tools.binary(b).parent)
+                for b in ("kubectl", "kube-apiserver", "etcd", "kwok", "helm")
+                if _binary_exists(b)
+            }
+        )
+        return {
+            "KUBECONFIG": str(self.kubeconfig),
+            "PATH": os.pathsep.join([*paths, os.environ.get("PATH", "")]),
+        }
+
+
+def _say(message: str) -> None:
+    print(f"[cluster] {message}", flush=True)
+
+
+def _quiet(message: str) -> None:
+    pass
 
 
 def _binary_exists(name: str) -> bool:

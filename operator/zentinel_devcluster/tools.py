@@ -183,8 +183,8 @@ def _run_with_progress(cmd: Sequence[str], cwd: Path, env: dict[str, str], label
     t = threading.Thread(target=ticker, daemon=True)
     t.start()
     try:
-        for line in proc.stdout:
-            line = line.rstrip("\n")
+        for raw in proc.stdout:
+            line = raw.rstrip("\n")
             # `go build -v` prints one import path per compiled package; anything else is a message.
             if line and " " not in line and not line.startswith("#"):
                 compiled += 1
@@ -281,9 +281,7 @@ def binary(name: str) -> Path:
         if name in tool.binaries:
             path = tool_dir(tool) / "bin" / name
             if not path.exists():
-                raise ToolError(
-                    f"{name} is not built yet (expected at {path}); run `scripts/cluster build` first"
-                )
+                raise ToolError(f"{name} is not built yet (expected at {path}); run `scripts/cluster build` first")
             return path
     raise ToolError(f"unknown tool binary {name!r}")
 

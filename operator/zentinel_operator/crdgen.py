@@ -94,13 +94,13 @@ def to_structural(model: type[KModel]) -> dict[str, Any]:
     return result
 
 
-def _defaults_for_status(schema: dict[str, Any]) -> dict[str, Any]:
+def _without_defaults(node: Any) -> Any:
     """Status is written by the operator: no defaults (they would fill in on every read)."""
-    if isinstance(schema, dict):
-        schema = {k: _defaults_for_status(v) for k, v in schema.items() if k != "default"}
-    elif isinstance(schema, list):
-        return [_defaults_for_status(v) for v in schema]  # type: ignore[return-value]
-    return schema
+    if isinstance(node, dict):
+        return {k: _without_defaults(v) for k, v in node.items() if k != "default"}
+    if isinstance(node, list):
+        return [_without_defaults(v) for v in node]
+    return node
 
 
 def crd_for(model: type[Any]) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def crd_for(model: type[Any]) -> dict[str, Any]:
     status_model = fields["status"].annotation
     assert isinstance(spec_model, type) and isinstance(status_model, type)
     spec_schema = to_structural(spec_model)
-    status_schema = _defaults_for_status(to_structural(status_model))
+    status_schema: dict[str, Any] = _without_defaults(to_structural(status_model))
     spec_schema["description"] = spec_model.__doc__.strip() if spec_model.__doc__ else f"{model.kind} spec."
     status_schema["description"] = "Written by the operator."
     root = {
@@ -180,8 +180,13 @@ def _walk_reference(schema: dict[str, Any], path: str, required: set[str], rows:
             notes.append("one of " + ", ".join(f"`{v}`" for v in prop["enum"]))
         if "default" in prop and not isinstance(prop["default"], dict | list):
             notes.append(f"default `{prop['default']}`")
-        for k, label in (("minimum", "min"), ("maximum", "max"), ("minLength", "min length"),
-                         ("maxLength", "max length"), ("pattern", "pattern")):
+        for k, label in (
+            ("minimum", "min"),
+            ("maximum", "max"),
+            ("minLength", "min length"),
+            ("maxLength", "max length"),
+            ("pattern", "pattern"),
+        ):
             if k in prop:
                 notes.append(f"{label} `{prop[k]}`")
         if name in required:
@@ -191,8 +196,12 @@ def _walk_reference(schema: dict[str, Any], path: str, required: set[str], rows:
         rows.append(f"| `{full}` | {typ} | {desc}{extra} |".replace("\n", " "))
         child = prop.get("items", {}) if prop.get("type") == "array" else prop
         if child.get("properties"):
-            _walk_reference(child, full + ("[]" if prop.get("type") == "array" else ""),
-                            set(child.get("required", [])), rows)
+            _walk_reference(
+                child,
+                full + ("[]" if prop.get("type") == "array" else ""),
+                set(child.get("required", [])),
+                rows,
+            )
 
 
 def render_reference() -> str:
@@ -215,8 +224,12 @@ def render_reference() -> str:
             "",
             f"Short names: {', '.join('`' + s + '`' for s in names['shortNames'])}; category `{CATEGORY}`.",
             "",
-            "Columns of `kubectl get " + names["plural"] + "` (`-o wide` adds those marked wide): "
-            + ", ".join(c["name"] + (" (wide)" if c.get("priority") else "") for c in version["additionalPrinterColumns"])
+            "Columns of `kubectl get "
+            + names["plural"]
+            + "` (`-o wide` adds those marked wide): "
+            + ", ".join(
+                c["name"] + (" (wide)" if c.get("priority") else "") for c in version["additionalPrinterColumns"]
+            )
             + ".",
             "",
         ]
@@ -225,7 +238,7 @@ def render_reference() -> str:
             lines += [f"### {model.kind}.{part}", "", "| field | type | description |", "|---|---|---|"]
             rows: list[str] = []
             _walk_reference(sub, part, set(sub.get("required", [])), rows)
-            lines += rows + [""]
+            lines += [*rows, ""]
     return "\n".join(lines)
 
 
@@ -238,8 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "check":
         if drift:
             for p in drift:
-                print(f"drift: {p.relative_to(REPO_ROOT)} differs from the models; run "
-                      "`python -m zentinel_operator.crdgen write`", file=sys.stderr)
+                print(
+                    f"drift: {p.relative_to(REPO_ROOT)} differs from the models; run "
+                    "`python -m zentinel_operator.crdgen write`",
+                    file=sys.stderr,
+                )
             return 1
         print(f"crds: {len(rendered)} files match the models")
         return 0

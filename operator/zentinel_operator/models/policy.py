@@ -25,8 +25,12 @@ class Ladder(KModel):
 
     def rungs(self) -> list[tuple[Severity, float]]:
         """(severity, threshold), worst first, skipping unset rungs."""
-        values = [(Severity.SEV1, self.sev1), (Severity.SEV2, self.sev2),
-                  (Severity.SEV3, self.sev3), (Severity.SEV4, self.sev4)]
+        values = [
+            (Severity.SEV1, self.sev1),
+            (Severity.SEV2, self.sev2),
+            (Severity.SEV3, self.sev3),
+            (Severity.SEV4, self.sev4),
+        ]
         return [(s, v) for s, v in values if v is not None]
 
 
@@ -38,8 +42,8 @@ class Thresholds(KModel):
     error_rate: Ladder = Field(
         default_factory=lambda: Ladder(sev1=0.95, sev2=0.10, sev3=0.01),
         description=(
-            "Share of requests answered 5xx (`zentinel_requests_total{status=~\"5..\"}` plus Zentinel's own "
-            "`zentinel_blocked_requests_total{reason=~\"proxy_error_5..\"}`), higher is worse. Runbook: "
+            'Share of requests answered 5xx (`zentinel_requests_total{status=~"5.."}` plus Zentinel\'s own '
+            '`zentinel_blocked_requests_total{reason=~"proxy_error_5.."}`), higher is worse. Runbook: '
             "> 1 % SEV3, > 10 % SEV2; almost everything failing is a complete outage (SEV1)."
         ),
     )
@@ -99,7 +103,8 @@ class EscalationLevels(KModel):
         default_factory=list, description="Receivers paged when the response target passes unacknowledged."
     )
     management: list[str] = Field(
-        default_factory=list, description="Receivers told when the incident is still unresolved after `managementAfter`."
+        default_factory=list,
+        description="Receivers told when the incident is still unresolved after `managementAfter`.",
     )
     management_after: Duration | None = Field(
         default=None, description="Unresolved this long: management is told (runbook: SEV1 after 30 min)."
@@ -130,8 +135,12 @@ class ReceiverType(enum.StrEnum):
 
 
 class Receiver(KModel):
-    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-                      description="Name used in the escalation matrix.")
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Name used in the escalation matrix.",
+    )
     type: ReceiverType = Field(description="`Slack`, `PagerDuty`, `Webhook` or `Alertmanager`.")
     secret_ref: SecretKeyRef | None = Field(
         default=None,
@@ -149,7 +158,8 @@ class Receiver(KModel):
         ),
     )
     token_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Secret key holding a bearer token sent in `Authorization` (Webhook, Alertmanager)."
+        default=None,
+        description="Secret key holding a bearer token sent in `Authorization` (Webhook, Alertmanager).",
     )
 
 
@@ -181,8 +191,11 @@ class ConnectionLimitsPolicy(TemporaryActionPolicy):
 
 class MemoryLimitPolicy(ActionPolicy):
     factor: float = Field(default=1.5, gt=1, le=10, description="Multiply the container memory limit by this.")
-    cap: str = Field(default="4Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$",
-                     description="Never raise the limit above this quantity.")
+    cap: str = Field(
+        default="4Gi",
+        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$",
+        description="Never raise the limit above this quantity.",
+    )
 
 
 class RateLimitPolicy(TemporaryActionPolicy):
@@ -192,29 +205,40 @@ class RateLimitPolicy(TemporaryActionPolicy):
 
 class EjectTargetsPolicy(TemporaryActionPolicy):
     min_remaining_share: float = Field(
-        default=0.5, gt=0, le=1,
+        default=0.5,
+        gt=0,
+        le=1,
         description="Quorum guard: never leave fewer than this share of an upstream's targets in place.",
     )
 
 
 class RemediationActions(KModel):
-    config_rollback: ActionPolicy = Field(default_factory=ActionPolicy, description="Roll back to the last known good config.")
-    certificate_rotation: CertificateRotationPolicy = Field(default_factory=CertificateRotationPolicy,
-                                                            description="Re-issue expiring or invalid certificates.")
+    config_rollback: ActionPolicy = Field(
+        default_factory=ActionPolicy, description="Roll back to the last known good config."
+    )
+    certificate_rotation: CertificateRotationPolicy = Field(
+        default_factory=CertificateRotationPolicy, description="Re-issue expiring or invalid certificates."
+    )
     restart: ActionPolicy = Field(default_factory=ActionPolicy, description="Delete stuck pods or roll the Deployment.")
-    connection_limits: ConnectionLimitsPolicy = Field(default_factory=ConnectionLimitsPolicy,
-                                                      description="Lower connection limits (memory exhaustion).")
-    memory_limit: MemoryLimitPolicy = Field(default_factory=MemoryLimitPolicy,
-                                            description="Raise the container memory limit (OOMKilled).")
-    rate_limit: RateLimitPolicy = Field(default_factory=RateLimitPolicy,
-                                        description="Switch on rate limiting on affected routes.")
-    eject_targets: EjectTargetsPolicy = Field(default_factory=EjectTargetsPolicy,
-                                              description="Take unhealthy upstream targets out for a while.")
+    connection_limits: ConnectionLimitsPolicy = Field(
+        default_factory=ConnectionLimitsPolicy, description="Lower connection limits (memory exhaustion)."
+    )
+    memory_limit: MemoryLimitPolicy = Field(
+        default_factory=MemoryLimitPolicy, description="Raise the container memory limit (OOMKilled)."
+    )
+    rate_limit: RateLimitPolicy = Field(
+        default_factory=RateLimitPolicy, description="Switch on rate limiting on affected routes."
+    )
+    eject_targets: EjectTargetsPolicy = Field(
+        default_factory=EjectTargetsPolicy, description="Take unhealthy upstream targets out for a while."
+    )
 
 
 class Budget(KModel):
     per_zentinel: int = Field(default=3, ge=0, description="Actions per Zentinel per window.")
-    per_cluster: int = Field(default=10, ge=0, description="Actions across every Zentinel this policy selects, per window.")
+    per_cluster: int = Field(
+        default=10, ge=0, description="Actions across every Zentinel this policy selects, per window."
+    )
     window: Duration = Field(default="1h", description="Sliding window the budgets count over.")
 
 
@@ -227,20 +251,26 @@ class RemediationPolicy(KModel):
     budget: Budget = Field(default_factory=Budget, description="Remediation budgets.")
     cooldown: Duration = Field(default="10m", description="Minimum time between two actions on one Zentinel.")
     hold_off_after_change: Duration = Field(
-        default="5m", description="Do nothing while a rollout runs or for this long after someone else changed the config."
+        default="5m",
+        description="Do nothing while a rollout runs or for this long after someone else changed the config.",
     )
     proven_good_after: Duration = Field(
         default="10m",
-        description="A config revision is last-known-good once every pod ran Ready on it, with no open incident, this long.",
+        description=(
+            "A config revision is last-known-good once every pod ran Ready on it, with no open incident, this long."
+        ),
     )
-    verify_timeout: Duration = Field(default="3m", description="How long an action has to show recovery before the next step.")
+    verify_timeout: Duration = Field(
+        default="3m", description="How long an action has to show recovery before the next step."
+    )
     config_history_limit: int = Field(default=10, ge=2, le=100, description="Config revisions kept per Zentinel.")
 
 
 class Lifecycle(KModel):
     resolve_after: Duration = Field(default="5m", description="Signals healthy this long: the incident resolves.")
     reopen_window: Duration = Field(
-        default="1h", description="A resolved incident whose signal returns within this window is reopened (flapping)."
+        default="1h",
+        description="A resolved incident whose signal returns within this window is reopened (flapping).",
     )
     timeline_limit: int = Field(default=100, ge=10, le=1000, description="Timeline entries kept in status.")
 
@@ -258,8 +288,9 @@ class ZentinelIncidentPolicySpec(KModel):
     )
     priority: int = Field(default=0, description="Where several policies select one Zentinel, the highest wins.")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="The numbers behind each severity.")
-    response_targets: ResponseTargets = Field(default_factory=ResponseTargets,
-                                              description="Time to acknowledge per severity.")
+    response_targets: ResponseTargets = Field(
+        default_factory=ResponseTargets, description="Time to acknowledge per severity."
+    )
     receivers: list[Receiver] = Field(default_factory=list, description="Where notifications go.")
     escalation: EscalationMatrix = Field(default_factory=EscalationMatrix, description="Who is paged, and when.")
     remediation: RemediationPolicy = Field(default_factory=RemediationPolicy, description="What the operator may do.")
@@ -285,8 +316,12 @@ class ZentinelIncidentPolicy(KModel, CRDInfo):
     short_names: ClassVar[list[str]] = ["zipol"]
     description: ClassVar[str] = "Thresholds, escalation and remediation limits for the Zentinels it selects."
     printer_columns: ClassVar[list[dict[str, Any]]] = [
-        {"name": "Selected", "type": "integer", "jsonPath": ".status.selectedZentinels",
-         "description": "Zentinels this policy governs"},
+        {
+            "name": "Selected",
+            "type": "integer",
+            "jsonPath": ".status.selectedZentinels",
+            "description": "Zentinels this policy governs",
+        },
         {"name": "Mode", "type": "string", "jsonPath": ".spec.remediation.defaultMode"},
         {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

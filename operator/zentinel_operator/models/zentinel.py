@@ -18,7 +18,7 @@ class ReloadMode(enum.StrEnum):
 
 class IssuerType(enum.StrEnum):
     CERT_MANAGER = "CertManager"
-    CA_SECRET = "CASecret"
+    CA_SECRET = "CASecret"  # noqa: S105 - an issuer kind, not a secret
     SELF_SIGNED = "SelfSigned"
     EXTERNAL = "External"
 
@@ -84,18 +84,36 @@ class TLSRef(KModel):
     )
     issuer: Issuer = Field(default_factory=Issuer, description="How the certificate is (re-)issued.")
     port: int | None = Field(
-        default=None, ge=1, le=65535,
+        default=None,
+        ge=1,
+        le=65535,
         description="TLS port of the listener serving this certificate, for a handshake check against each pod.",
     )
     server_name: str | None = Field(default=None, description="SNI to send in the handshake check.")
 
 
 class AdminEndpoint(KModel):
-    port: int = Field(default=9090, ge=1, le=65535, description="Pod port serving metrics and the admin API.")
+    """Where each pod answers the operator: Zentinel's admin listener (routes with `builtin-handler`)
+    and its metrics server (`observability { metrics { address } }`), which may be separate ports."""
+
+    port: int = Field(
+        default=9090, ge=1, le=65535, description="Pod port of the admin listener (upstreams and config routes)."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Pod port serving Prometheus metrics; default: `port`."
+    )
     scheme: str = Field(default="http", pattern="^https?$", description="`http` or `https`.")
     metrics_path: str = Field(default="/metrics", pattern="^/", description="Prometheus exposition path.")
-    upstreams_path: str = Field(default="/admin/upstreams", pattern="^/", description="Upstream health JSON.")
-    config_path: str = Field(default="/admin/config", pattern="^/", description="Running config dump.")
+    upstreams_path: str = Field(
+        default="/admin/upstreams", pattern="^/", description='Route with `builtin-handler "upstreams"`.'
+    )
+    config_path: str = Field(
+        default="/admin/config", pattern="^/", description='Route with `builtin-handler "config"`.'
+    )
+
+    @property
+    def effective_metrics_port(self) -> int:
+        return self.metrics_port or self.port
 
 
 class ZentinelSpec(KModel):
@@ -167,7 +185,8 @@ class ZentinelStatus(KModel):
         default_factory=list, description="Bounded history of config revisions, newest last."
     )
     remediations: list[RemediationLedgerEntry] = Field(
-        default_factory=list, description="Recent remediation actions (budgets and cooldowns survive restarts)."
+        default_factory=list,
+        description="Recent remediation actions (budgets and cooldowns survive restarts).",
     )
 
 
@@ -180,8 +199,12 @@ class Zentinel(KModel, CRDInfo):
     printer_columns: ClassVar[list[dict[str, Any]]] = [
         {"name": "Workload", "type": "string", "jsonPath": ".spec.workload.name"},
         {"name": "Health", "type": "string", "jsonPath": ".status.health"},
-        {"name": "Open", "type": "integer", "jsonPath": ".status.openIncidents",
-         "description": "Open incidents"},
+        {
+            "name": "Open",
+            "type": "integer",
+            "jsonPath": ".status.openIncidents",
+            "description": "Open incidents",
+        },
         {"name": "Pods", "type": "string", "jsonPath": ".status.summary.pods"},
         {"name": "Errors", "type": "string", "jsonPath": ".status.summary.errorRate", "priority": 1},
         {"name": "P99", "type": "string", "jsonPath": ".status.summary.latencyP99", "priority": 1},

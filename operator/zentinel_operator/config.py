@@ -1,0 +1,54 @@
+"""Operator settings, read once from ``ZENTINEL_OPERATOR_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+PREFIX = "ZENTINEL_OPERATOR_"
+
+
+class Settings(BaseModel):
+    namespaces: list[str] = Field(default_factory=list, description="Namespaces to watch; empty: all.")
+    metrics_port: int = Field(default=8080, ge=0, le=65535, description="Operator's own /metrics (0: off).")
+    metrics_addr: str = "0.0.0.0"  # noqa: S104 - a pod listens on its own IP
+    liveness_endpoint: str | None = "http://0.0.0.0:8081/healthz"
+    scan_interval: float = Field(default=15.0, gt=0, description="Seconds between signal passes per Zentinel.")
+    scrape_timeout: float = Field(default=3.0, gt=0)
+    scrape_concurrency: int = Field(default=32, ge=1)
+    scrape_max_bytes: int = Field(default=8_000_000, ge=1024)
+    prometheus_url: str | None = None
+    webhook_enabled: bool = False
+    webhook_addr: str = "0.0.0.0"  # noqa: S104
+    webhook_port: int = 9443
+    webhook_host: str | None = Field(default=None, description="Host the API server reaches the webhook at.")
+    webhook_cert_dir: Path | None = Field(default=None, description="tls.crt/tls.key (and ca.crt) from the chart.")
+    webhook_managed: bool = Field(default=True, description="Let the operator create its webhook configuration.")
+    alert_intake_port: int = Field(default=0, ge=0, le=65535, description="Alertmanager webhook intake (0: off).")
+    alert_intake_token_file: Path | None = None
+    alert_intake_max_bytes: int = 1_000_000
+    annotation_prefix: str = "zentinel.io"
+    kopf_prefix: str = "operator.zentinel.io"
+    dev: bool = False
+
+
+def _parse(name: str, raw: str) -> object:
+    if name == "namespaces":
+        return [n.strip() for n in raw.split(",") if n.strip()]
+    return raw
+
+
+def load(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    values: dict[str, object] = {}
+    for field in Settings.model_fields:
+        key = PREFIX + field.upper()
+        if key in env:
+            values[field] = _parse(field, env[key])
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as e:
+        names = ", ".join(PREFIX + str(err["loc"][0]).upper() for err in e.errors())
+        raise SystemExit(f"invalid operator settings ({names}): {e}") from e

@@ -1,0 +1,62 @@
+"""Conditions per the Kubernetes API conventions: ``lastTransitionTime`` moves only when status flips."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from ..models.common import Condition, ConditionStatus
+
+
+def set_condition(
+    conditions: Sequence[Condition],
+    type_: str,
+    status: ConditionStatus | bool,
+    reason: str,
+    message: str,
+    *,
+    now: dt.datetime,
+    generation: int | None = None,
+) -> list[Condition]:
+    """Return a new list with ``type_`` set; other conditions are kept in order."""
+    if isinstance(status, bool):
+        status = ConditionStatus.TRUE if status else ConditionStatus.FALSE
+    result: list[Condition] = []
+    found = False
+    for cond in conditions:
+        if cond.type != type_:
+            result.append(cond)
+            continue
+        found = True
+        transition = cond.last_transition_time if cond.status == status and cond.last_transition_time else now
+        result.append(
+            Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=transition,
+                observed_generation=generation if generation is not None else cond.observed_generation,
+            )
+        )
+    if not found:
+        result.append(
+            Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now,
+                observed_generation=generation,
+            )
+        )
+    return result
+
+
+def get_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
+
+
+def is_true(conditions: Sequence[Condition], type_: str) -> bool:
+    cond = get_condition(conditions, type_)
+    return cond is not None and cond.status == ConditionStatus.TRUE

@@ -1,0 +1,1 @@
+"""Domain handlers: gather inputs, call the core, write results. Registered in ``registration``."""

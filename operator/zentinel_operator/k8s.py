@@ -1,0 +1,205 @@
+"""Thin, synchronous wrappers over the official Kubernetes client.
+
+Call these from sync kopf handlers (kopf runs them in a thread pool) or via ``asyncio.to_thread``;
+never straight from an async handler. Secret values returned here are handed to the code that
+needs them and are never logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from .models.common import GROUP, VERSION
+
+_configured = False
+
+
+def configure() -> None:
+    """Load in-cluster credentials, or the kubeconfig (``KUBECONFIG``) outside a cluster."""
+    global _configured  # noqa: PLW0603 - process-wide client configuration, set once at start-up
+    if _configured:
+        return
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    _configured = True
+
+
+@functools.cache
+def core() -> Any:
+    configure()
+    return kubernetes.client.CoreV1Api()
+
+
+@functools.cache
+def apps() -> Any:
+    configure()
+    return kubernetes.client.AppsV1Api()
+
+
+@functools.cache
+def custom() -> Any:
+    configure()
+    return kubernetes.client.CustomObjectsApi()
+
+
+@functools.cache
+def policy_api() -> Any:
+    configure()
+    return kubernetes.client.PolicyV1Api()
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A client model as the camelCase dict the API speaks."""
+    if isinstance(obj, dict):
+        return obj
+    result: dict[str, Any] = kubernetes.client.ApiClient().sanitize_for_serialization(obj)
+    return result
+
+
+def is_not_found(e: Exception) -> bool:
+    return isinstance(e, ApiException) and e.status == 404
+
+
+def is_conflict(e: Exception) -> bool:
+    return isinstance(e, ApiException) and e.status == 409
+
+
+# ------------------------------------------------------------------ custom objects
+def get_custom(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        result: dict[str, Any] = custom().get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    return result
+
+
+def list_custom(plural: str, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+    kwargs = {"label_selector": label_selector} if label_selector else {}
+    result = custom().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **kwargs)
+    items: list[dict[str, Any]] = result.get("items", [])
+    return items
+
+
+def create_custom(plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = custom().create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+    return result
+
+
+def patch_custom(plural: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, patch)
+    return result
+
+
+def patch_custom_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+    """Merge-patch ``.status`` through the status subresource."""
+    result: dict[str, Any] = custom().patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, plural, name, {"status": status}
+    )
+    return result
+
+
+# ------------------------------------------------------------------------ workloads
+def get_deployment(namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return to_dict(apps().read_namespaced_deployment(name, namespace))
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def list_pods(namespace: str, label_selector: str) -> list[dict[str, Any]]:
+    pods = core().list_namespaced_pod(namespace, label_selector=label_selector)
+    return [to_dict(p) for p in pods.items]
+
+
+def get_configmap(namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return to_dict(core().read_namespaced_config_map(name, namespace))
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def get_secret(namespace: str, name: str) -> dict[str, Any] | None:
+    """The Secret, base64 data included. Callers must never log or store its values."""
+    try:
+        return to_dict(core().read_namespaced_secret(name, namespace))
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def pod_log(namespace: str, pod: str, container: str | None, *, previous: bool, tail_lines: int) -> str | None:
+    try:
+        text: str = core().read_namespaced_pod_log(
+            pod, namespace, container=container, previous=previous, tail_lines=tail_lines, timestamps=True
+        )
+    except ApiException as e:
+        if e.status in (400, 404):
+            return None
+        raise
+    return text
+
+
+def label_selector_string(selector: dict[str, Any]) -> str:
+    """``matchLabels``/``matchExpressions`` as the query-string form the API takes."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+# --------------------------------------------------------------------------- events
+def post_event(
+    involved: dict[str, Any],
+    *,
+    reason: str,
+    message: str,
+    type_: str = "Normal",
+    now: dt.datetime | None = None,
+) -> None:
+    """A core/v1 Event on ``involved`` (a full object with apiVersion, kind and metadata)."""
+    meta = involved["metadata"]
+    now = now or dt.datetime.now(dt.UTC)
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": involved["apiVersion"],
+            "kind": involved["kind"],
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+        },
+        "reason": reason,
+        "message": message[:1024],
+        "type": type_,
+        "source": {"component": "zentinel-incident-operator"},
+        "reportingComponent": "zentinel.io/incident-operator",
+        "reportingInstance": "zentinel-incident-operator",
+        "firstTimestamp": now.isoformat(),
+        "lastTimestamp": now.isoformat(),
+        "count": 1,
+    }
+    core().create_namespaced_event(meta["namespace"], event)

@@ -1,0 +1,97 @@
+"""The CRDs are generated from the models, structural, and committed without drift."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from zentinel_operator import crdgen
+from zentinel_operator.models import ALL_KINDS
+
+
+def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        out.append((path, node))
+        for k, v in node.get("properties", {}).items():
+            out += _walk(v, f"{path}.{k}")
+        if "items" in node:
+            out += _walk(node["items"], f"{path}[]")
+        if isinstance(node.get("additionalProperties"), dict):
+            out += _walk(node["additionalProperties"], f"{path}{{}}")
+    return out
+
+
+@pytest.mark.parametrize("model", ALL_KINDS, ids=lambda m: m.kind)
+def test_schema_is_structural(model: type[Any]) -> None:
+    crd = crdgen.crd_for(model)
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    text = json.dumps(schema)
+    for forbidden in ("$ref", "anyOf", "oneOf", "allOf", "$defs", "const"):
+        assert forbidden not in text, forbidden
+    for path, node in _walk(schema):
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), f"{path} has no type"
+        for bound in ("exclusiveMinimum", "exclusiveMaximum"):
+            if bound in node:
+                assert isinstance(node[bound], bool), path
+
+
+def test_names_categories_and_short_names() -> None:
+    names = {m.kind: crdgen.crd_for(m)["spec"]["names"] for m in ALL_KINDS}
+    assert names["Zentinel"]["shortNames"] == ["zen"]
+    assert names["ZentinelIncidentPolicy"]["shortNames"] == ["zipol"]
+    assert names["ZentinelIncident"]["shortNames"] == ["zinc"]
+    assert all(n["categories"] == ["zentinel"] for n in names.values())
+
+
+def test_incident_printer_columns() -> None:
+    from zentinel_operator.models import ZentinelIncident
+
+    cols = crdgen.crd_for(ZentinelIncident)["spec"]["versions"][0]["additionalPrinterColumns"]
+    default = [c["name"] for c in cols if not c.get("priority")]
+    wide = [c["name"] for c in cols if c.get("priority")]
+    assert default == ["Severity", "Category", "Zentinel", "State", "Acked-By", "Age"]
+    assert {"Count", "Summary"} <= set(wide)
+
+
+def test_enums_and_required_fields_reach_the_schema() -> None:
+    from zentinel_operator.models import ZentinelIncident
+
+    schema = crdgen.crd_for(ZentinelIncident)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    spec = schema["properties"]["spec"]
+    assert set(spec["required"]) == {"zentinelRef", "category", "fingerprint"}
+    assert "HighErrorRate" in spec["properties"]["category"]["enum"]
+    status = schema["properties"]["status"]
+    assert status["properties"]["severity"]["enum"] == ["SEV1", "SEV2", "SEV3", "SEV4"]
+    conds = status["properties"]["conditions"]
+    assert conds["x-kubernetes-list-type"] == "map"
+    assert "default" not in json.dumps(status)
+
+
+def test_committed_files_match_the_models() -> None:
+    drift = [p for p, text in crdgen.render_crds().items() if not p.exists() or p.read_text() != text]
+    assert drift == [], f"run `python -m zentinel_operator.crdgen write`: {drift}"
+
+
+def test_check_mode_reports_drift(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    rendered = crdgen.render_crds()
+    moved = {tmp_path / p.name: text for p, text in rendered.items()}
+    for p, text in moved.items():
+        p.write_text(text)
+    victim = next(iter(moved))
+    victim.write_text(victim.read_text() + "# edited by hand\n")
+    monkeypatch.setattr(crdgen, "render_crds", lambda: moved)
+    monkeypatch.setattr(crdgen, "REPO_ROOT", tmp_path)
+    assert crdgen.main(["check"]) == 1
+    assert victim.name in capsys.readouterr().err
+    victim.write_text(moved[victim])
+    assert crdgen.main(["check"]) == 0
+
+
+def test_yaml_round_trips() -> None:
+    for path, text in crdgen.render_crds().items():
+        if path.suffix == ".yaml":
+            assert yaml.safe_load(text)["kind"] == "CustomResourceDefinition"
