@@ -1,0 +1,201 @@
+"""Typed snapshots of what the operator sees of one Zentinel, and the findings triage makes of them.
+
+The signal layer (``zentinel_operator.signals``) fills these from pods, metrics, ``/admin/upstreams``,
+certificates, the config and logs; :mod:`.triage` turns one into findings without any I/O. Every
+field that could not be observed is ``None`` ("unknown"), never a made-up zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+
+from ..models.common import Category, Severity
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerSignal:
+    name: str
+    ready: bool
+    running: bool
+    restart_count: int
+    waiting_reason: str | None = None  # CrashLoopBackOff, CreateContainerConfigError, ...
+    waiting_message: str | None = None
+    last_terminated_reason: str | None = None  # OOMKilled, Error, Completed
+    last_exit_code: int | None = None
+    last_terminated_message: str | None = None
+
+    @property
+    def crash_looping(self) -> bool:
+        return self.waiting_reason == "CrashLoopBackOff"
+
+    @property
+    def oom_killed(self) -> bool:
+        return self.last_terminated_reason == "OOMKilled" or self.last_exit_code == 137
+
+
+@dataclasses.dataclass(frozen=True)
+class PodSignal:
+    name: str
+    ip: str | None
+    phase: str
+    ready: bool
+    deleting: bool = False
+    container: ContainerSignal | None = None
+    restart_growth: int = 0  # restarts since the previous pass
+    config_revision: str | None = None  # revision the pod template was rolled with, where known
+
+    @property
+    def process_running(self) -> bool:
+        """The runbook's "Is the proxy process running?" for this pod."""
+        if self.phase != "Running" or self.deleting:
+            return False
+        return self.container is None or self.container.running
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadSignal:
+    exists: bool
+    desired: int = 0
+    updated: int = 0
+    available: int = 0
+    rolling_out: bool = False
+    max_unavailable: int = 1
+    max_surge: int = 1
+    memory_limit_bytes: int | None = None
+    generation: int | None = None
+    observed_generation: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteSignal:
+    route: str
+    requests: float  # in the interval
+    errors: float  # 5xx answers plus Zentinel's own proxy errors, in the interval
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests > 0 else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricsSignal:
+    """Rates over the interval between two passes, summed over every pod that answered."""
+
+    available: bool
+    error: str | None = None  # why metrics are unavailable, for a person
+    pods_scraped: int = 0
+    pods_failed: int = 0
+    interval_seconds: float | None = None  # None on the first pass: no rates yet
+    requests: float | None = None
+    errors: float | None = None
+    routes: tuple[RouteSignal, ...] = ()
+    latency_p99_seconds: float | None = None
+    open_connections: float | None = None
+    memory_bytes: float | None = None  # the largest pod's zentinel_memory_usage_bytes
+    circuit_breakers_open: int | None = None  # None: not exported or flat zero (unknown)
+    requests_per_second: float | None = None
+    baseline_requests_per_second: float | None = None  # slow moving average, for spikes
+    proxy_errors: dict[str, float] = dataclasses.field(default_factory=dict)  # "502" -> count
+    version: str | None = None  # zentinel_build_info{version}
+
+    @property
+    def error_rate(self) -> float | None:
+        if self.requests is None or self.errors is None:
+            return None
+        return self.errors / self.requests if self.requests > 0 else 0.0
+
+
+class TargetStatus(enum.StrEnum):
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    UNKNOWN = "unknown"
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSignal:
+    upstream: str
+    address: str
+    status: TargetStatus
+    failure_rate: float | None = None
+    last_error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class UpstreamsSignal:
+    available: bool
+    error: str | None = None
+    targets: tuple[TargetSignal, ...] = ()
+
+    def upstream_ids(self) -> list[str]:
+        return sorted({t.upstream for t in self.targets})
+
+    def targets_of(self, upstream: str) -> list[TargetSignal]:
+        return [t for t in self.targets if t.upstream == upstream]
+
+
+@dataclasses.dataclass(frozen=True)
+class CertificateSignal:
+    name: str  # the Zentinel's tls[].name
+    secret: str
+    present: bool
+    error: str | None = None  # malformed, missing keys, ...
+    not_after: dt.datetime | None = None
+    days_left: float | None = None
+    key_matches: bool | None = None
+    chain_valid: bool | None = None
+    chain_error: str | None = None
+    sans: tuple[str, ...] = ()
+    served_matches: bool | None = None  # a handshake against a pod served this certificate
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigSignal:
+    present: bool
+    revision: str | None = None
+    valid: bool = True
+    errors: tuple[str, ...] = ()
+    changed_at: dt.datetime | None = None
+    last_known_good: str | None = None
+
+
+class LogCause(enum.StrEnum):
+    CONFIG_ERROR = "config_error"
+    CONFIG_REJECTED = "config_rejected"  # a reload refused a bad file; the old config keeps serving
+    ADDRESS_IN_USE = "address_in_use"
+    CERTIFICATE_ERROR = "certificate_error"
+    OUT_OF_MEMORY = "out_of_memory"
+
+
+@dataclasses.dataclass(frozen=True)
+class LogMatch:
+    pod: str
+    container: str
+    previous: bool
+    cause: LogCause
+    line: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    namespace: str
+    zentinel: str
+    observed_at: dt.datetime
+    workload: WorkloadSignal
+    pods: tuple[PodSignal, ...] = ()
+    metrics: MetricsSignal | None = None
+    upstreams: UpstreamsSignal | None = None
+    certificates: tuple[CertificateSignal, ...] = ()
+    config: ConfigSignal | None = None
+    logs: tuple[LogMatch, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    category: Category
+    severity: Severity
+    summary: str
+    evidence: tuple[str, ...] = ()
+    subjects: tuple[str, ...] = ()  # pods, targets, routes or certificates concerned
+    config_caused: bool = False  # a hint for remediation: the trouble follows a config change

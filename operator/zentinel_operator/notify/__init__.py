@@ -1,0 +1,1 @@
+"""Escalate: notification receivers and alert intake."""

@@ -1,0 +1,1 @@
+"""Respond: remediation actions and their guardrails."""

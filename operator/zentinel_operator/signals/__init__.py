@@ -1,0 +1,1 @@
+"""Observe: turn pods, metrics, upstream health, certificates, config and logs into snapshots."""
