@@ -29,6 +29,23 @@ class Approval(KModel):
 
 
 class ZentinelIncidentSpec(KModel):
+    """Identity of the incident (written by the operator) and what people ask of it."""
+
+    model_config = KModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.severityOverride) || has(self.severityOverrideReason)",
+                    "message": "spec.severityOverrideReason is required when spec.severityOverride is set",
+                },
+                {
+                    "rule": "self.fingerprint == oldSelf.fingerprint && self.category == oldSelf.category",
+                    "message": "spec.fingerprint and spec.category are immutable",
+                },
+            ]
+        }
+    }
+
     zentinel_ref: ZentinelRef = Field(description="The Zentinel in trouble.")
     category: Category = Field(description="What kind of trouble, from the runbook's triage tree.")
     fingerprint: str = Field(min_length=1, description="Zentinel + category; one open incident per fingerprint.")
@@ -39,6 +56,12 @@ class ZentinelIncidentSpec(KModel):
     resolved_by: str | None = Field(default=None, description="Set by a person to resolve by hand.")
     resolution_note: str | None = Field(default=None, max_length=4096, description="Why it was resolved by hand.")
     approvals: list[Approval] = Field(default_factory=list, description="Approvals of pending remediations.")
+    severity_override: Severity | None = Field(
+        default=None, description="Set by a person to change the severity; needs `severityOverrideReason`."
+    )
+    severity_override_reason: str | None = Field(
+        default=None, min_length=3, max_length=1024, description="Why the severity was changed by hand."
+    )
 
 
 class TimelineEntry(KModel):
@@ -114,6 +137,11 @@ class ZentinelIncidentStatus(KModel):
     resolved_by: str | None = Field(default=None, description="`operator` or the person who resolved it.")
     response_due_at: dt.datetime | None = Field(default=None, description="Acknowledge by then or it escalates.")
     escalation_level: str | None = Field(default=None, description="Highest level reached.")
+    candidate_severity: Severity | None = Field(
+        default=None, description="A lower severity the signals show; applied once it holds for `resolveAfter`."
+    )
+    candidate_since: dt.datetime | None = Field(default=None, description="Since when the lower severity holds.")
+    severity_reason: str | None = Field(default=None, description="Why the severity is what it is now.")
     findings: list[FindingRecord] = Field(default_factory=list, description="Latest findings behind it.")
     conditions: list[Condition] = Field(
         default_factory=list,
