@@ -106,7 +106,7 @@ def _without_defaults(node: Any) -> Any:
 def crd_for(model: type[Any]) -> dict[str, Any]:
     assert issubclass(model, CRDInfo) and issubclass(model, KModel)
     fields = model.model_fields
-    spec_model = fields["spec"].annotation
+    spec_model = fields["spec"].annotation  # metadata is the API server's; only spec and status are ours
     status_model = fields["status"].annotation
     assert isinstance(spec_model, type) and isinstance(status_model, type)
     spec_schema = to_structural(spec_model)

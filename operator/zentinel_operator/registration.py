@@ -7,11 +7,18 @@ from typing import Any
 
 import kopf
 
-from . import config, k8s
+from . import config, k8s, webhook
+from . import operator_metrics as metrics
+from .core.policy_checks import check_policy, check_zentinel
+from .handlers import policies as policy_handlers
 from .handlers import zentinel as zentinel_handlers
 from .models.common import GROUP, VERSION
+from .signals.gather import GatherSettings
 
 SETTINGS = config.load()
+ZENTINELS = "zentinels"
+POLICIES = "zentinelincidentpolicies"
+INCIDENTS = "zentinelincidents"
 
 
 @kopf.on.startup()
@@ -25,8 +32,19 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.peering.standalone = True
+    if SETTINGS.webhook_enabled:
+        settings.admission.server = webhook.server(SETTINGS)
+        settings.admission.managed = "validating.zentinel.io" if SETTINGS.webhook_managed else None
     k8s.configure()
+    metrics.serve(SETTINGS.metrics_port, SETTINGS.metrics_addr)
     memo.settings = SETTINGS
+    memo.passes = zentinel_handlers.PassContext(
+        gather=GatherSettings(
+            scrape_timeout=SETTINGS.scrape_timeout,
+            scrape_concurrency=SETTINGS.scrape_concurrency,
+            scrape_max_bytes=SETTINGS.scrape_max_bytes,
+        )
+    )
 
 
 @kopf.on.probe(id="alive")
@@ -34,6 +52,57 @@ def alive(**_: Any) -> bool:
     return True
 
 
-@kopf.timer(GROUP, VERSION, "zentinels", interval=SETTINGS.scan_interval, initial_delay=0.0)
-async def zentinel_pass(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-    await zentinel_handlers.reconcile(body, logger)  # type: ignore[arg-type]
+# ------------------------------------------------------------------------------- indexes
+@kopf.index(GROUP, VERSION, POLICIES)
+def policy_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {namespace or "": dict(body)}
+
+
+@kopf.index(GROUP, VERSION, ZENTINELS)
+def zentinel_index(
+    namespace: str | None, name: str, labels: kopf.Labels, **_: Any
+) -> dict[str, tuple[str, dict[str, str]]]:
+    return {namespace or "": (name, dict(labels))}
+
+
+# ------------------------------------------------------------------------------ Zentinels
+@kopf.timer(GROUP, VERSION, ZENTINELS, interval=SETTINGS.scan_interval, initial_delay=0.0)
+async def zentinel_pass(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
+    policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
+    await zentinel_handlers.reconcile(body, ctx=memo.passes, policies=list(policies.get(namespace or "", [])))
+
+
+# ------------------------------------------------------------------------------- policies
+@kopf.timer(GROUP, VERSION, POLICIES, interval=max(SETTINGS.scan_interval, 5.0), initial_delay=0.0)
+def policy_pass(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
+    zentinels: kopf.Index[str, tuple[str, dict[str, str]]] = kwargs["zentinel_index"]
+    policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
+    ns = namespace or ""
+    policy_handlers.reconcile(body, zentinels=list(zentinels.get(ns, [])), policies=list(policies.get(ns, [])))
+
+
+# ------------------------------------------------------------------------------ incidents
+@kopf.on.event(GROUP, VERSION, INCIDENTS)
+def incident_seen(event: kopf.RawEvent, **_: Any) -> None:
+    obj = event["object"]
+    meta = obj.get("metadata", {})
+    if event["type"] == "DELETED":
+        metrics.OPEN_INCIDENTS.forget(meta.get("namespace", ""), meta.get("name", ""))
+    else:
+        metrics.OPEN_INCIDENTS.update(meta.get("namespace", ""), meta.get("name", ""), obj.get("status"))
+
+
+# ------------------------------------------------------------------------------ admission
+if SETTINGS.webhook_enabled:
+
+    @kopf.on.validate(GROUP, VERSION, POLICIES, operations=["CREATE", "UPDATE"])
+    def validate_policy(spec: kopf.Spec, **_: Any) -> None:
+        problems = check_policy(dict(spec))
+        if problems:
+            raise kopf.AdmissionError("; ".join(problems), code=422)
+
+    @kopf.on.validate(GROUP, VERSION, ZENTINELS, operations=["CREATE", "UPDATE"])
+    def validate_zentinel(spec: kopf.Spec, **_: Any) -> None:
+        problems = check_zentinel(dict(spec))
+        if problems:
+            raise kopf.AdmissionError("; ".join(problems), code=422)

@@ -234,12 +234,16 @@ def step(
     generation: int | None,
     remediating: bool = False,
     new_occurrence: bool = False,
+    signal_known: bool = True,
 ) -> Outcome:
     """Advance an existing incident by one observation.
 
     ``finding`` is what triage says about this incident's category now (None: signal absent).
     ``new_occurrence`` marks a deduplicated repeat that did not come from the continuous signal
     (for example a second alert delivery with a new start time); it counts like a recurrence.
+    ``signal_known=False`` says the signal could not be observed this pass (no metric rates yet
+    after a restart, an endpoint down): the signal state is left as it is, but people's input and
+    escalation timers are still handled. Unknown is never taken for healthy.
     """
     st = status.model_copy(deep=True)
     st.observed_generation = generation
@@ -286,7 +290,9 @@ def step(
         )
 
     # --- the signal
-    if finding is not None:
+    if not signal_known:
+        pass
+    elif finding is not None:
         recurred = st.healthy_since is not None or new_occurrence
         if recurred:
             st.count += 1

@@ -1,70 +1,93 @@
-"""Reconcile one ``Zentinel``: observe its workload and write its status."""
+"""One pass over one ``Zentinel``: observe -> assess -> record -> (respond, escalate) -> status.
+
+Level-based: every pass decides from the current objects, so a restarted operator or a missed
+event changes nothing. The pure decisions live in ``core``; this module gathers and writes.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
 from .. import k8s
-from ..core.conditions import set_condition
+from .. import operator_metrics as metrics
+from ..core.patches import merge_patch
+from ..core.selection import choose_policy
+from ..core.triage import triage
+from ..core.zstatus import build_status, observable_categories
 from ..models import Zentinel
-from ..models.common import ConditionStatus
-from ..models.zentinel import SignalSummary, ZentinelStatus
+from ..models.policy import ZentinelIncidentPolicySpec
+from ..models.zentinel import ZentinelStatus
+from ..signals.gather import GatherSettings, PassMemory, gather
+from . import incidents
+
+log = logging.getLogger(__name__)
 
 
-def parse(body: Any) -> Zentinel:
+@dataclasses.dataclass
+class PassContext:
+    """What passes share: settings, per-Zentinel memory and the notifier."""
+
+    gather: GatherSettings
+    memories: dict[tuple[str, str], PassMemory] = dataclasses.field(default_factory=dict)
+    notifier: Any = None  # notify.dispatch.Dispatcher once started
+
+    def memory(self, namespace: str, name: str) -> PassMemory:
+        return self.memories.setdefault((namespace, name), PassMemory())
+
+
+def parse(body: Mapping[str, Any]) -> Zentinel:
     try:
         return Zentinel.model_validate(dict(body))
     except ValidationError as e:
         raise kopf.PermanentError(f"invalid Zentinel spec: {e}") from e
 
 
-async def reconcile(body: Any, logger: logging.Logger) -> None:
+def policy_for(zen: Zentinel, policies: Sequence[Mapping[str, Any]]) -> tuple[str | None, ZentinelIncidentPolicySpec]:
+    chosen = choose_policy(zen.metadata.labels, policies)
+    if chosen is None:
+        return None, ZentinelIncidentPolicySpec()
+    return str(chosen["metadata"]["name"]), ZentinelIncidentPolicySpec.model_validate(chosen.get("spec") or {})
+
+
+async def reconcile(
+    body: Mapping[str, Any], *, ctx: PassContext, policies: Sequence[Mapping[str, Any]], now: dt.datetime | None = None
+) -> None:
+    started = time.monotonic()
     zen = parse(body)
-    meta = body["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    deployment = await asyncio.to_thread(k8s.get_deployment, namespace, zen.spec.workload.name)
-    status = zen.status.model_copy(deep=True)
-    if deployment is None:
-        status.summary = SignalSummary(pods="0/0", observed_at=now)
-        status.conditions = set_condition(
-            status.conditions,
-            "Healthy",
-            ConditionStatus.FALSE,
-            "WorkloadMissing",
-            f"Deployment {zen.spec.workload.name} does not exist",
-            now=now,
-            generation=meta.get("generation"),
-        )
-    else:
-        selector = k8s.label_selector_string(deployment["spec"]["selector"])
-        pods = await asyncio.to_thread(k8s.list_pods, namespace, selector)
-        desired = int(deployment["spec"].get("replicas", 1))
-        ready = sum(1 for p in pods if _pod_ready(p))
-        status.summary = SignalSummary(pods=f"{ready}/{desired}", observed_at=now)
-        healthy = ready >= desired > 0
-        status.conditions = set_condition(
-            status.conditions,
-            "Healthy",
-            healthy,
-            "PodsReady" if healthy else "PodsNotReady",
-            f"{ready} of {desired} pods Ready",
-            now=now,
-            generation=meta.get("generation"),
-        )
-    status.observed_generation = meta.get("generation")
-    await write_status(namespace, name, zen.status, status, logger)
-
-
-def _pod_ready(pod: dict[str, Any]) -> bool:
-    conds = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+    now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    _, policy = policy_for(zen, policies)
+    memory = ctx.memory(zen.metadata.namespace, zen.metadata.name)
+    snapshot = await gather(zen, memory, now=now, settings=ctx.gather)
+    findings = triage(snapshot, policy.thresholds)
+    observable = observable_categories(snapshot)
+    recorded = await asyncio.to_thread(
+        incidents.record,
+        namespace=zen.metadata.namespace,
+        zentinel=zen.metadata.name,
+        zentinel_obj=dict(body),
+        policy=policy,
+        findings=findings,
+        observable=observable,
+        now=now,
+    )
+    metrics.observe(recorded.metrics)
+    for name, note in recorded.notifications:
+        if ctx.notifier is not None:
+            await ctx.notifier.submit(zen.metadata.namespace, name, note, policy)
+        else:
+            log.info("%s: %s to %s (%s)", name, note.event, ",".join(note.receivers) or "nobody", note.level)
+    status = build_status(zen.status, snapshot, findings, recorded.open, now=now, generation=zen.metadata.generation)
+    await write_status(zen.metadata.namespace, zen.metadata.name, zen.status, status)
+    metrics.PASS_SECONDS.observe(time.monotonic() - started)
 
 
 def _comparable(status: ZentinelStatus) -> dict[str, Any]:
@@ -73,12 +96,10 @@ def _comparable(status: ZentinelStatus) -> dict[str, Any]:
     return data
 
 
-async def write_status(
-    namespace: str, name: str, old: ZentinelStatus, new: ZentinelStatus, logger: logging.Logger
-) -> bool:
+async def write_status(namespace: str, name: str, old: ZentinelStatus, new: ZentinelStatus) -> bool:
     """Patch ``.status`` only when something other than the observation time changed."""
     if _comparable(old) == _comparable(new):
         return False
-    await asyncio.to_thread(k8s.patch_custom_status, "zentinels", namespace, name, new.dump())
-    logger.debug("status updated")
+    patch = merge_patch(old.dump(), new.dump())
+    await asyncio.to_thread(k8s.patch_custom_status, "zentinels", namespace, name, patch)
     return True

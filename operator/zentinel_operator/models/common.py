@@ -116,6 +116,19 @@ class SecretKeyRef(KModel):
     key: str = Field(min_length=1, description="Key inside the Secret's data.")
 
 
+class Meta(KModel):
+    """The parts of ``metadata`` the operator reads."""
+
+    name: str = ""
+    namespace: str = ""
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    creation_timestamp: dt.datetime | None = None
+    deletion_timestamp: dt.datetime | None = None
+
+
 class CRDInfo:
     """Metadata that turns a model into a CustomResourceDefinition."""
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from .common import Category, Condition, CRDInfo, KModel, ObjectName, Severity
+from .common import Category, Condition, CRDInfo, KModel, Meta, ObjectName, Severity
 
 
 class IncidentState(enum.StrEnum):
@@ -176,5 +176,6 @@ class ZentinelIncident(KModel, CRDInfo):
         {"name": "Summary", "type": "string", "jsonPath": ".status.summary", "priority": 1},
     ]
 
+    metadata: Meta = Field(default_factory=Meta)
     spec: ZentinelIncidentSpec
     status: ZentinelIncidentStatus = Field(default_factory=ZentinelIncidentStatus)

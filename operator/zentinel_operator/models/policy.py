@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from .common import Condition, CRDInfo, Duration, KModel, LabelSelector, SecretKeyRef, Severity
+from .common import Condition, CRDInfo, Duration, KModel, LabelSelector, Meta, SecretKeyRef, Severity
 
 
 class Ladder(KModel):
@@ -327,5 +327,6 @@ class ZentinelIncidentPolicy(KModel, CRDInfo):
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
 
+    metadata: Meta = Field(default_factory=Meta)
     spec: ZentinelIncidentPolicySpec = Field(default_factory=ZentinelIncidentPolicySpec)
     status: ZentinelIncidentPolicyStatus = Field(default_factory=ZentinelIncidentPolicyStatus)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from .common import Condition, CRDInfo, KModel, ObjectName
+from .common import Condition, CRDInfo, KModel, Meta, ObjectName
 
 
 class ReloadMode(enum.StrEnum):
@@ -214,5 +214,6 @@ class Zentinel(KModel, CRDInfo):
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
 
+    metadata: Meta = Field(default_factory=Meta)
     spec: ZentinelSpec
     status: ZentinelStatus = Field(default_factory=ZentinelStatus)

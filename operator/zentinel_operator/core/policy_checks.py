@@ -1,0 +1,174 @@
+"""What a schema cannot say about a policy or a Zentinel, checked at admission time (pure).
+
+Each problem is reported as ``spec.<field path>: <rule>`` so that a refused ``kubectl apply``
+names the field and the rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..models.common import LabelSelector
+from ..models.policy import Ladder, ReceiverType, ZentinelIncidentPolicySpec
+from ..models.zentinel import ZentinelSpec
+from .durations import DurationError, parse_duration
+
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+# (field, higher_is_worse, upper bound)
+_LADDERS: tuple[tuple[str, str, bool, float | None], ...] = (
+    ("error_rate", "errorRate", True, 1.0),
+    ("failing_routes", "failingRoutes", True, None),
+    ("latency_p99_seconds", "latencyP99Seconds", True, None),
+    ("memory_share_of_limit", "memoryShareOfLimit", True, 1.0),
+    ("unhealthy_upstream_share", "unhealthyUpstreamShare", True, 1.0),
+    ("certificate_days_left", "certificateDaysLeft", False, None),
+    ("traffic_spike_factor", "trafficSpikeFactor", True, None),
+)
+
+
+def _pydantic_errors(prefix: str, e: ValidationError) -> list[str]:
+    out = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        out.append(f"{prefix}.{loc}: {err['msg']}" if loc else f"{prefix}: {err['msg']}")
+    return out
+
+
+def _ladder_order(path: str, ladder: Ladder, higher_is_worse: bool, upper: float | None) -> list[str]:
+    problems = []
+    rungs = ladder.rungs()
+    for sev, value in rungs:
+        if upper is not None and value > upper:
+            problems.append(f"{path}.{sev.value.lower()}: {value} is above the maximum {upper}")
+    for (worse, worse_v), (better, better_v) in zip(rungs, rungs[1:], strict=False):
+        if higher_is_worse and not worse_v > better_v:
+            problems.append(
+                f"{path}: {worse.value.lower()} ({worse_v}) must be greater than {better.value.lower()} ({better_v}); "
+                "a worse severity needs a worse value"
+            )
+        if not higher_is_worse and not worse_v < better_v:
+            problems.append(
+                f"{path}: {worse.value.lower()} ({worse_v}) must be less than {better.value.lower()} ({better_v}); "
+                "a worse severity needs fewer days left"
+            )
+    return problems
+
+
+def check_selector(selector: LabelSelector, path: str) -> list[str]:
+    problems = []
+    for key, value in selector.match_labels.items():
+        if not _LABEL_KEY.match(key):
+            problems.append(f"{path}.matchLabels: {key!r} is not a valid label key")
+        if len(value) > 63 or not _LABEL_VALUE.match(value):
+            problems.append(f"{path}.matchLabels.{key}: {value!r} is not a valid label value")
+    for i, expr in enumerate(selector.match_expressions):
+        where = f"{path}.matchExpressions[{i}]"
+        if not _LABEL_KEY.match(expr.key):
+            problems.append(f"{where}.key: {expr.key!r} is not a valid label key")
+        if expr.operator in ("In", "NotIn"):
+            if not expr.values:
+                problems.append(f"{where}.values: operator {expr.operator} needs at least one value")
+        elif expr.operator in ("Exists", "DoesNotExist"):
+            if expr.values:
+                problems.append(f"{where}.values: operator {expr.operator} takes no values")
+        else:
+            problems.append(
+                f"{where}.operator: {expr.operator!r} is not one of In, NotIn, Exists, DoesNotExist"
+            )
+    return problems
+
+
+def _duration_fields(spec: ZentinelIncidentPolicySpec) -> list[tuple[str, str | None, bool]]:
+    """(path, value, must be positive) for every duration in a policy."""
+    r = spec.remediation
+    a = r.actions
+    fields: list[tuple[str, str | None, bool]] = [
+        ("spec.responseTargets.sev1", spec.response_targets.sev1, True),
+        ("spec.responseTargets.sev2", spec.response_targets.sev2, True),
+        ("spec.responseTargets.sev3", spec.response_targets.sev3, True),
+        ("spec.responseTargets.sev4", spec.response_targets.sev4, True),
+        ("spec.lifecycle.resolveAfter", spec.lifecycle.resolve_after, False),
+        ("spec.lifecycle.reopenWindow", spec.lifecycle.reopen_window, False),
+        ("spec.evidence.retention", spec.evidence.retention, True),
+        ("spec.remediation.budget.window", r.budget.window, True),
+        ("spec.remediation.cooldown", r.cooldown, False),
+        ("spec.remediation.holdOffAfterChange", r.hold_off_after_change, False),
+        ("spec.remediation.provenGoodAfter", r.proven_good_after, False),
+        ("spec.remediation.verifyTimeout", r.verify_timeout, True),
+        ("spec.remediation.actions.connectionLimits.ttl", a.connection_limits.ttl, True),
+        ("spec.remediation.actions.rateLimit.ttl", a.rate_limit.ttl, True),
+        ("spec.remediation.actions.ejectTargets.ttl", a.eject_targets.ttl, True),
+    ]
+    for sev in ("sev1", "sev2", "sev3", "sev4"):
+        levels = getattr(spec.escalation, sev)
+        fields.append((f"spec.escalation.{sev}.managementAfter", levels.management_after, True))
+    return fields
+
+
+def check_policy(spec_body: Mapping[str, Any]) -> list[str]:
+    """Every problem with a ``ZentinelIncidentPolicy`` spec; empty when it is acceptable."""
+    try:
+        spec = ZentinelIncidentPolicySpec.model_validate(dict(spec_body))
+    except ValidationError as e:
+        return _pydantic_errors("spec", e)
+    problems: list[str] = []
+    thresholds = spec.thresholds
+    for attr, name, higher, upper in _LADDERS:
+        problems += _ladder_order(f"spec.thresholds.{name}", getattr(thresholds, attr), higher, upper)
+    for path, value, positive in _duration_fields(spec):
+        if value is None:
+            continue
+        try:
+            delta = parse_duration(value)
+        except DurationError as e:
+            problems.append(f"{path}: {e}")
+            continue
+        if positive and delta.total_seconds() <= 0:
+            problems.append(f"{path}: must be longer than zero")
+    names = [r.name for r in spec.receivers]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"spec.receivers: the name {dup!r} is used more than once")
+    for i, rec in enumerate(spec.receivers):
+        where = f"spec.receivers[{i}]"
+        if rec.type in (ReceiverType.SLACK, ReceiverType.PAGERDUTY) and rec.secret_ref is None:
+            what = "the incoming-webhook URL" if rec.type == ReceiverType.SLACK else "the routing key"
+            problems.append(f"{where}.secretRef: a {rec.type.value} receiver needs a Secret key holding {what}")
+        if rec.type == ReceiverType.WEBHOOK and rec.secret_ref is None and rec.url is None:
+            problems.append(f"{where}: a Webhook receiver needs url or secretRef (a Secret key holding the URL)")
+        if rec.type == ReceiverType.ALERTMANAGER and rec.url is None:
+            problems.append(f"{where}.url: an Alertmanager receiver needs Alertmanager's base URL")
+    known = set(names)
+    for sev in ("sev1", "sev2", "sev3", "sev4"):
+        levels = getattr(spec.escalation, sev)
+        for level in ("primary", "secondary", "management"):
+            for j, receiver in enumerate(getattr(levels, level)):
+                if receiver not in known:
+                    problems.append(
+                        f"spec.escalation.{sev}.{level}[{j}]: receiver {receiver!r} is not defined in spec.receivers"
+                    )
+        if levels.management and not levels.management_after:
+            problems.append(f"spec.escalation.{sev}.managementAfter: required when management receivers are set")
+    problems += check_selector(spec.selector, "spec.selector")
+    b = spec.remediation.budget
+    if b.per_cluster < b.per_zentinel:
+        problems.append(
+            f"spec.remediation.budget.perCluster: {b.per_cluster} is below perZentinel ({b.per_zentinel})"
+        )
+    return problems
+
+
+def check_zentinel(spec_body: Mapping[str, Any]) -> list[str]:
+    try:
+        ZentinelSpec.model_validate(dict(spec_body))
+    except ValidationError as e:
+        return _pydantic_errors("spec", e)
+    return []

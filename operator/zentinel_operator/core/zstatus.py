@@ -1,0 +1,115 @@
+"""The Zentinel's own status from a snapshot, its findings and its open incidents (pure)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from ..models.common import Category, ConditionStatus, Severity
+from ..models.incident import ZentinelIncident
+from ..models.zentinel import SignalSummary, ZentinelStatus
+from .conditions import set_condition
+from .snapshot import Finding, Snapshot
+
+
+def observable_categories(snapshot: Snapshot) -> set[Category]:
+    """Categories whose signal was really observed this pass; for the others, unknown is not healthy."""
+    cats = {Category.METRICS_UNAVAILABLE}
+    if snapshot.workload.exists:
+        cats |= {Category.PROCESS_CRASH, Category.HEALTH_CHECK_FAILURE, Category.MEMORY_EXHAUSTION}
+    m = snapshot.metrics
+    if m is not None and m.available and m.interval_seconds is not None:
+        cats |= {Category.HIGH_ERROR_RATE, Category.PERFORMANCE_DEGRADATION, Category.TRAFFIC_SPIKE}
+    if snapshot.upstreams is not None and snapshot.upstreams.available:
+        cats.add(Category.UPSTREAM_FAILURE)
+    if snapshot.certificates:
+        cats |= {Category.CERTIFICATE_EXPIRING, Category.CERTIFICATE_INVALID}
+    if snapshot.config is not None:
+        cats.add(Category.CONFIG_ERROR)
+    return cats
+
+
+def _pct(value: float | None) -> str | None:
+    return None if value is None else f"{value * 100:.2f}%"
+
+
+def summary(snapshot: Snapshot, now: dt.datetime) -> SignalSummary:
+    ready = sum(1 for p in snapshot.pods if p.ready and not p.deleting)
+    m = snapshot.metrics
+    u = snapshot.upstreams
+    certs = [c for c in snapshot.certificates if c.days_left is not None]
+    soonest = min(certs, key=lambda c: c.days_left or 0.0) if certs else None
+    cfg = snapshot.config
+    return SignalSummary(
+        pods=f"{ready}/{snapshot.workload.desired}" if snapshot.workload.exists else "no workload",
+        error_rate=(_pct(m.error_rate) if m and m.available and m.interval_seconds else
+                    ("unavailable" if m and not m.available else None)),
+        latency_p99=(f"{m.latency_p99_seconds * 1000:.0f}ms" if m and m.latency_p99_seconds is not None else None),
+        upstreams=(f"{sum(1 for t in u.targets if t.status == 'healthy')}/{len(u.targets)} healthy"
+                   if u and u.available else ("unavailable" if u else None)),
+        certificates=(f"{soonest.name}: {soonest.days_left:.0f}d left" if soonest else None),
+        config=(f"{cfg.revision} {'valid' if cfg.valid else 'INVALID'}" if cfg and cfg.present and cfg.revision
+                else ("missing" if cfg and not cfg.present else None)),
+        observed_at=now,
+    )
+
+
+def health(open_incidents: Sequence[ZentinelIncident]) -> str:
+    severities = [i.status.severity for i in open_incidents if i.status.severity]
+    if not severities:
+        return "Healthy"
+    if Severity.SEV1 in severities:
+        return "Down"
+    return "Degraded"
+
+
+def build_status(
+    old: ZentinelStatus,
+    snapshot: Snapshot,
+    findings: Sequence[Finding],
+    open_incidents: Sequence[ZentinelIncident],
+    *,
+    now: dt.datetime,
+    generation: int | None,
+) -> ZentinelStatus:
+    st = old.model_copy(deep=True)
+    st.observed_generation = generation
+    st.summary = summary(snapshot, now)
+    st.health = health(open_incidents)
+    st.open_incidents = len(open_incidents)
+    st.incidents = sorted(i.metadata.name for i in open_incidents)
+    by_cat = {f.category: f for f in findings}
+
+    def cond(type_: str, bad: list[Category], ok_reason: str, ok_message: str, known: bool) -> None:
+        hits = [by_cat[c] for c in bad if c in by_cat]
+        if hits:
+            worst = min(hits, key=lambda f: f.severity.rank)
+            st.conditions = set_condition(st.conditions, type_, False, worst.category.value, worst.summary,
+                                          now=now, generation=generation)
+        elif known:
+            st.conditions = set_condition(st.conditions, type_, True, ok_reason, ok_message, now=now,
+                                          generation=generation)
+        else:
+            st.conditions = set_condition(st.conditions, type_, ConditionStatus.UNKNOWN, "NotObserved",
+                                          "No data for this signal yet", now=now, generation=generation)
+
+    observable = observable_categories(snapshot)
+    worst_open = min((i.status.severity for i in open_incidents if i.status.severity), key=lambda s: s.rank,
+                     default=None)
+    if worst_open is None and not findings:
+        st.conditions = set_condition(st.conditions, "Healthy", True, "NoOpenIncidents", "No open incidents",
+                                      now=now, generation=generation)
+    else:
+        worst_f = min(findings, key=lambda f: f.severity.rank) if findings else None
+        reason = worst_f.category.value if worst_f else "OpenIncidents"
+        message = worst_f.summary if worst_f else f"{len(open_incidents)} open incident(s), signals recovering"
+        st.conditions = set_condition(st.conditions, "Healthy", False, reason, message, now=now,
+                                      generation=generation)
+    cond("ConfigValid", [Category.CONFIG_ERROR], "ConfigValid",
+         f"Config {snapshot.config.revision} parses and passes structural checks" if snapshot.config else "",
+         Category.CONFIG_ERROR in observable)
+    cond("CertificatesValid", [Category.CERTIFICATE_INVALID, Category.CERTIFICATE_EXPIRING], "CertificatesValid",
+         f"{len(snapshot.certificates)} certificate(s) valid", Category.CERTIFICATE_INVALID in observable)
+    cond("UpstreamsHealthy", [Category.UPSTREAM_FAILURE], "AllTargetsHealthy", "Every upstream target healthy",
+         Category.UPSTREAM_FAILURE in observable)
+    return st

@@ -1,0 +1,238 @@
+"""Record findings as ``ZentinelIncident`` objects: create, update, reopen, resolve.
+
+Synchronous (the official client): the Zentinel pass runs :func:`record` in a worker thread. The
+lifecycle decisions are :mod:`zentinel_operator.core.lifecycle`'s; this module reads the current
+objects, calls it, and writes only what changed. Incidents carry labels for their Zentinel,
+category and fingerprint, so one list call per pass finds them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from .. import k8s
+from ..core import lifecycle as lc
+from ..core.patches import merge_patch
+from ..core.snapshot import Finding
+from ..models import API_VERSION, ZentinelIncident
+from ..models.common import Category, Severity
+from ..models.incident import ZentinelIncidentStatus
+from ..models.policy import ZentinelIncidentPolicySpec
+
+PLURAL = "zentinelincidents"
+LABEL_ZENTINEL = "zentinel.io/zentinel"
+LABEL_CATEGORY = "zentinel.io/category"
+LABEL_FINGERPRINT = "zentinel.io/fingerprint"
+ANN_ACKNOWLEDGED_BY = "zentinel.io/acknowledged-by"
+ANN_RESOLVED_BY = "zentinel.io/resolved-by"
+ANN_RESOLUTION_NOTE = "zentinel.io/resolution-note"
+
+log = logging.getLogger(__name__)
+
+# Creators in this process take turns; creators in other processes are kept apart by the API
+# (create by name, 409 on a taken name, retry with the next number).
+_create_lock = threading.Lock()
+
+
+@dataclasses.dataclass
+class Recorded:
+    """What one pass did: the incidents still open, and effects for the caller to carry out."""
+
+    open: list[ZentinelIncident] = dataclasses.field(default_factory=list)
+    notifications: list[tuple[str, lc.Notification]] = dataclasses.field(default_factory=list)
+    metrics: list[lc.MetricNote] = dataclasses.field(default_factory=list)
+    created: list[str] = dataclasses.field(default_factory=list)
+
+
+def human_input(obj: Mapping[str, Any]) -> lc.HumanInput:
+    """People's input from the spec (kubectl patch, CLI) or the annotations (kubectl annotate)."""
+    spec = obj.get("spec") or {}
+    ann = (obj.get("metadata") or {}).get("annotations") or {}
+    override = spec.get("severityOverride")
+    return lc.HumanInput(
+        acknowledged_by=spec.get("acknowledgedBy") or ann.get(ANN_ACKNOWLEDGED_BY) or None,
+        resolved_by=spec.get("resolvedBy") or ann.get(ANN_RESOLVED_BY) or None,
+        resolution_note=spec.get("resolutionNote") or ann.get(ANN_RESOLUTION_NOTE) or None,
+        severity_override=Severity(override) if override else None,
+        severity_override_reason=spec.get("severityOverrideReason"),
+    )
+
+
+def _day(now: dt.datetime) -> dt.date:
+    return now.astimezone(dt.UTC).date()
+
+
+def create_incident(
+    namespace: str,
+    *,
+    zentinel: str,
+    category: Category,
+    now: dt.datetime,
+    source: str = "operator",
+    use_lock: bool = True,
+) -> str:
+    """Create the incident object under the next free ``inc-YYYYMMDD-NNN`` name; return the name."""
+    fp = lc.fingerprint(zentinel, category)
+    lock = _create_lock if use_lock else threading.Lock()
+    with lock:
+        existing = [i["metadata"]["name"] for i in k8s.list_custom(PLURAL, namespace)]
+        name = lc.next_incident_name(_day(now), existing)
+        for _ in range(1000):
+            body = {
+                "apiVersion": API_VERSION,
+                "kind": "ZentinelIncident",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": {
+                        LABEL_ZENTINEL: zentinel,
+                        LABEL_CATEGORY: category.value,
+                        LABEL_FINGERPRINT: lc.fingerprint_label(fp),
+                        "app.kubernetes.io/managed-by": "zentinel-incident-operator",
+                    },
+                },
+                "spec": {"zentinelRef": {"name": zentinel}, "category": category.value, "fingerprint": fp,
+                         "source": source},
+            }
+            try:
+                k8s.create_custom(PLURAL, namespace, body)
+            except Exception as e:
+                if k8s.is_conflict(e):
+                    name = lc.name_after(name)
+                    continue
+                raise
+            return name
+    raise RuntimeError(f"no free incident name left for {_day(now)} in {namespace}")
+
+
+def _parse(obj: Mapping[str, Any]) -> ZentinelIncident | None:
+    try:
+        return ZentinelIncident.model_validate(dict(obj))
+    except ValidationError as e:
+        log.warning("ignoring malformed incident %s: %s", obj.get("metadata", {}).get("name"), e)
+        return None
+
+
+def write_status(obj: Mapping[str, Any], old: ZentinelIncidentStatus, new: ZentinelIncidentStatus) -> bool:
+    patch = merge_patch(old.dump(), new.dump())
+    if not patch:
+        return False
+    meta = obj["metadata"]
+    k8s.patch_custom_status(PLURAL, meta["namespace"], meta["name"], patch)
+    return True
+
+
+def _post_events(obj: Mapping[str, Any], zentinel_obj: Mapping[str, Any] | None, events: Iterable[lc.EventNote],
+                 now: dt.datetime) -> None:
+    for ev in events:
+        involved = {"apiVersion": API_VERSION, "kind": "ZentinelIncident", "metadata": obj["metadata"]}
+        try:
+            k8s.post_event(involved, reason=ev.reason, message=ev.message, type_=ev.type, now=now)
+            if zentinel_obj is not None and ev.reason in {"IncidentDetected", "IncidentResolved",
+                                                          "IncidentEscalated", "IncidentReopened"}:
+                name = obj["metadata"]["name"]
+                k8s.post_event(dict(zentinel_obj), reason=ev.reason, message=f"{name}: {ev.message}", type_=ev.type,
+                               now=now)
+        except Exception as e:  # events are best effort; the incident status is the record
+            log.warning("could not post event %s: %s", ev.reason, e)
+
+
+def _advance(
+    obj: Mapping[str, Any],
+    model: ZentinelIncident,
+    *,
+    finding: Finding | None,
+    signal_known: bool,
+    policy: ZentinelIncidentPolicySpec,
+    now: dt.datetime,
+    zentinel_obj: Mapping[str, Any] | None,
+    result: Recorded,
+    remediating: bool,
+) -> ZentinelIncident:
+    category = model.spec.category
+    generation = (obj.get("metadata") or {}).get("generation")
+    if model.status.detected_at is None:
+        # Created, but the operator stopped before it wrote the status: finish the job now.
+        first = finding or Finding(category=category, severity=Severity.SEV4,
+                                   summary="signal gone before the incident was fully recorded")
+        outcome = lc.new_incident(first, now=now, policy=policy, generation=generation)
+    else:
+        outcome = lc.step(
+            model.status,
+            category=category,
+            finding=finding,
+            human=human_input(obj),
+            now=now,
+            policy=policy,
+            generation=generation,
+            remediating=remediating,
+            signal_known=signal_known,
+        )
+    write_status(obj, model.status, outcome.status)
+    _post_events(obj, zentinel_obj, outcome.events, now)
+    name = obj["metadata"]["name"]
+    result.notifications += [(name, n) for n in outcome.notifications]
+    result.metrics += outcome.metrics
+    updated = model.model_copy(update={"status": outcome.status})
+    if lc.is_open(outcome.status):
+        result.open.append(updated)
+    return updated
+
+
+def record(
+    *,
+    namespace: str,
+    zentinel: str,
+    zentinel_obj: Mapping[str, Any] | None,
+    policy: ZentinelIncidentPolicySpec,
+    findings: Iterable[Finding],
+    observable: set[Category],
+    now: dt.datetime,
+    remediating: set[Category] | None = None,
+) -> Recorded:
+    """One pass for one Zentinel: every finding lands on exactly one incident of its fingerprint."""
+    remediating = remediating or set()
+    result = Recorded()
+    items = k8s.list_custom(PLURAL, namespace, f"{LABEL_ZENTINEL}={zentinel}")
+    parsed = [(obj, m) for obj in items if (m := _parse(obj)) is not None]
+    parsed.sort(key=lambda pair: pair[0]["metadata"]["name"])
+    handled: set[str] = set()
+
+    for finding in findings:
+        cat = finding.category
+        same = [(o, m) for o, m in parsed if m.spec.category == cat and m.spec.zentinel_ref.name == zentinel]
+        open_ones = [(o, m) for o, m in same if lc.is_open(m.status)]
+        if open_ones:
+            obj, model = open_ones[0]
+        else:
+            resolved = sorted(
+                ((o, m) for o, m in same if m.status.resolved_at is not None),
+                key=lambda pair: pair[1].status.resolved_at or now,
+            )
+            if resolved and lc.can_reopen(resolved[-1][1].status, now=now, policy=policy):
+                obj, model = resolved[-1]
+            else:
+                name = create_incident(namespace, zentinel=zentinel, category=cat, now=now)
+                result.created.append(name)
+                obj = k8s.get_custom(PLURAL, namespace, name) or {}
+                model = ZentinelIncident.model_validate(obj)
+                parsed.append((obj, model))
+        handled.add(obj["metadata"]["name"])
+        _advance(obj, model, finding=finding, signal_known=True, policy=policy, now=now, zentinel_obj=zentinel_obj,
+                 result=result, remediating=cat in remediating)
+
+    for obj, model in parsed:
+        if obj["metadata"]["name"] in handled or not lc.is_open(model.status):
+            continue
+        cat = model.spec.category
+        known = model.spec.source == "operator" and cat in observable
+        _advance(obj, model, finding=None, signal_known=known, policy=policy, now=now, zentinel_obj=zentinel_obj,
+                 result=result, remediating=cat in remediating)
+    return result

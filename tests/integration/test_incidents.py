@@ -1,0 +1,237 @@
+"""The incident lifecycle against the real API server, with the operator as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+
+import pytest
+
+from support import crash
+from support.kube import Kube, deployment, running_pods, wait_for
+from support.operator import OperatorProcess
+
+pytestmark = pytest.mark.integration
+
+
+def zentinel(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "zentinel.io/v1alpha1",
+        "kind": "Zentinel",
+        "metadata": {"name": name, "labels": labels or {"tier": "edge"}},
+        "spec": {"workload": {"name": name}, "config": {"configMapName": f"{name}-config"}},
+    }
+
+
+def policy(name: str = "edge", **spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "selector": {"matchLabels": {"tier": "edge"}},
+        "receivers": [
+            {"name": "oncall", "type": "Webhook", "url": "http://127.0.0.1:9/oncall"},
+            {"name": "lead", "type": "Webhook", "url": "http://127.0.0.1:9/lead"},
+        ],
+        "escalation": {
+            "sev1": {"primary": ["oncall"], "secondary": ["lead"], "managementAfter": "30m"},
+            "sev2": {"primary": ["oncall"], "secondary": ["lead"]},
+        },
+        "lifecycle": {"resolveAfter": "3s", "reopenWindow": "10m"},
+    }
+    base.update(spec)
+    return {
+        "apiVersion": "zentinel.io/v1alpha1",
+        "kind": "ZentinelIncidentPolicy",
+        "metadata": {"name": name},
+        "spec": base,
+    }
+
+
+def incidents(kube: Kube, namespace: str) -> list[dict[str, Any]]:
+    return kube.list("zentinelincidents", namespace)
+
+
+def open_incident(kube: Kube, namespace: str, category: str) -> dict[str, Any] | None:
+    for inc in incidents(kube, namespace):
+        st = inc.get("status") or {}
+        if inc["spec"]["category"] == category and st.get("state") and not st.get("resolvedAt"):
+            return inc
+    return None
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next((c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == type_), None)
+
+
+def setup_edge(kube: Kube, namespace: str, replicas: int = 3, **policy_spec: Any) -> list[dict[str, Any]]:
+    kube.apply(policy(**policy_spec), namespace)
+    kube.apply(deployment("edge", replicas=replicas), namespace)
+    pods = running_pods(kube, namespace, "app=edge", replicas)
+    kube.apply(zentinel("edge"), namespace)
+    return pods
+
+
+def test_crash_loop_opens_one_sev1_incident_shown_by_kubectl(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    pods = setup_edge(kube, namespace)
+    for p in pods:
+        crash.crash_loop(kube, p, restarts=5)
+    inc = wait_for(lambda: open_incident(kube, namespace, "ProcessCrash"), timeout=60, what="ProcessCrash incident")
+    assert inc["status"]["severity"] == "SEV1"
+    assert inc["metadata"]["name"].startswith("inc-")
+    out = kube.run("get", "zentinelincidents", "-n", namespace).stdout
+    header = out.splitlines()[0].split()
+    assert header == ["NAME", "SEVERITY", "CATEGORY", "ZENTINEL", "STATE", "ACKED-BY", "AGE"]
+    row = next(line for line in out.splitlines() if inc["metadata"]["name"] in line).split()
+    assert row[1:5] == ["SEV1", "ProcessCrash", "edge", "Detected"]
+    wide = kube.run("get", "zinc", "-n", namespace, "-o", "wide").stdout.splitlines()[0]
+    assert "COUNT" in wide and "SUMMARY" in wide
+    zen_out = kube.run("get", "zentinel", "-n", namespace).stdout
+    assert "zentinel.zentinel.io/edge" in zen_out and "zentinelincident.zentinel.io/inc-" in zen_out
+    zen_row = kube.run("get", "zen", "edge", "-n", namespace).stdout.splitlines()
+    assert zen_row[0].split()[:4] == ["NAME", "WORKLOAD", "HEALTH", "OPEN"]
+    wait_for(
+        lambda: "Down" in kube.run("get", "zen", "edge", "-n", namespace).stdout,
+        timeout=30,
+        what="Zentinel health Down",
+    )
+    # Only one incident for this fingerprint however many passes ran.
+    wait_for(lambda: True, timeout=1)
+    assert len([i for i in incidents(kube, namespace) if i["spec"]["category"] == "ProcessCrash"]) == 1
+
+
+def test_recurrence_counts_on_the_same_incident_and_recovery_resolves(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    pods = setup_edge(kube, namespace)
+    crash.crash_loop(kube, pods[0], restarts=4)
+    inc = wait_for(lambda: open_incident(kube, namespace, "ProcessCrash"), timeout=60, what="incident")
+    assert inc["status"]["severity"] == "SEV3"  # one of three pods
+    name = inc["metadata"]["name"]
+    crash.recover(kube, pods[0])
+    wait_for(
+        lambda: (kube.get("zinc", name, namespace) or {}).get("status", {}).get("state") == "Monitoring",
+        timeout=30,
+        what="Monitoring",
+    )
+    crash.crash_loop(kube, pods[0], restarts=6)
+    inc = wait_for(
+        lambda: (o := kube.get("zinc", name, namespace)) and o["status"].get("count") == 2 and o,
+        timeout=30,
+        what="count 2",
+    )
+    assert inc["status"]["state"] == "Detected"
+    assert len(incidents(kube, namespace)) == 1
+    crash.recover(kube, pods[0])
+    done = wait_for(
+        lambda: (o := kube.get("zinc", name, namespace)) and o["status"].get("resolvedAt") and o,
+        timeout=60,
+        what="resolution",
+    )
+    assert done["status"]["state"] == "Resolved"
+    assert condition(done, "Resolved")["status"] == "True"  # type: ignore[index]
+
+
+def test_acknowledge_by_kubectl_and_mtta_metric(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
+    pods = setup_edge(kube, namespace)
+    crash.crash_loop(kube, pods[1], restarts=4)
+    inc = wait_for(lambda: open_incident(kube, namespace, "ProcessCrash"), timeout=60, what="incident")
+    name = inc["metadata"]["name"]
+    kube.run("annotate", "zinc", name, "-n", namespace, "zentinel.io/acknowledged-by=alice")
+    acked = wait_for(
+        lambda: (o := kube.get("zinc", name, namespace)) and o["status"].get("acknowledgedBy") and o,
+        timeout=30,
+        what="acknowledgement",
+    )
+    cond = condition(acked, "Acknowledged")
+    assert cond and cond["status"] == "True" and "alice" in cond["message"]
+    assert acked["status"]["state"] == "Acknowledged"
+    row = next(x for x in kube.run("get", "zinc", "-n", namespace).stdout.splitlines() if name in x)
+    assert "alice" in row.split()
+    metrics = operator.metrics()
+    line = next(
+        x for x in metrics.splitlines() if x.startswith('zentinel_operator_acknowledge_seconds_count{severity="SEV3"}')
+    )
+    assert float(line.split()[-1]) == 1.0
+
+
+def test_unacknowledged_past_target_escalates(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
+    pods = setup_edge(kube, namespace, responseTargets={"sev1": "3s", "sev2": "3s", "sev3": "3s", "sev4": "3s"})
+    crash.crash_loop(kube, pods[0], restarts=4)
+    inc = wait_for(lambda: open_incident(kube, namespace, "ProcessCrash"), timeout=60, what="incident")
+    name = inc["metadata"]["name"]
+    esc = wait_for(
+        lambda: (
+            (o := kube.get("zinc", name, namespace))
+            and (c := condition(o, "Escalated"))
+            and c["status"] == "True"
+            and o
+        ),
+        timeout=30,
+        what="Escalated=True",
+    )
+    assert esc["status"]["escalationLevel"] == "secondary"
+    assert condition(esc, "Escalated")["reason"] == "ResponseTargetMissed"  # type: ignore[index]
+    assert 'zentinel_operator_escalations_total{level="secondary",severity="SEV3"} 1.0' in operator.metrics()
+
+
+def test_restart_mid_lifecycle_loses_and_duplicates_nothing(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    pods = setup_edge(kube, namespace)
+    crash.crash_loop(kube, pods[0], restarts=4)
+    inc = wait_for(lambda: open_incident(kube, namespace, "ProcessCrash"), timeout=60, what="incident")
+    name = inc["metadata"]["name"]
+    kube.run("annotate", "zinc", name, "-n", namespace, "zentinel.io/acknowledged-by=bob")
+    wait_for(
+        lambda: (kube.get("zinc", name, namespace) or {}).get("status", {}).get("acknowledgedBy"),
+        timeout=30,
+        what="ack",
+    )
+    before = kube.get("zinc", name, namespace)
+    operator.kill()
+    operator.start()
+    time.sleep(5)  # several passes (1 s interval) of the new process
+    after = kube.get("zinc", name, namespace)
+    assert after is not None and before is not None
+    assert [i["metadata"]["name"] for i in incidents(kube, namespace)] == [name]
+    for key in ("detectedAt", "acknowledgedAt", "acknowledgedBy", "count", "severity"):
+        assert after["status"][key] == before["status"][key], key
+    detected = [t for t in after["status"]["timeline"] if t["type"] == "Detected"]
+    assert len(detected) == 1
+    ack_cond_before = condition(before, "Acknowledged")
+    ack_cond_after = condition(after, "Acknowledged")
+    assert ack_cond_before and ack_cond_after
+    assert ack_cond_after["lastTransitionTime"] == ack_cond_before["lastTransitionTime"]
+
+
+def test_racing_creators_get_distinct_names(kube: Kube, namespace: str) -> None:
+    """Two processes create incidents for the same day at once: create-by-name plus retry on 409."""
+    script = textwrap.dedent(f"""
+        import datetime as dt, json, sys
+        from zentinel_operator.handlers.incidents import create_incident
+        from zentinel_operator.models.common import Category
+        now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+        names = [create_incident({namespace!r}, zentinel="edge-" + sys.argv[1], category=Category.HIGH_ERROR_RATE,
+                                 now=now, use_lock=False) for _ in range(8)]
+        print(json.dumps(names))
+    """)
+    env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for i in range(2)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        results += json.loads(out)
+    assert len(results) == 16 and len(set(results)) == 16
+    assert all(r.startswith("inc-20261127-") for r in results)
+    assert sorted(results) == [f"inc-20261127-{i:03d}" for i in range(1, 17)]

@@ -1,0 +1,100 @@
+"""The operator as a real process (``python -m zentinel_operator run``) for integration tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from .kube import wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OperatorProcess:
+    """The operator as a real process (``python -m zentinel_operator run``) against the cluster."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, log_dir: Path, extra_env: dict[str, str]) -> None:
+        self.kubeconfig = kubeconfig
+        self.namespace = namespace
+        self.log_dir = log_dir
+        self.metrics_port = free_port()
+        self.probe_port = free_port()
+        self.extra_env = extra_env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / f"operator-{self.starts}.log"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "KUBECONFIG": str(self.kubeconfig),
+                "ZENTINEL_OPERATOR_NAMESPACES": self.namespace,
+                "ZENTINEL_OPERATOR_METRICS_PORT": str(self.metrics_port),
+                "ZENTINEL_OPERATOR_METRICS_ADDR": "127.0.0.1",
+                "ZENTINEL_OPERATOR_LIVENESS_ENDPOINT": f"http://127.0.0.1:{self.probe_port}/healthz",
+                "ZENTINEL_OPERATOR_SCAN_INTERVAL": "1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        self.starts += 1
+        out = self.log_file.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "zentinel_operator", "run", "--verbose"],
+            env=self.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        out.close()
+        wait_for(self._alive, timeout=60, what="operator liveness probe")
+
+    def _alive(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"operator exited with {self.proc.returncode}:\n{self.logs()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.probe_port}/healthz", timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, as a crashed or evicted pod."""
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("operator-*.log")))
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
