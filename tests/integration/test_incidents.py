@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from support import crash
+from support import configs, crash
 from support.kube import Kube, deployment, running_pods, wait_for
 from support.operator import OperatorProcess
 
@@ -68,6 +68,7 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
 
 def setup_edge(kube: Kube, namespace: str, replicas: int = 3, **policy_spec: Any) -> list[dict[str, Any]]:
     kube.apply(policy(**policy_spec), namespace)
+    kube.apply(configs.configmap("edge-config"), namespace)
     kube.apply(deployment("edge", replicas=replicas), namespace)
     pods = running_pods(kube, namespace, "app=edge", replicas)
     kube.apply(zentinel("edge"), namespace)
@@ -125,7 +126,7 @@ def test_recurrence_counts_on_the_same_incident_and_recovery_resolves(
         what="count 2",
     )
     assert inc["status"]["state"] == "Detected"
-    assert len(incidents(kube, namespace)) == 1
+    assert [(i["spec"]["category"], i["status"]["count"]) for i in incidents(kube, namespace)] == [("ProcessCrash", 2)]
     crash.recover(kube, pods[0])
     done = wait_for(
         lambda: (o := kube.get("zinc", name, namespace)) and o["status"].get("resolvedAt") and o,

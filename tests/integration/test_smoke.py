@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
+from support import configs
 from support.kube import Kube, deployment, running_pods, wait_for
 from zentinel_devcluster.cluster import Cluster
 
@@ -34,6 +35,7 @@ def test_deployment_pods_run_on_kwok_with_loopback_ips(kube: Kube, namespace: st
 
 
 def test_operator_sees_a_zentinel_and_writes_its_status(kube: Kube, namespace: str, operator: object) -> None:
+    kube.apply(configs.configmap("edge-config"), namespace)
     kube.apply(deployment("edge", replicas=3), namespace)
     running_pods(kube, namespace, "app=edge", 3)
     kube.apply(

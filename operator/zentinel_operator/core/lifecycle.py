@@ -306,9 +306,7 @@ def step(
         _severity_from_finding(out, finding, category, now=now, policy=policy, generation=generation)
     elif st.healthy_since is None:
         st.healthy_since = now
-        _cond(
-            st, MITIGATED, True, "SignalsHealthy", "The signal is gone; watching before resolving", now, generation
-        )
+        _cond(st, MITIGATED, True, "SignalsHealthy", "The signal is gone; watching before resolving", now, generation)
         _timeline(st, policy, now, "SignalsHealthy", "The signal is gone")
     elif now - st.healthy_since >= parse_duration(policy.lifecycle.resolve_after):
         held = format_duration(now - st.healthy_since)

@@ -81,9 +81,7 @@ def check_selector(selector: LabelSelector, path: str) -> list[str]:
             if expr.values:
                 problems.append(f"{where}.values: operator {expr.operator} takes no values")
         else:
-            problems.append(
-                f"{where}.operator: {expr.operator!r} is not one of In, NotIn, Exists, DoesNotExist"
-            )
+            problems.append(f"{where}.operator: {expr.operator!r} is not one of In, NotIn, Exists, DoesNotExist")
     return problems
 
 
@@ -160,9 +158,7 @@ def check_policy(spec_body: Mapping[str, Any]) -> list[str]:
     problems += check_selector(spec.selector, "spec.selector")
     b = spec.remediation.budget
     if b.per_cluster < b.per_zentinel:
-        problems.append(
-            f"spec.remediation.budget.perCluster: {b.per_cluster} is below perZentinel ({b.per_zentinel})"
-        )
+        problems.append(f"spec.remediation.budget.perCluster: {b.per_cluster} is below perZentinel ({b.per_zentinel})")
     return problems
 
 

@@ -148,6 +148,7 @@ class CertificateSignal:
     chain_error: str | None = None
     sans: tuple[str, ...] = ()
     served_matches: bool | None = None  # a handshake against a pod served this certificate
+    fingerprint: str | None = None  # sha256 of the leaf in the Secret
 
 
 @dataclasses.dataclass(frozen=True)

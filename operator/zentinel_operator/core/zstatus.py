@@ -42,14 +42,23 @@ def summary(snapshot: Snapshot, now: dt.datetime) -> SignalSummary:
     cfg = snapshot.config
     return SignalSummary(
         pods=f"{ready}/{snapshot.workload.desired}" if snapshot.workload.exists else "no workload",
-        error_rate=(_pct(m.error_rate) if m and m.available and m.interval_seconds else
-                    ("unavailable" if m and not m.available else None)),
+        error_rate=(
+            _pct(m.error_rate)
+            if m and m.available and m.interval_seconds
+            else ("unavailable" if m and not m.available else None)
+        ),
         latency_p99=(f"{m.latency_p99_seconds * 1000:.0f}ms" if m and m.latency_p99_seconds is not None else None),
-        upstreams=(f"{sum(1 for t in u.targets if t.status == 'healthy')}/{len(u.targets)} healthy"
-                   if u and u.available else ("unavailable" if u else None)),
+        upstreams=(
+            f"{sum(1 for t in u.targets if t.status == 'healthy')}/{len(u.targets)} healthy"
+            if u and u.available
+            else ("unavailable" if u else None)
+        ),
         certificates=(f"{soonest.name}: {soonest.days_left:.0f}d left" if soonest else None),
-        config=(f"{cfg.revision} {'valid' if cfg.valid else 'INVALID'}" if cfg and cfg.present and cfg.revision
-                else ("missing" if cfg and not cfg.present else None)),
+        config=(
+            f"{cfg.revision} {'valid' if cfg.valid else 'INVALID'}"
+            if cfg and cfg.present and cfg.revision
+            else ("missing" if cfg and not cfg.present else None)
+        ),
         observed_at=now,
     )
 
@@ -84,32 +93,56 @@ def build_status(
         hits = [by_cat[c] for c in bad if c in by_cat]
         if hits:
             worst = min(hits, key=lambda f: f.severity.rank)
-            st.conditions = set_condition(st.conditions, type_, False, worst.category.value, worst.summary,
-                                          now=now, generation=generation)
+            st.conditions = set_condition(
+                st.conditions, type_, False, worst.category.value, worst.summary, now=now, generation=generation
+            )
         elif known:
-            st.conditions = set_condition(st.conditions, type_, True, ok_reason, ok_message, now=now,
-                                          generation=generation)
+            st.conditions = set_condition(
+                st.conditions, type_, True, ok_reason, ok_message, now=now, generation=generation
+            )
         else:
-            st.conditions = set_condition(st.conditions, type_, ConditionStatus.UNKNOWN, "NotObserved",
-                                          "No data for this signal yet", now=now, generation=generation)
+            st.conditions = set_condition(
+                st.conditions,
+                type_,
+                ConditionStatus.UNKNOWN,
+                "NotObserved",
+                "No data for this signal yet",
+                now=now,
+                generation=generation,
+            )
 
     observable = observable_categories(snapshot)
-    worst_open = min((i.status.severity for i in open_incidents if i.status.severity), key=lambda s: s.rank,
-                     default=None)
+    worst_open = min(
+        (i.status.severity for i in open_incidents if i.status.severity), key=lambda s: s.rank, default=None
+    )
     if worst_open is None and not findings:
-        st.conditions = set_condition(st.conditions, "Healthy", True, "NoOpenIncidents", "No open incidents",
-                                      now=now, generation=generation)
+        st.conditions = set_condition(
+            st.conditions, "Healthy", True, "NoOpenIncidents", "No open incidents", now=now, generation=generation
+        )
     else:
         worst_f = min(findings, key=lambda f: f.severity.rank) if findings else None
         reason = worst_f.category.value if worst_f else "OpenIncidents"
         message = worst_f.summary if worst_f else f"{len(open_incidents)} open incident(s), signals recovering"
-        st.conditions = set_condition(st.conditions, "Healthy", False, reason, message, now=now,
-                                      generation=generation)
-    cond("ConfigValid", [Category.CONFIG_ERROR], "ConfigValid",
-         f"Config {snapshot.config.revision} parses and passes structural checks" if snapshot.config else "",
-         Category.CONFIG_ERROR in observable)
-    cond("CertificatesValid", [Category.CERTIFICATE_INVALID, Category.CERTIFICATE_EXPIRING], "CertificatesValid",
-         f"{len(snapshot.certificates)} certificate(s) valid", Category.CERTIFICATE_INVALID in observable)
-    cond("UpstreamsHealthy", [Category.UPSTREAM_FAILURE], "AllTargetsHealthy", "Every upstream target healthy",
-         Category.UPSTREAM_FAILURE in observable)
+        st.conditions = set_condition(st.conditions, "Healthy", False, reason, message, now=now, generation=generation)
+    cond(
+        "ConfigValid",
+        [Category.CONFIG_ERROR],
+        "ConfigValid",
+        f"Config {snapshot.config.revision} parses and passes structural checks" if snapshot.config else "",
+        Category.CONFIG_ERROR in observable,
+    )
+    cond(
+        "CertificatesValid",
+        [Category.CERTIFICATE_INVALID, Category.CERTIFICATE_EXPIRING],
+        "CertificatesValid",
+        f"{len(snapshot.certificates)} certificate(s) valid",
+        Category.CERTIFICATE_INVALID in observable,
+    )
+    cond(
+        "UpstreamsHealthy",
+        [Category.UPSTREAM_FAILURE],
+        "AllTargetsHealthy",
+        "Every upstream target healthy",
+        Category.UPSTREAM_FAILURE in observable,
+    )
     return st

@@ -98,8 +98,12 @@ def create_incident(
                         "app.kubernetes.io/managed-by": "zentinel-incident-operator",
                     },
                 },
-                "spec": {"zentinelRef": {"name": zentinel}, "category": category.value, "fingerprint": fp,
-                         "source": source},
+                "spec": {
+                    "zentinelRef": {"name": zentinel},
+                    "category": category.value,
+                    "fingerprint": fp,
+                    "source": source,
+                },
             }
             try:
                 k8s.create_custom(PLURAL, namespace, body)
@@ -129,17 +133,23 @@ def write_status(obj: Mapping[str, Any], old: ZentinelIncidentStatus, new: Zenti
     return True
 
 
-def _post_events(obj: Mapping[str, Any], zentinel_obj: Mapping[str, Any] | None, events: Iterable[lc.EventNote],
-                 now: dt.datetime) -> None:
+def _post_events(
+    obj: Mapping[str, Any], zentinel_obj: Mapping[str, Any] | None, events: Iterable[lc.EventNote], now: dt.datetime
+) -> None:
     for ev in events:
         involved = {"apiVersion": API_VERSION, "kind": "ZentinelIncident", "metadata": obj["metadata"]}
         try:
             k8s.post_event(involved, reason=ev.reason, message=ev.message, type_=ev.type, now=now)
-            if zentinel_obj is not None and ev.reason in {"IncidentDetected", "IncidentResolved",
-                                                          "IncidentEscalated", "IncidentReopened"}:
+            if zentinel_obj is not None and ev.reason in {
+                "IncidentDetected",
+                "IncidentResolved",
+                "IncidentEscalated",
+                "IncidentReopened",
+            }:
                 name = obj["metadata"]["name"]
-                k8s.post_event(dict(zentinel_obj), reason=ev.reason, message=f"{name}: {ev.message}", type_=ev.type,
-                               now=now)
+                k8s.post_event(
+                    dict(zentinel_obj), reason=ev.reason, message=f"{name}: {ev.message}", type_=ev.type, now=now
+                )
         except Exception as e:  # events are best effort; the incident status is the record
             log.warning("could not post event %s: %s", ev.reason, e)
 
@@ -160,8 +170,9 @@ def _advance(
     generation = (obj.get("metadata") or {}).get("generation")
     if model.status.detected_at is None:
         # Created, but the operator stopped before it wrote the status: finish the job now.
-        first = finding or Finding(category=category, severity=Severity.SEV4,
-                                   summary="signal gone before the incident was fully recorded")
+        first = finding or Finding(
+            category=category, severity=Severity.SEV4, summary="signal gone before the incident was fully recorded"
+        )
         outcome = lc.new_incident(first, now=now, policy=policy, generation=generation)
     else:
         outcome = lc.step(
@@ -225,14 +236,32 @@ def record(
                 model = ZentinelIncident.model_validate(obj)
                 parsed.append((obj, model))
         handled.add(obj["metadata"]["name"])
-        _advance(obj, model, finding=finding, signal_known=True, policy=policy, now=now, zentinel_obj=zentinel_obj,
-                 result=result, remediating=cat in remediating)
+        _advance(
+            obj,
+            model,
+            finding=finding,
+            signal_known=True,
+            policy=policy,
+            now=now,
+            zentinel_obj=zentinel_obj,
+            result=result,
+            remediating=cat in remediating,
+        )
 
     for obj, model in parsed:
         if obj["metadata"]["name"] in handled or not lc.is_open(model.status):
             continue
         cat = model.spec.category
         known = model.spec.source == "operator" and cat in observable
-        _advance(obj, model, finding=None, signal_known=known, policy=policy, now=now, zentinel_obj=zentinel_obj,
-                 result=result, remediating=cat in remediating)
+        _advance(
+            obj,
+            model,
+            finding=None,
+            signal_known=known,
+            policy=policy,
+            now=now,
+            zentinel_obj=zentinel_obj,
+            result=result,
+            remediating=cat in remediating,
+        )
     return result

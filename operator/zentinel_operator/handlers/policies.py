@@ -48,11 +48,25 @@ def reconcile(
     new.selected = names
     problems = check_policy(body.get("spec") or {})
     if problems:
-        new.conditions = set_condition(new.conditions, "Accepted", False, "Invalid", "; ".join(problems)[:4000],
-                                       now=now, generation=meta.get("generation"))
+        new.conditions = set_condition(
+            new.conditions,
+            "Accepted",
+            False,
+            "Invalid",
+            "; ".join(problems)[:4000],
+            now=now,
+            generation=meta.get("generation"),
+        )
     else:
-        new.conditions = set_condition(new.conditions, "Accepted", True, "Valid", "The policy is in force",
-                                       now=now, generation=meta.get("generation"))
+        new.conditions = set_condition(
+            new.conditions,
+            "Accepted",
+            True,
+            "Valid",
+            "The policy is in force",
+            now=now,
+            generation=meta.get("generation"),
+        )
     patch = merge_patch(old.dump(), new.dump())
     if not patch:
         return False

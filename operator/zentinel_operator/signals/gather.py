@@ -9,13 +9,15 @@ restart costs one pass of rates, never an incident (unknown is not healthy, see 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import datetime as dt
 import logging
 from typing import Any
 
 from .. import k8s
-from ..core.snapshot import ConfigSignal, LogMatch, PodSignal, Snapshot, WorkloadSignal
+from ..core.certs import fingerprint_sha256, inspect_tls_secret, read_tls_secret
+from ..core.snapshot import CertificateSignal, ConfigSignal, LogMatch, PodSignal, Snapshot, WorkloadSignal
 from ..models.zentinel import Zentinel
 from . import logs as log_signals
 from . import pods as pod_signals
@@ -90,8 +92,10 @@ def _config(zen: Zentinel, memory: PassMemory, now: dt.datetime) -> ConfigSignal
     cm = k8s.get_configmap(zen.metadata.namespace, zen.spec.config.config_map_name)
     text = ((cm or {}).get("data") or {}).get(zen.spec.config.key)
     if text is None:
-        return ConfigSignal(present=False, errors=(
-            f"ConfigMap {zen.spec.config.config_map_name} or its key {zen.spec.config.key} is missing",))
+        return ConfigSignal(
+            present=False,
+            errors=(f"ConfigMap {zen.spec.config.config_map_name} or its key {zen.spec.config.key} is missing",),
+        )
     revision = config_revision(text)
     if memory.config_revision != revision:
         if memory.config_revision is not None:
@@ -115,6 +119,45 @@ def _first_seen(zen: Zentinel, revision: str) -> dt.datetime | None:
     return None
 
 
+def _ca_pem(zen: Zentinel, secret_name: str | None) -> bytes | None:
+    """``ca.crt`` (or, for a CA Secret, its ``tls.crt``) of the Secret the chain must verify against."""
+    if not secret_name:
+        return None
+    secret = k8s.get_secret(zen.metadata.namespace, secret_name)
+    data = (secret or {}).get("data") or {}
+    contents = read_tls_secret({k: v for k, v in data.items() if k in ("ca.crt", "tls.crt")})
+    return contents.ca_pem or contents.cert_pem
+
+
+def _certificates(zen: Zentinel, now: dt.datetime) -> tuple[CertificateSignal, ...]:
+    signals = []
+    for ref in zen.spec.tls:
+        secret = k8s.get_secret(zen.metadata.namespace, ref.secret_name)
+        if secret is None:
+            signals.append(
+                CertificateSignal(
+                    name=ref.name,
+                    secret=ref.secret_name,
+                    present=False,
+                    error=f"Secret {ref.secret_name} does not exist",
+                )
+            )
+            continue
+        data = dict(secret.get("data") or {})
+        ca_secret = ref.ca_secret_name or ref.issuer.ca_secret_name
+        if ca_secret and "ca.crt" not in data:
+            ca = _ca_pem(zen, ca_secret)
+            if ca is not None:
+                data["ca.crt"] = base64.b64encode(ca).decode()
+        signal = inspect_tls_secret(name=ref.name, secret=ref.secret_name, data=data, now=now)
+        leaf = read_tls_secret({k: v for k, v in data.items() if k == "tls.crt"}).cert_pem
+        if leaf and signal.error is None:
+            signal = dataclasses.replace(signal, fingerprint=fingerprint_sha256(leaf))
+        signals.append(signal)
+        del data, secret  # key material goes no further than this function
+    return tuple(signals)
+
+
 def _kube_part(zen: Zentinel, memory: PassMemory, now: dt.datetime, settings: GatherSettings) -> dict[str, Any]:
     ns = zen.metadata.namespace
     deployment = k8s.get_deployment(ns, zen.spec.workload.name)
@@ -126,11 +169,35 @@ def _kube_part(zen: Zentinel, memory: PassMemory, now: dt.datetime, settings: Ga
         "raw_pods": raw,
         "logs": _logs(ns, pods, settings.log_tail_lines),
         "config": _config(zen, memory, now),
+        "certificates": _certificates(zen, now),
     }
+
+
+async def _served(
+    zen: Zentinel, pods: tuple[PodSignal, ...], certs: tuple[CertificateSignal, ...], timeout: float
+) -> tuple[CertificateSignal, ...]:
+    """For certificates with a TLS port: does every running pod serve the certificate in the Secret?"""
+    from ..signals.tls_probe import served_certificate
+
+    result = []
+    for cert in certs:
+        ref = next((t for t in zen.spec.tls if t.name == cert.name), None)
+        if ref is None or ref.port is None or cert.fingerprint is None:
+            result.append(cert)
+            continue
+        targets = [p.ip for p in pods if p.ip and p.process_running]
+        probes = await asyncio.gather(
+            *(served_certificate(ip, ref.port, server_name=ref.server_name, timeout=timeout) for ip in targets)
+        )
+        answered = [p for p in probes if p.ok]
+        matches = all(p.fingerprint == cert.fingerprint for p in answered) if answered else None
+        result.append(dataclasses.replace(cert, served_matches=matches))
+    return tuple(result)
 
 
 async def gather(zen: Zentinel, memory: PassMemory, *, now: dt.datetime, settings: GatherSettings) -> Snapshot:
     kube = await asyncio.to_thread(_kube_part, zen, memory, now, settings)
+    certificates = await _served(zen, kube["pods"], kube["certificates"], settings.scrape_timeout)
     return Snapshot(
         namespace=zen.metadata.namespace,
         zentinel=zen.metadata.name,
@@ -139,4 +206,5 @@ async def gather(zen: Zentinel, memory: PassMemory, *, now: dt.datetime, setting
         pods=kube["pods"],
         config=kube["config"],
         logs=kube["logs"],
+        certificates=certificates,
     )

@@ -54,8 +54,9 @@ def match_lines(pod: str, container: str, text: str | None, *, previous: bool) -
             continue
         for cause, pattern in _PATTERNS:
             if pattern.search(line):
-                found.append(LogMatch(pod=pod, container=container, previous=previous, cause=cause,
-                                      line=line[:_MAX_LINE]))
+                found.append(
+                    LogMatch(pod=pod, container=container, previous=previous, cause=cause, line=line[:_MAX_LINE])
+                )
                 break
     return found
 
