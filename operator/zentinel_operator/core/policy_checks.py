@@ -6,6 +6,7 @@ names the field and the rule.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -49,7 +50,7 @@ def _ladder_order(path: str, ladder: Ladder, higher_is_worse: bool, upper: float
     for sev, value in rungs:
         if upper is not None and value > upper:
             problems.append(f"{path}.{sev.value.lower()}: {value} is above the maximum {upper}")
-    for (worse, worse_v), (better, better_v) in zip(rungs, rungs[1:], strict=False):
+    for (worse, worse_v), (better, better_v) in itertools.pairwise(rungs):
         if higher_is_worse and not worse_v > better_v:
             problems.append(
                 f"{path}: {worse.value.lower()} ({worse_v}) must be greater than {better.value.lower()} ({better_v}); "

@@ -174,10 +174,10 @@ def _kube_part(zen: Zentinel, memory: PassMemory, now: dt.datetime, settings: Ga
 
 
 async def _served(
-    zen: Zentinel, pods: tuple[PodSignal, ...], certs: tuple[CertificateSignal, ...], timeout: float
+    zen: Zentinel, pods: tuple[PodSignal, ...], certs: tuple[CertificateSignal, ...], probe_timeout: float
 ) -> tuple[CertificateSignal, ...]:
     """For certificates with a TLS port: does every running pod serve the certificate in the Secret?"""
-    from ..signals.tls_probe import served_certificate
+    from .tls_probe import served_certificate
 
     result = []
     for cert in certs:
@@ -187,7 +187,7 @@ async def _served(
             continue
         targets = [p.ip for p in pods if p.ip and p.process_running]
         probes = await asyncio.gather(
-            *(served_certificate(ip, ref.port, server_name=ref.server_name, timeout=timeout) for ip in targets)
+            *(served_certificate(ip, ref.port, server_name=ref.server_name, timeout=probe_timeout) for ip in targets)
         )
         answered = [p for p in probes if p.ok]
         matches = all(p.fingerprint == cert.fingerprint for p in answered) if answered else None
