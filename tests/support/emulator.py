@@ -3,15 +3,20 @@
 It answers what a real Zentinel 0.6.45 answers (kept honest by
 ``tests/integration/test_emulator_contract.py`` against the real binary):
 
-- ``/metrics``: the Prometheus text page of ``render_prometheus_metrics`` (``zentinel-proxy``
-  ``builtin_handlers.rs``): the families of ``RequestMetrics`` (``zentinel-common``
+- ``/metrics``: the page of the standalone metrics server (``render_prometheus_metrics`` in
+  ``zentinel-proxy`` ``builtin_handlers.rs``): the families of ``RequestMetrics`` (``zentinel-common``
   ``observability.rs``) as the Rust ``prometheus`` crate's ``TextEncoder`` writes them (families
   sorted by name, label pairs sorted by label name, series sorted by label values, numbers in
-  Rust's ``f64`` notation, HELP and TYPE lines), then ``zentinel_up`` and ``zentinel_build_info``.
-  Label-less gauges are always there; a labelled family appears once it has a series.
+  Rust's ``f64`` notation, HELP and TYPE lines), then ``zentinel_up``, ``zentinel_build_info`` and
+  the HTTP cache counters. Label-less gauges are always there; a labelled family appears once it
+  has a series.
 - ``/admin/upstreams``: the JSON of ``upstreams_handler``.
 - ``/admin/config``: the JSON of ``config_handler`` (listeners, routes, upstream targets).
 - ``/health``: the JSON of ``health_handler`` (``{"status": "healthy", ...}``, always 200).
+
+Like the real 0.6.45, every answer of the last three (builtin handlers on the proxy listener) adds
+one to ``zentinel_blocked_requests_total{reason="proxy_error_500"}``
+(:attr:`ZentinelEmulator.builtin_counts_as_proxy_error`).
 
 Fault modes (``emulator.mode = ...``, or per path with :meth:`ZentinelEmulator.set_mode`):
 ``normal``, ``garbage`` (200 with a body that is neither Prometheus text nor JSON), ``hang``
@@ -59,6 +64,28 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "zentinel_request_duration_seconds": ("histogram", "Request duration in seconds"),
     "zentinel_requests_total": ("counter", "Total number of requests"),
 }
+# render_prometheus_metrics appends these after build_info when the HTTP cache stats are wired, as
+# they are on the standalone metrics server (written with format!, the ratio as {:.4}).
+CACHE_FAMILIES = (
+    "# HELP zentinel_cache_hits_total Total number of cache hits",
+    "# TYPE zentinel_cache_hits_total counter",
+    "zentinel_cache_hits_total 0",
+    "# HELP zentinel_cache_misses_total Total number of cache misses",
+    "# TYPE zentinel_cache_misses_total counter",
+    "zentinel_cache_misses_total 0",
+    "# HELP zentinel_cache_stores_total Total number of cache stores",
+    "# TYPE zentinel_cache_stores_total counter",
+    "zentinel_cache_stores_total 0",
+    "# HELP zentinel_cache_hit_ratio Cache hit ratio (0.0 to 1.0)",
+    "# TYPE zentinel_cache_hit_ratio gauge",
+    "zentinel_cache_hit_ratio 0.0000",
+    "# HELP zentinel_cache_memory_hits_total Cache hits from memory tier",
+    "# TYPE zentinel_cache_memory_hits_total counter",
+    "zentinel_cache_memory_hits_total 0",
+    "# HELP zentinel_cache_disk_hits_total Cache hits from disk tier",
+    "# TYPE zentinel_cache_disk_hits_total counter",
+    "zentinel_cache_disk_hits_total 0",
+)
 GARBAGE = b"<html><body>\x00\x01 502 Bad Gateway {{{ not metrics, not JSON</body></html>\n"
 
 
@@ -170,6 +197,9 @@ class ZentinelEmulator:
         self.hang_seconds = 300.0
         self.huge_bytes = 16 * 1024 * 1024
         self.response_delay = 0.0
+        # 0.6.45 counts every builtin-handler answer (/health, /admin/*) as
+        # zentinel_blocked_requests_total{reason="proxy_error_500"}; /metrics here is the metrics server's.
+        self.builtin_counts_as_proxy_error = True
         self._lock = threading.RLock()
         self._mode = "normal"
         self._path_modes: dict[str, str] = {}
@@ -430,6 +460,7 @@ class ZentinelEmulator:
         out.append("# HELP zentinel_build_info Build information")
         out.append("# TYPE zentinel_build_info gauge")
         out.append(f'zentinel_build_info{{version="{_escape_label(version)}"}} 1')
+        out.extend(CACHE_FAMILIES)
         return "\n".join(out) + "\n"
 
     def upstreams_document(self, request_id: str = "emulated") -> dict[str, Any]:
@@ -561,6 +592,8 @@ class ZentinelEmulator:
                 return web.Response(body=b"", headers={**headers, "Content-Type": content_type})
             if mode == "huge":
                 return await self._huge(request, content_type)
+            if path != "/metrics" and self.builtin_counts_as_proxy_error:
+                self.add_blocked("proxy_error_500")
             return web.Response(body=body, headers={**headers, "Content-Type": content_type})
         finally:
             with self._lock:

@@ -26,6 +26,7 @@ REAL_LOOKING_PAGE = """\
 zentinel_active_requests 3
 # HELP zentinel_blocked_requests_total Total blocked requests by reason
 # TYPE zentinel_blocked_requests_total counter
+zentinel_blocked_requests_total{reason="proxy_error_500"} 30
 zentinel_blocked_requests_total{reason="proxy_error_502"} 4
 zentinel_blocked_requests_total{reason="proxy_error_ConnectRefused"} 9
 zentinel_blocked_requests_total{reason="rate_limited"} 11
@@ -108,8 +109,14 @@ def pod(
 def test_parses_a_real_looking_page() -> None:
     m = parse_exposition(REAL_LOOKING_PAGE)
     assert m.requests == {("api", "200"): 9, ("api", "503"): 3, ("static", "404"): 5}
-    assert m.blocked == {"proxy_error_502": 4, "proxy_error_ConnectRefused": 9, "rate_limited": 11}
-    assert m.proxy_errors() == {"502": 4}  # not the per-attempt ConnectRefused counts
+    assert m.blocked == {
+        "proxy_error_500": 30,
+        "proxy_error_502": 4,
+        "proxy_error_ConnectRefused": 9,
+        "rate_limited": 11,
+    }
+    # not the per-attempt ConnectRefused counts, not the 500s every builtin-handler answer adds
+    assert m.proxy_errors() == {"502": 4}
     api = dict(m.latency["api"])
     assert api[0.005] == 1 and api[0.1] == 9 and api[1.0] == 12 and api[INF] == 12  # GET + POST
     assert list(dict(m.latency["api"])) == sorted(api)  # sorted, +Inf last
@@ -177,10 +184,13 @@ def test_no_rates_on_the_first_scrape() -> None:
 
 
 def test_rates_are_deltas_per_route_with_proxy_errors_in_a_pseudo_route() -> None:
-    prev = pod({("api", "200"): 100, ("api", "500"): 1, ("web", "200"): 50}, {"proxy_error_502": 2, "rate_limited": 5})
+    prev = pod(
+        {("api", "200"): 100, ("api", "500"): 1, ("web", "200"): 50},
+        {"proxy_error_502": 2, "rate_limited": 5, "proxy_error_500": 10},
+    )
     cur = pod(
         {("api", "200"): 190, ("api", "500"): 6, ("web", "200"): 60, ("web", "404"): 3},
-        {"proxy_error_502": 7, "proxy_error_504": 1, "rate_limited": 50},
+        {"proxy_error_502": 7, "proxy_error_504": 1, "rate_limited": 50, "proxy_error_500": 90},
     )
     rates = compute_rates(prev, cur, 10.0)
     assert rates is not None and not rates.restarted
@@ -188,6 +198,20 @@ def test_rates_are_deltas_per_route_with_proxy_errors_in_a_pseudo_route() -> Non
     assert rates.route_errors == {"api": 5, "web": 0, PROXY_ROUTE: 6}
     assert rates.proxy_errors == {"502": 5, "504": 1}
     assert rates.requests == 114 and rates.errors == 11
+
+
+def test_builtin_handler_answers_are_not_proxy_errors() -> None:
+    # Scraping /admin/upstreams (or a kubelet probing /health) adds proxy_error_500 on 0.6.45.
+    emu = ZentinelEmulator("127.0.0.1", 0)
+    emu.add_requests("api", 200, 10)
+    before = parse_exposition(emu.render_metrics())
+    emu.add_requests("api", 200, 10)
+    emu.add_blocked("proxy_error_500", 25)
+    emu.add_blocked("proxy_error_503", 2)
+    rates = compute_rates(before, parse_exposition(emu.render_metrics()), 1.0)
+    assert rates is not None
+    assert rates.proxy_errors == {"503": 2}
+    assert rates.requests == 12 and rates.errors == 2
 
 
 def test_status_must_be_a_numeric_5xx_code() -> None:

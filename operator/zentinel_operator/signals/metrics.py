@@ -10,9 +10,15 @@ What real Zentinel 0.6.45 exports (``zentinel-common`` ``observability.rs`` and 
 - ``zentinel_blocked_requests_total{reason}`` (counter): requests Zentinel answered itself. When an
   upstream fails, Zentinel answers 502/503/504 and counts it here as ``reason="proxy_error_502"``
   (and so on), *not* in ``zentinel_requests_total``. An error rate has to add both. These have no
-  route label, so they are attributed to the pseudo-route :data:`PROXY_ROUTE`. Reasons such as
-  ``proxy_error_ConnectRefused`` count individual upstream attempts (retries included), not answers,
-  and are kept in :attr:`PodMetrics.blocked` only.
+  route label, so they are attributed to the pseudo-route :data:`PROXY_ROUTE`. (Seen on the real
+  binary: a refused connection to the only target answers 503.)
+
+  ``proxy_error_500`` is **not** counted: 0.6.45 ends every builtin-handler answer (``/health``,
+  ``/admin/upstreams``, ``/admin/config``, a ``/metrics`` route) with an internal "Builtin handler
+  complete" error, which lands there although the client got its 200. Liveness probes and the
+  operator's own scrapes would read as server errors. Reasons such as
+  ``proxy_error_ConnectRefused`` count individual upstream attempts (retries included), not answers.
+  Both stay in :attr:`PodMetrics.blocked` for evidence.
 - ``zentinel_request_duration_seconds{method,route}`` (histogram).
 - ``zentinel_open_connections``, ``zentinel_memory_usage_bytes`` (gauges). 0.6.45 registers both but
   never updates them, so they read 0: a flat zero is reported as unknown (``None``), see
@@ -62,10 +68,10 @@ ZENTINEL_SAMPLES = frozenset(
 )
 
 PROXY_ROUTE = "(proxy)"
-"""Pseudo-route for the errors Zentinel answers itself (``proxy_error_5xx``); they carry no route."""
+"""Pseudo-route for the errors Zentinel answers itself (``proxy_error_502|503|504``); they carry no route."""
 
 _SERVER_ERROR = re.compile(r"^5\d\d$")
-_PROXY_ERROR = re.compile(r"^proxy_error_(5\d\d)$")
+_PROXY_ERROR = re.compile(r"^proxy_error_(50[234])$")
 
 K = TypeVar("K")
 
@@ -118,11 +124,11 @@ class PodRates:
 
     interval_seconds: float
     route_requests: Mapping[str, float]
-    """``route -> requests``, all statuses; :data:`PROXY_ROUTE` holds Zentinel's own 5xx answers."""
+    """``route -> requests``, all statuses; :data:`PROXY_ROUTE` holds Zentinel's own 502/503/504 answers."""
     route_errors: Mapping[str, float]
-    """``route -> 5xx answers``; :data:`PROXY_ROUTE` holds Zentinel's own 5xx answers."""
+    """``route -> 5xx answers``; :data:`PROXY_ROUTE` holds Zentinel's own 502/503/504 answers."""
     proxy_errors: Mapping[str, float]
-    """``"502" -> count`` of Zentinel's own 5xx answers."""
+    """``"502" -> count`` of Zentinel's own 502/503/504 answers."""
     latency: Mapping[str, Mapping[float, float]]
     """``route -> {upper_bound: observations at or below it}`` in the interval (cumulative buckets)."""
     restarted: bool = False
