@@ -47,6 +47,11 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     )
 
 
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await memo.passes.close()
+
+
 @kopf.on.probe(id="alive")
 def alive(**_: Any) -> bool:
     return True

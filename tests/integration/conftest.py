@@ -41,8 +41,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def kube(cluster: Cluster) -> Kube:
     k = Kube(tools.binary("kubectl"), cluster.kubeconfig)
     k.run("apply", "--server-side", "-f", str(REPO / "crds"))
+
+    def established(crd: str) -> bool:
+        obj = k.get("crd", f"{crd}.zentinel.io") or {}
+        conds = (obj.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
+
     for crd in ("zentinels", "zentinelincidents", "zentinelincidentpolicies"):
-        k.run("wait", "--for=condition=Established", f"crd/{crd}.zentinel.io", "--timeout=60s")
+        wait_for(lambda crd=crd: established(crd), timeout=60, what=f"CRD {crd} Established")
     return k
 
 
@@ -91,3 +97,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def wait_seconds(seconds: float) -> None:
     time.sleep(seconds)
+
+
+@pytest.fixture
+def dataplanes(kube: Kube) -> Iterator[list[Any]]:
+    """Collects Dataplane objects a test starts, and stops them at teardown."""
+    started: list[Any] = []
+    yield started
+    for dp in started:
+        dp.stop()

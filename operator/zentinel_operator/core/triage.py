@@ -747,6 +747,17 @@ def _check_errors_and_latency(snapshot: Snapshot, thresholds: Thresholds, out: _
         if severity is not None:
             candidates.append((severity, f"{_plural(len(failing), 'route')} failing"))
 
+    if candidates and not failing:
+        # The runbook's first command: "Identify error distribution by route".
+        top = [r for r in metrics.routes if math.isfinite(r.errors) and r.errors > 0][:3]
+        if top:
+            evidence.append(
+                "errors by route: "
+                + _listing(
+                    [f"{r.route} {_pct(r.error_rate)} ({_count(r.errors)} of {_count(r.requests)})" for r in top]
+                )
+            )
+
     latency = _latency(metrics, thresholds)
     if candidates:
         candidates.sort(key=lambda c: c[0].rank)

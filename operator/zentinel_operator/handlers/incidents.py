@@ -124,8 +124,9 @@ def _parse(obj: Mapping[str, Any]) -> ZentinelIncident | None:
         return None
 
 
-def write_status(obj: Mapping[str, Any], old: ZentinelIncidentStatus, new: ZentinelIncidentStatus) -> bool:
-    patch = merge_patch(old.dump(), new.dump())
+def write_status(obj: Mapping[str, Any], new: ZentinelIncidentStatus) -> bool:
+    """Patch what differs from the stored status (not from a parsed copy, whose defaults hide absent fields)."""
+    patch = merge_patch(dict(obj.get("status") or {}), new.dump())
     if not patch:
         return False
     meta = obj["metadata"]
@@ -186,7 +187,7 @@ def _advance(
             remediating=remediating,
             signal_known=signal_known,
         )
-    write_status(obj, model.status, outcome.status)
+    write_status(obj, outcome.status)
     _post_events(obj, zentinel_obj, outcome.events, now)
     name = obj["metadata"]["name"]
     result.notifications += [(name, n) for n in outcome.notifications]

@@ -67,7 +67,7 @@ def reconcile(
             now=now,
             generation=meta.get("generation"),
         )
-    patch = merge_patch(old.dump(), new.dump())
+    patch = merge_patch(dict(body.get("status") or {}), new.dump())
     if not patch:
         return False
     k8s.patch_custom_status("zentinelincidentpolicies", meta["namespace"], meta["name"], patch)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import aiohttp
 import kopf
 from pydantic import ValidationError
 
@@ -39,6 +40,17 @@ class PassContext:
     gather: GatherSettings
     memories: dict[tuple[str, str], PassMemory] = dataclasses.field(default_factory=dict)
     notifier: Any = None  # notify.dispatch.Dispatcher once started
+    session: aiohttp.ClientSession | None = None  # shared by every scrape: its connector bounds concurrency
+
+    def http(self) -> aiohttp.ClientSession:
+        if self.session is None or self.session.closed:
+            connector = aiohttp.TCPConnector(limit=self.gather.scrape_concurrency, force_close=False)
+            self.session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        return self.session
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
 
     def memory(self, namespace: str, name: str) -> PassMemory:
         return self.memories.setdefault((namespace, name), PassMemory())
@@ -66,7 +78,7 @@ async def reconcile(
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     _, policy = policy_for(zen, policies)
     memory = ctx.memory(zen.metadata.namespace, zen.metadata.name)
-    snapshot = await gather(zen, memory, now=now, settings=ctx.gather)
+    snapshot = await gather(zen, memory, now=now, settings=ctx.gather, session=ctx.http())
     findings = triage(snapshot, policy.thresholds)
     observable = observable_categories(snapshot)
     recorded = await asyncio.to_thread(
@@ -86,20 +98,17 @@ async def reconcile(
         else:
             log.info("%s: %s to %s (%s)", name, note.event, ",".join(note.receivers) or "nobody", note.level)
     status = build_status(zen.status, snapshot, findings, recorded.open, now=now, generation=zen.metadata.generation)
-    await write_status(zen.metadata.namespace, zen.metadata.name, zen.status, status)
+    await write_status(zen.metadata.namespace, zen.metadata.name, dict(body.get("status") or {}), status)
     metrics.PASS_SECONDS.observe(time.monotonic() - started)
 
 
-def _comparable(status: ZentinelStatus) -> dict[str, Any]:
-    data = status.dump()
-    data.get("summary", {}).pop("observedAt", None)
-    return data
-
-
-async def write_status(namespace: str, name: str, old: ZentinelStatus, new: ZentinelStatus) -> bool:
+async def write_status(namespace: str, name: str, stored: dict[str, Any], new: ZentinelStatus) -> bool:
     """Patch ``.status`` only when something other than the observation time changed."""
-    if _comparable(old) == _comparable(new):
+    patch = merge_patch(stored, new.dump())
+    summary = patch.get("summary")
+    if isinstance(summary, dict) and set(summary) == {"observedAt"}:
+        patch.pop("summary")
+    if not patch:
         return False
-    patch = merge_patch(old.dump(), new.dump())
     await asyncio.to_thread(k8s.patch_custom_status, "zentinels", namespace, name, patch)
     return True

@@ -17,10 +17,23 @@ from typing import Any
 
 from .. import k8s
 from ..core.certs import fingerprint_sha256, inspect_tls_secret, read_tls_secret
-from ..core.snapshot import CertificateSignal, ConfigSignal, LogMatch, PodSignal, Snapshot, WorkloadSignal
+from ..core.snapshot import (
+    CertificateSignal,
+    ConfigSignal,
+    LogMatch,
+    MetricsSignal,
+    PodSignal,
+    Snapshot,
+    TargetSignal,
+    UpstreamsSignal,
+    WorkloadSignal,
+)
 from ..models.zentinel import Zentinel
 from . import logs as log_signals
+from . import metrics as metric_signals
 from . import pods as pod_signals
+from . import upstreams as upstream_signals
+from .scrape import fetch_many
 
 log = logging.getLogger(__name__)
 
@@ -195,9 +208,95 @@ async def _served(
     return tuple(result)
 
 
-async def gather(zen: Zentinel, memory: PassMemory, *, now: dt.datetime, settings: GatherSettings) -> Snapshot:
+def _read_pages(
+    metrics_urls: dict[str, str],
+    upstream_urls: dict[str, str],
+    results: dict[str, Any],
+    memory: PassMemory,
+    interval: float | None,
+    now: dt.datetime,
+) -> tuple[MetricsSignal, UpstreamsSignal]:
+    current: list[metric_signals.PodMetrics] = []
+    rates: list[metric_signals.PodRates] = []
+    failures: list[str] = []
+    seen: dict[str, Any] = {}
+    for pod, url in metrics_urls.items():
+        res = results[url]
+        if not res.ok or res.body is None:
+            failures.append(f"{pod}: {res.error}")
+            continue
+        try:
+            page = metric_signals.parse_exposition(res.body)
+        except metric_signals.MetricsError as e:
+            failures.append(f"{pod}: {e.reason}")
+            continue
+        current.append(page)
+        seen[pod] = page
+        prev = memory.pod_metrics.get(pod)
+        if interval and interval > 0:
+            r = metric_signals.compute_rates(prev, page, interval)
+            if r is not None:
+                rates.append(r)
+    metrics = metric_signals.aggregate(rates, current, failures, memory.baseline_rps)
+    if metrics.requests_per_second is not None:
+        memory.baseline_rps = metric_signals.next_baseline(memory.baseline_rps, metrics.requests_per_second)
+    memory.pod_metrics = seen
+    memory.scraped_at = now if current else memory.scraped_at
+
+    per_pod: list[list[TargetSignal]] = []
+    u_failures: list[str] = []
+    for pod, url in upstream_urls.items():
+        res = results[url]
+        if not res.ok or res.body is None:
+            u_failures.append(f"{pod}: {res.error}")
+            continue
+        try:
+            per_pod.append(upstream_signals.parse_upstreams(res.body))
+        except upstream_signals.UpstreamsError as e:
+            u_failures.append(f"{pod}: {e.reason}")
+    return metrics, upstream_signals.merge_upstreams(per_pod, u_failures)
+
+
+def _scrape_targets(zen: Zentinel, pods: tuple[PodSignal, ...]) -> list[PodSignal]:
+    return [p for p in pods if p.ip and p.process_running]
+
+
+async def _admin(
+    zen: Zentinel,
+    pods: tuple[PodSignal, ...],
+    memory: PassMemory,
+    now: dt.datetime,
+    settings: GatherSettings,
+    session: Any,
+) -> tuple[MetricsSignal | None, UpstreamsSignal | None]:
+    """Scrape ``/metrics`` and ``/admin/upstreams`` of every running pod, within the concurrency bound."""
+    targets = _scrape_targets(zen, pods)
+    if not targets:
+        return None, None
+    a = zen.spec.admin
+    metrics_urls = {p.name: f"{a.scheme}://{p.ip}:{a.effective_metrics_port}{a.metrics_path}" for p in targets}
+    upstream_urls = {p.name: f"{a.scheme}://{p.ip}:{a.port}{a.upstreams_path}" for p in targets}
+    results = await fetch_many(
+        [*metrics_urls.values(), *upstream_urls.values()],
+        concurrency=settings.scrape_concurrency,
+        timeout=settings.scrape_timeout,
+        max_bytes=settings.scrape_max_bytes,
+        session=session,
+    )
+    interval = (now - memory.scraped_at).total_seconds() if memory.scraped_at else None
+    # Parsing costs milliseconds per page: keep it off the event loop.
+    metrics, upstreams = await asyncio.to_thread(
+        _read_pages, metrics_urls, upstream_urls, results, memory, interval, now
+    )
+    return metrics, upstreams
+
+
+async def gather(
+    zen: Zentinel, memory: PassMemory, *, now: dt.datetime, settings: GatherSettings, session: Any = None
+) -> Snapshot:
     kube = await asyncio.to_thread(_kube_part, zen, memory, now, settings)
     certificates = await _served(zen, kube["pods"], kube["certificates"], settings.scrape_timeout)
+    metrics, upstreams = await _admin(zen, kube["pods"], memory, now, settings, session)
     return Snapshot(
         namespace=zen.metadata.namespace,
         zentinel=zen.metadata.name,
@@ -207,4 +306,6 @@ async def gather(zen: Zentinel, memory: PassMemory, *, now: dt.datetime, setting
         config=kube["config"],
         logs=kube["logs"],
         certificates=certificates,
+        metrics=metrics,
+        upstreams=upstreams,
     )
