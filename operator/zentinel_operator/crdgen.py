@@ -79,6 +79,9 @@ def _structural(node: Any) -> Any:
         node["items"] = _structural(node["items"])
     if isinstance(node.get("additionalProperties"), dict):
         node["additionalProperties"] = _structural(node["additionalProperties"])
+    elif node.get("additionalProperties") is True:
+        node.pop("additionalProperties")
+        node["x-kubernetes-preserve-unknown-fields"] = True
     if node.get("type") == "object" and "properties" not in node and "additionalProperties" not in node:
         node["x-kubernetes-preserve-unknown-fields"] = True
     if "format" in node and node["format"] not in {"date-time", "int32", "int64", "byte", "date"}:

@@ -203,3 +203,77 @@ def post_event(
         "count": 1,
     }
     core().create_namespaced_event(meta["namespace"], event)
+
+
+# ------------------------------------------------------------------------- writes
+def create_configmap(namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """Create; None when it already exists (create-or-409)."""
+    try:
+        return to_dict(core().create_namespaced_config_map(namespace, body))
+    except ApiException as e:
+        if e.status == 409:
+            return None
+        raise
+
+
+def patch_configmap(namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    return to_dict(core().patch_namespaced_config_map(name, namespace, patch))
+
+
+def delete_configmap(namespace: str, name: str) -> None:
+    try:
+        core().delete_namespaced_config_map(name, namespace)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+
+
+def list_configmaps(namespace: str, label_selector: str) -> list[dict[str, Any]]:
+    return [to_dict(c) for c in core().list_namespaced_config_map(namespace, label_selector=label_selector).items]
+
+
+def patch_deployment(namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    return to_dict(apps().patch_namespaced_deployment(name, namespace, patch))
+
+
+def delete_pod(namespace: str, name: str, uid: str | None = None) -> bool:
+    """Delete the pod (only the one with ``uid`` when given); False when it is already gone."""
+    body = {"preconditions": {"uid": uid}} if uid else None
+    try:
+        core().delete_namespaced_pod(name, namespace, body=body)
+    except ApiException as e:
+        if e.status in (404, 409):
+            return False
+        raise
+    return True
+
+
+def replace_secret_data(namespace: str, name: str, data: dict[str, str], resource_version: str | None) -> None:
+    """Write a Secret's data, refusing if someone changed it since ``resource_version`` was read."""
+    patch: dict[str, Any] = {"data": data}
+    if resource_version:
+        patch["metadata"] = {"resourceVersion": resource_version}
+    core().patch_namespaced_secret(name, namespace, patch)
+
+
+def list_pdbs(namespace: str) -> list[dict[str, Any]]:
+    return [to_dict(p) for p in policy_api().list_namespaced_pod_disruption_budget(namespace).items]
+
+
+def patch_cluster_custom_status(
+    group: str, version: str, plural: str, namespace: str, name: str, patch: dict[str, Any]
+) -> dict[str, Any]:
+    result: dict[str, Any] = custom().patch_namespaced_custom_object_status(
+        group, version, namespace, plural, name, patch
+    )
+    return result
+
+
+def get_other_custom(group: str, version: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        result: dict[str, Any] = custom().get_namespaced_custom_object(group, version, namespace, plural, name)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    return result

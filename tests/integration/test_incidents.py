@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from support import configs, crash
+from support.dataplane import Dataplane
 from support.kube import Kube, deployment, running_pods, wait_for
 from support.operator import OperatorProcess
 
@@ -66,19 +67,24 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     return next((c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == type_), None)
 
 
-def setup_edge(kube: Kube, namespace: str, replicas: int = 3, **policy_spec: Any) -> list[dict[str, Any]]:
+def setup_edge(
+    kube: Kube, namespace: str, dataplanes: list[Any], replicas: int = 3, **policy_spec: Any
+) -> list[dict[str, Any]]:
     kube.apply(policy(**policy_spec), namespace)
     kube.apply(configs.configmap("edge-config"), namespace)
     kube.apply(deployment("edge", replicas=replicas), namespace)
     pods = running_pods(kube, namespace, "app=edge", replicas)
+    dp = Dataplane(kube, namespace, "app=edge")  # admin endpoints answer on the pod IPs
+    dataplanes.append(dp)
+    dp.sync()
     kube.apply(zentinel("edge"), namespace)
     return pods
 
 
 def test_crash_loop_opens_one_sev1_incident_shown_by_kubectl(
-    kube: Kube, namespace: str, operator: OperatorProcess
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
 ) -> None:
-    pods = setup_edge(kube, namespace)
+    pods = setup_edge(kube, namespace, dataplanes)
     for p in pods:
         crash.crash_loop(kube, p, restarts=5)
     inc = wait_for(lambda: open_incident(kube, namespace, "ProcessCrash"), timeout=60, what="ProcessCrash incident")
@@ -106,9 +112,9 @@ def test_crash_loop_opens_one_sev1_incident_shown_by_kubectl(
 
 
 def test_recurrence_counts_on_the_same_incident_and_recovery_resolves(
-    kube: Kube, namespace: str, operator: OperatorProcess
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
 ) -> None:
-    pods = setup_edge(kube, namespace)
+    pods = setup_edge(kube, namespace, dataplanes)
     crash.crash_loop(kube, pods[0], restarts=4)
     inc = wait_for(lambda: open_incident(kube, namespace, "ProcessCrash"), timeout=60, what="incident")
     assert inc["status"]["severity"] == "SEV3"  # one of three pods
@@ -137,8 +143,10 @@ def test_recurrence_counts_on_the_same_incident_and_recovery_resolves(
     assert condition(done, "Resolved")["status"] == "True"  # type: ignore[index]
 
 
-def test_acknowledge_by_kubectl_and_mtta_metric(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
-    pods = setup_edge(kube, namespace)
+def test_acknowledge_by_kubectl_and_mtta_metric(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
+) -> None:
+    pods = setup_edge(kube, namespace, dataplanes)
     crash.crash_loop(kube, pods[1], restarts=4)
     inc = wait_for(lambda: open_incident(kube, namespace, "ProcessCrash"), timeout=60, what="incident")
     name = inc["metadata"]["name"]
@@ -160,8 +168,12 @@ def test_acknowledge_by_kubectl_and_mtta_metric(kube: Kube, namespace: str, oper
     assert float(line.split()[-1]) == 1.0
 
 
-def test_unacknowledged_past_target_escalates(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
-    pods = setup_edge(kube, namespace, responseTargets={"sev1": "3s", "sev2": "3s", "sev3": "3s", "sev4": "3s"})
+def test_unacknowledged_past_target_escalates(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
+) -> None:
+    pods = setup_edge(
+        kube, namespace, dataplanes, responseTargets={"sev1": "3s", "sev2": "3s", "sev3": "3s", "sev4": "3s"}
+    )
     crash.crash_loop(kube, pods[0], restarts=4)
     inc = wait_for(lambda: open_incident(kube, namespace, "ProcessCrash"), timeout=60, what="incident")
     name = inc["metadata"]["name"]
@@ -181,9 +193,9 @@ def test_unacknowledged_past_target_escalates(kube: Kube, namespace: str, operat
 
 
 def test_restart_mid_lifecycle_loses_and_duplicates_nothing(
-    kube: Kube, namespace: str, operator: OperatorProcess
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
 ) -> None:
-    pods = setup_edge(kube, namespace)
+    pods = setup_edge(kube, namespace, dataplanes)
     crash.crash_loop(kube, pods[0], restarts=4)
     inc = wait_for(lambda: open_incident(kube, namespace, "ProcessCrash"), timeout=60, what="incident")
     name = inc["metadata"]["name"]

@@ -157,6 +157,7 @@ def _cond(
 
 
 def _state(status: ZentinelIncidentStatus, remediating: bool) -> IncidentState:
+    remediating = remediating or bool(status.remediations and status.remediations[-1].state in ("Running", "Verifying"))
     if status.resolved_at is not None:
         return IncidentState.RESOLVED
     if status.healthy_since is not None:
@@ -552,3 +553,45 @@ def worst(severities: Sequence[Severity]) -> Severity | None:
 def condition_status(status: ZentinelIncidentStatus, type_: str) -> ConditionStatus | None:
     cond = get_condition(status.conditions, type_)
     return cond.status if cond else None
+
+
+def escalate_now(
+    status: ZentinelIncidentStatus,
+    *,
+    category: Category,
+    reason: str,
+    message: str,
+    now: dt.datetime,
+    policy: ZentinelIncidentPolicySpec,
+    generation: int | None,
+) -> Outcome:
+    """Page the secondary at once (remediation refused or exhausted), if not already past that level."""
+    st = status.model_copy(deep=True)
+    out = Outcome(status=st)
+    severity = st.severity or Severity.SEV4
+    if _LEVEL_RANK.get(st.escalation_level, 0) >= 2:
+        _timeline(st, policy, now, "Escalated", f"{message} (already escalated)")
+        return out
+    levels = policy.escalation.for_severity(severity)
+    receivers = tuple(levels.secondary) or tuple(levels.primary)
+    st.escalation_level = LEVEL_SECONDARY
+    st.escalations.append(EscalationRecord(level=LEVEL_SECONDARY, at=now, reason=message, receivers=list(receivers)))
+    _cond(st, ESCALATED, True, reason, message, now, generation)
+    _timeline(st, policy, now, "Escalated", message)
+    out.notifications.append(Notification("escalate", LEVEL_SECONDARY, receivers, severity, message))
+    out.events.append(EventNote("IncidentEscalated", message, "Warning"))
+    out.metrics.append(MetricNote("escalated", severity, category, level=LEVEL_SECONDARY))
+    return out
+
+
+def note_action(
+    status: ZentinelIncidentStatus,
+    *,
+    message: str,
+    now: dt.datetime,
+    policy: ZentinelIncidentPolicySpec,
+) -> ZentinelIncidentStatus:
+    """An action on the timeline (with its before and after state in the message)."""
+    st = status.model_copy(deep=True)
+    _timeline(st, policy, now, "Action", message)
+    return st

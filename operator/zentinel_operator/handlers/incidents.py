@@ -33,6 +33,7 @@ LABEL_FINGERPRINT = "zentinel.io/fingerprint"
 ANN_ACKNOWLEDGED_BY = "zentinel.io/acknowledged-by"
 ANN_RESOLVED_BY = "zentinel.io/resolved-by"
 ANN_RESOLUTION_NOTE = "zentinel.io/resolution-note"
+ANN_APPROVED_BY = "zentinel.io/approved-by"  # approves the pending remediation
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Recorded:
     """What one pass did: the incidents still open, and effects for the caller to carry out."""
 
     open: list[ZentinelIncident] = dataclasses.field(default_factory=list)
+    all: list[ZentinelIncident] = dataclasses.field(default_factory=list)  # open and resolved, as written
     notifications: list[tuple[str, lc.Notification]] = dataclasses.field(default_factory=list)
     metrics: list[lc.MetricNote] = dataclasses.field(default_factory=list)
     created: list[str] = dataclasses.field(default_factory=list)
@@ -195,6 +197,7 @@ def _advance(
     updated = model.model_copy(update={"status": outcome.status})
     if lc.is_open(outcome.status):
         result.open.append(updated)
+    result.all.append(updated)
     return updated
 
 
@@ -250,7 +253,10 @@ def record(
         )
 
     for obj, model in parsed:
-        if obj["metadata"]["name"] in handled or not lc.is_open(model.status):
+        if obj["metadata"]["name"] in handled:
+            continue
+        if not lc.is_open(model.status):
+            result.all.append(model)
             continue
         cat = model.spec.category
         known = model.spec.source == "operator" and cat in observable

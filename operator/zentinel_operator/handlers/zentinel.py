@@ -20,15 +20,19 @@ from pydantic import ValidationError
 
 from .. import k8s
 from .. import operator_metrics as metrics
+from ..core import lifecycle as lc
+from ..core.durations import parse_duration
 from ..core.patches import merge_patch
+from ..core.revisions import HistoryUpdate, snapshot_name, update_history
 from ..core.selection import choose_policy
 from ..core.triage import triage
 from ..core.zstatus import build_status, observable_categories
 from ..models import Zentinel
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import ZentinelStatus
+from ..remediation import executor
 from ..signals.gather import GatherSettings, PassMemory, gather
-from . import incidents
+from . import incidents, remediation
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,7 @@ class PassContext:
 
     gather: GatherSettings
     memories: dict[tuple[str, str], PassMemory] = dataclasses.field(default_factory=dict)
+    cluster_actions: dict[tuple[str, str], list[dt.datetime]] = dataclasses.field(default_factory=dict)
     notifier: Any = None  # notify.dispatch.Dispatcher once started
     session: aiohttp.ClientSession | None = None  # shared by every scrape: its connector bounds concurrency
 
@@ -92,14 +97,64 @@ async def reconcile(
         now=now,
     )
     metrics.observe(recorded.metrics)
-    for name, note in recorded.notifications:
+
+    # Config history: keep a copy of every revision; prove revisions good before trusting them.
+    cfg = snapshot.config
+    hist = update_history(
+        zen.status.revisions,
+        zentinel=zen.metadata.name,
+        current=cfg.revision if cfg and cfg.present else None,
+        current_valid=bool(cfg and cfg.present and cfg.valid),
+        snapshot=snapshot,
+        open_incidents=len(recorded.open),
+        now=now,
+        proven_good_after=policy.remediation.proven_good_after,
+        limit=policy.remediation.config_history_limit,
+        last_known_good=zen.status.last_known_good_revision,
+    )
+    await asyncio.to_thread(_keep_revisions, zen, hist, memory.config_text)
+    zen_now = zen.model_copy(
+        update={
+            "status": zen.status.model_copy(
+                update={"revisions": hist.revisions, "last_known_good_revision": hist.last_known_good}
+            )
+        }
+    )
+
+    # Respond: plan, guard, act, verify, undo temporary changes.
+    window = parse_duration(policy.remediation.budget.window)
+    cluster_recent = sum(1 for stamps in ctx.cluster_actions.values() for t in stamps if now - t < window)
+    responded = await asyncio.to_thread(
+        remediation.respond,
+        zen=zen_now,
+        deployment=memory.deployment,
+        snapshot=snapshot,
+        findings=findings,
+        policy=policy,
+        incidents=recorded.all,
+        now=now,
+        cluster_recent=cluster_recent,
+        config_changed_by_operator=memory.config_written_by_operator,
+    )
+    ctx.cluster_actions[(zen.metadata.namespace, zen.metadata.name)] = [e.at for e in responded.ledger]
+    open_now = [i for i in responded.incidents if lc.is_open(i.status)]
+    for name, note in [*recorded.notifications, *responded.notifications]:
         if ctx.notifier is not None:
             await ctx.notifier.submit(zen.metadata.namespace, name, note, policy)
         else:
             log.info("%s: %s to %s (%s)", name, note.event, ",".join(note.receivers) or "nobody", note.level)
-    status = build_status(zen.status, snapshot, findings, recorded.open, now=now, generation=zen.metadata.generation)
+    status = build_status(zen_now.status, snapshot, findings, open_now, now=now, generation=zen.metadata.generation)
+    status.current_revision = cfg.revision if cfg and cfg.present else None
+    status.remediations = responded.ledger[-20:]
     await write_status(zen.metadata.namespace, zen.metadata.name, dict(body.get("status") or {}), status)
     metrics.PASS_SECONDS.observe(time.monotonic() - started)
+
+
+def _keep_revisions(zen: Zentinel, hist: HistoryUpdate, text: str | None) -> None:
+    if hist.new_snapshot and text is not None:
+        executor.save_revision(zen, hist.new_snapshot, text)
+    for revision in hist.pruned:
+        k8s.delete_configmap(zen.metadata.namespace, snapshot_name(zen.metadata.name, revision))
 
 
 async def write_status(namespace: str, name: str, stored: dict[str, Any], new: ZentinelStatus) -> bool:

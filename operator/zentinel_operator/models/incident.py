@@ -111,6 +111,11 @@ class RemediationRecord(KModel):
     started_at: dt.datetime | None = Field(default=None, description="When it started.")
     finished_at: dt.datetime | None = Field(default=None, description="When it ended.")
     revert_at: dt.datetime | None = Field(default=None, description="When a temporary change undoes itself.")
+    undo: dict[str, Any] | None = Field(
+        default=None, description="What it takes to undo a temporary config edit (anchored on the KDL, not offsets)."
+    )
+    verified_at: dt.datetime | None = Field(default=None, description="When its effect was seen in place.")
+    approved_by: str | None = Field(default=None, description="Who approved it (NeedsApproval).")
 
 
 class EvidenceRef(KModel):

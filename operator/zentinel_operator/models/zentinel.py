@@ -156,12 +156,17 @@ class ConfigRevision(KModel):
     snapshot: str | None = Field(default=None, description="ConfigMap holding a copy of this content.")
     proven_good: bool = Field(default=False, description="Every pod ran Ready on it, with no incident, long enough.")
     valid: bool = Field(default=True, description="It parsed and passed structural checks.")
+    healthy_since: dt.datetime | None = Field(
+        default=None, description="Since when every pod ran Ready on it with no open incident (while current)."
+    )
+    proven_at: dt.datetime | None = Field(default=None, description="When it was proven good.")
 
 
 class RemediationLedgerEntry(KModel):
     action: str = Field(description="Action name.")
     at: dt.datetime = Field(description="When it ran.")
     incident: str | None = Field(default=None, description="The incident it served.")
+    id: str | None = Field(default=None, description="The remediation record's id.")
 
 
 class ZentinelStatus(KModel):

@@ -48,6 +48,9 @@ class PassMemory:
     baseline_rps: float | None = None
     config_revision: str | None = None
     config_changed_at: dt.datetime | None = None
+    config_text: str | None = None  # the current content, to keep a copy of each revision
+    config_written_by_operator: bool = False
+    deployment: dict[str, Any] | None = None  # as read in the last pass
 
 
 @dataclasses.dataclass
@@ -110,6 +113,9 @@ def _config(zen: Zentinel, memory: PassMemory, now: dt.datetime) -> ConfigSignal
             errors=(f"ConfigMap {zen.spec.config.config_map_name} or its key {zen.spec.config.key} is missing",),
         )
     revision = config_revision(text)
+    memory.config_text = text
+    written = ((cm or {}).get("metadata") or {}).get("annotations", {}) or {}
+    memory.config_written_by_operator = written.get("zentinel.io/written-by-operator") == revision
     if memory.config_revision != revision:
         if memory.config_revision is not None:
             memory.config_changed_at = now
@@ -174,6 +180,7 @@ def _certificates(zen: Zentinel, now: dt.datetime) -> tuple[CertificateSignal, .
 def _kube_part(zen: Zentinel, memory: PassMemory, now: dt.datetime, settings: GatherSettings) -> dict[str, Any]:
     ns = zen.metadata.namespace
     deployment = k8s.get_deployment(ns, zen.spec.workload.name)
+    memory.deployment = deployment
     workload, pods, raw = _pods(zen, deployment, memory)
     return {
         "deployment": deployment,

@@ -5,29 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..core.quantity import parse_quantity
 from ..core.snapshot import ContainerSignal, PodSignal, WorkloadSignal
 
 # A pod-template annotation the operator sets when it rolls the Deployment for a config revision.
 CONFIG_REVISION_ANNOTATION = "zentinel.io/config-revision"
-
-_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
-
-
-def parse_quantity(text: str | None) -> int | None:
-    """Kubernetes memory quantity to bytes (``512Mi`` -> 536870912); None when absent or unreadable."""
-    if not text:
-        return None
-    for suffix in sorted(_UNITS, key=len, reverse=True):
-        if text.endswith(suffix):
-            try:
-                return int(float(text[: -len(suffix)]) * _UNITS[suffix])
-            except ValueError:
-                return None
-    try:
-        return int(float(text))
-    except ValueError:
-        return None
-
 
 def _container_spec(deployment: Mapping[str, Any], name: str | None) -> Mapping[str, Any] | None:
     containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []

@@ -1,0 +1,438 @@
+"""The runbook's first response as a plan (pure): which action, on what, and whether guardrails allow it.
+
+Each category has a ladder of actions; each step is followed by a check and a timeout before the
+next. The planner reads the incident's remediation records (kept in its status, so they survive
+restarts) and returns what to do now. The executor (``zentinel_operator.remediation``) carries it
+out and writes the records; a record is written *before* its action runs, so a restarted operator
+finds it and never repeats a change.
+
+Guardrails: mode per action (Automatic, NeedsApproval, DryRun, Off), a paused Zentinel, budgets per
+Zentinel and per cluster, a cooldown, hold-off while a rollout or someone else's config change is
+fresh, a quorum guard on ejections, rollbacks only to proven-good revisions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from collections.abc import Sequence
+
+from ..models.common import Category
+from ..models.incident import RemediationRecord
+from ..models.policy import RemediationMode, ZentinelIncidentPolicySpec
+from ..models.zentinel import IssuerType, RemediationLedgerEntry, Zentinel
+from .durations import format_duration, parse_duration
+from .quantity import parse_quantity
+from .snapshot import Finding, Snapshot, TargetStatus
+
+
+class Action(enum.StrEnum):
+    CONFIG_ROLLBACK = "configRollback"
+    MEMORY_LIMIT = "memoryLimit"
+    RESTART = "restart"
+    EJECT_TARGETS = "ejectTargets"
+    RATE_LIMIT = "rateLimit"
+    CONNECTION_LIMITS = "connectionLimits"
+    CERTIFICATE_ROTATION = "certificateRotation"
+    PAGE = "page"
+
+
+# The escalating ladder per category: the runbook's Immediate Actions, safest first, paging last.
+LADDERS: dict[Category, tuple[Action, ...]] = {
+    Category.PROCESS_CRASH: (Action.CONFIG_ROLLBACK, Action.MEMORY_LIMIT, Action.RESTART, Action.PAGE),
+    Category.CONFIG_ERROR: (Action.CONFIG_ROLLBACK, Action.PAGE),
+    Category.UPSTREAM_FAILURE: (Action.EJECT_TARGETS, Action.RESTART, Action.PAGE),
+    Category.HIGH_ERROR_RATE: (Action.CONFIG_ROLLBACK, Action.EJECT_TARGETS, Action.RATE_LIMIT, Action.PAGE),
+    Category.TRAFFIC_SPIKE: (Action.RATE_LIMIT, Action.CONNECTION_LIMITS, Action.PAGE),
+    Category.MEMORY_EXHAUSTION: (Action.MEMORY_LIMIT, Action.CONNECTION_LIMITS, Action.RESTART, Action.PAGE),
+    Category.CERTIFICATE_EXPIRING: (Action.CERTIFICATE_ROTATION, Action.PAGE),
+    Category.CERTIFICATE_INVALID: (Action.CERTIFICATE_ROTATION, Action.PAGE),
+    Category.HEALTH_CHECK_FAILURE: (Action.RESTART, Action.PAGE),
+    Category.PERFORMANCE_DEGRADATION: (Action.PAGE,),
+}
+
+TEMPORARY = {Action.EJECT_TARGETS, Action.RATE_LIMIT, Action.CONNECTION_LIMITS}
+
+# Record states.
+PLANNED = "Planned"
+PENDING_APPROVAL = "PendingApproval"
+DRY_RUN = "DryRun"
+RUNNING = "Running"
+VERIFYING = "Verifying"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+REFUSED = "Refused"
+REVERTED = "Reverted"
+WAITING = "Waiting"
+IN_FLIGHT = {RUNNING, VERIFYING}
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What the planner may look at besides the incident."""
+
+    zentinel: Zentinel
+    snapshot: Snapshot
+    policy: ZentinelIncidentPolicySpec
+    now: dt.datetime
+    cluster_recent: int  # actions across the cluster within the budget window
+    config_text_valid: dict[str, bool]  # revision -> valid, for rollback targets
+    config_changed_by_operator: bool  # the current ConfigMap content was written by the operator
+    approvals: dict[str, str]  # action id -> who approved
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """What to do now for one incident."""
+
+    kind: str  # execute | record | verify | revert | escalate | none
+    action: Action | None = None
+    record: RemediationRecord | None = None
+    reason: str = ""
+    params: dict[str, object] = dataclasses.field(default_factory=dict)
+
+
+def mode_for(policy: ZentinelIncidentPolicySpec, action: Action) -> RemediationMode:
+    if action == Action.PAGE:
+        return RemediationMode.AUTOMATIC
+    actions = policy.remediation.actions
+    per_action = {
+        Action.CONFIG_ROLLBACK: actions.config_rollback.mode,
+        Action.CERTIFICATE_ROTATION: actions.certificate_rotation.mode,
+        Action.RESTART: actions.restart.mode,
+        Action.CONNECTION_LIMITS: actions.connection_limits.mode,
+        Action.MEMORY_LIMIT: actions.memory_limit.mode,
+        Action.RATE_LIMIT: actions.rate_limit.mode,
+        Action.EJECT_TARGETS: actions.eject_targets.mode,
+    }[action]
+    return per_action or policy.remediation.default_mode
+
+
+def ttl_for(policy: ZentinelIncidentPolicySpec, action: Action) -> dt.timedelta | None:
+    a = policy.remediation.actions
+    ttl = {
+        Action.EJECT_TARGETS: a.eject_targets.ttl,
+        Action.RATE_LIMIT: a.rate_limit.ttl,
+        Action.CONNECTION_LIMITS: a.connection_limits.ttl,
+    }.get(action)
+    return parse_duration(ttl) if ttl else None
+
+
+def record_id(incident: str, step: int, action: Action) -> str:
+    return f"{incident}/{step}/{action.value}"
+
+
+def recent(
+    ledger: Sequence[RemediationLedgerEntry], now: dt.datetime, window: dt.timedelta
+) -> list[RemediationLedgerEntry]:
+    return [e for e in ledger if now - e.at < window]
+
+
+# ---------------------------------------------------------------------------- applicability
+def _unhealthy_targets(snapshot: Snapshot) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    if snapshot.upstreams is None or not snapshot.upstreams.available:
+        return out
+    for t in snapshot.upstreams.targets:
+        if t.status == TargetStatus.UNHEALTHY:
+            out.setdefault(t.upstream, []).append(t.address)
+    return out
+
+
+def _eject_plan(ctx: Context) -> tuple[dict[str, list[str]], str | None]:
+    """Targets to take out per upstream, or why not (the quorum guard)."""
+    share = ctx.policy.remediation.actions.eject_targets.min_remaining_share
+    plan: dict[str, list[str]] = {}
+    refusals: list[str] = []
+    upstreams = ctx.snapshot.upstreams
+    assert upstreams is not None
+    for upstream, bad in sorted(_unhealthy_targets(ctx.snapshot).items()):
+        total = len(upstreams.targets_of(upstream))
+        remaining = total - len(bad)
+        if total == 0 or remaining / total < share or remaining < 1:
+            refusals.append(
+                f"upstream {upstream}: ejecting {len(bad)} of {total} targets would leave {remaining} "
+                f"({remaining / total:.0%} < minRemainingShare {share:.0%})"
+            )
+            continue
+        plan[upstream] = sorted(bad)
+    if not plan and refusals:
+        return {}, "quorum guard: " + "; ".join(refusals)
+    return plan, None
+
+
+def _routes_for_rate_limit(finding: Finding, snapshot: Snapshot) -> list[str]:
+    if finding.subjects:
+        routes = [s for s in finding.subjects if not s.startswith("(")]
+        if routes:
+            return sorted(set(routes))
+    m = snapshot.metrics
+    if m is None:
+        return []
+    return sorted({r.route for r in m.routes if not r.route.startswith("(") and r.requests > 0})
+
+
+def _oom(snapshot: Snapshot) -> bool:
+    return any(p.container is not None and p.container.oom_killed for p in snapshot.pods)
+
+
+def _certs_to_rotate(ctx: Context, finding: Finding) -> list[str]:
+    names = set(finding.subjects) or {c.name for c in ctx.snapshot.certificates}
+    rotatable = []
+    for ref in ctx.zentinel.spec.tls:
+        if ref.name in names and ref.issuer.type != IssuerType.EXTERNAL:
+            rotatable.append(ref.name)
+    return sorted(rotatable)
+
+
+def applicable(action: Action, finding: Finding, ctx: Context) -> tuple[bool, dict[str, object], str]:
+    """(applies, parameters, why not). A step that does not apply is skipped, not failed."""
+    zen = ctx.zentinel
+    snap = ctx.snapshot
+    if action == Action.PAGE:
+        return True, {}, ""
+    if action == Action.CONFIG_ROLLBACK:
+        cfg = snap.config
+        caused = finding.config_caused or finding.category == Category.CONFIG_ERROR
+        if not caused:
+            return False, {}, "the trouble does not follow a config change"
+        if cfg is not None and not cfg.present:
+            return False, {}, "the ConfigMap is missing; nothing to roll back"
+        return True, {"target": zen.status.last_known_good_revision, "current": cfg.revision if cfg else None}, ""
+    if action == Action.MEMORY_LIMIT:
+        if not _oom(snap):
+            return False, {}, "no container was OOMKilled"
+        if snap.workload.memory_limit_bytes is None:
+            return False, {}, "the container has no memory limit to raise"
+        return True, {"current": snap.workload.memory_limit_bytes}, ""
+    if action == Action.RESTART:
+        if not snap.workload.exists:
+            return False, {}, "the Deployment does not exist"
+        return True, {}, ""
+    if action == Action.EJECT_TARGETS:
+        if not _unhealthy_targets(snap):
+            return False, {}, "no target is reported unhealthy"
+        return True, {}, ""
+    if action == Action.RATE_LIMIT:
+        routes = _routes_for_rate_limit(finding, snap)
+        if not routes:
+            return False, {}, "no route to limit"
+        return True, {"routes": routes}, ""
+    if action == Action.CONNECTION_LIMITS:
+        return (snap.config is not None and snap.config.present and snap.config.valid), {}, "the config is not valid"
+    if action == Action.CERTIFICATE_ROTATION:
+        certs = _certs_to_rotate(ctx, finding)
+        if not certs:
+            return False, {}, "every affected certificate is issued externally (issuer.type External)"
+        return True, {"certificates": certs}, ""
+    raise AssertionError(action)
+
+
+# -------------------------------------------------------------------------------- guardrails
+def guardrail(action: Action, ctx: Context, params: dict[str, object]) -> tuple[str | None, str]:
+    """(refusal kind or None, reason). Kinds: 'refuse' (escalate now), 'skip' (next step), 'wait'."""
+    if action == Action.PAGE:
+        return None, ""
+    policy = ctx.policy
+    r = policy.remediation
+    zen = ctx.zentinel
+    if zen.spec.paused:
+        return "refuse", "the Zentinel is paused (spec.paused)"
+    window = parse_duration(r.budget.window)
+    mine = recent(zen.status.remediations, ctx.now, window)
+    if len(mine) >= r.budget.per_zentinel:
+        return "refuse", f"budget exhausted: {len(mine)} actions on this Zentinel in the last {r.budget.window}"
+    if ctx.cluster_recent >= r.budget.per_cluster:
+        return "refuse", f"cluster budget exhausted: {ctx.cluster_recent} actions in the last {r.budget.window}"
+    if mine:
+        last = max(e.at for e in mine)
+        cooldown = parse_duration(r.cooldown)
+        if ctx.now - last < cooldown:
+            until = last + cooldown
+            return "wait", f"cooldown until {until.isoformat()} ({format_duration(until - ctx.now)} left)"
+    hold = parse_duration(r.hold_off_after_change)
+    config_caused_rollback = action == Action.CONFIG_ROLLBACK
+    if not config_caused_rollback:
+        last_ours = max((e.at for e in mine), default=None)
+        ours_recently = last_ours is not None and ctx.now - last_ours < parse_duration(r.verify_timeout)
+        if ctx.snapshot.workload.rolling_out and not ours_recently:
+            return "wait", "the Deployment is rolling out; holding off"
+        cfg = ctx.snapshot.config
+        if (
+            cfg is not None
+            and cfg.changed_at is not None
+            and not ctx.config_changed_by_operator
+            and ctx.now - cfg.changed_at < hold
+        ):
+            return "wait", f"someone changed the config {format_duration(ctx.now - cfg.changed_at)} ago; holding off"
+    if action == Action.CONFIG_ROLLBACK:
+        target = params.get("target")
+        current = params.get("current")
+        if not target:
+            return "refuse", "no revision has been proven good yet; never rolling back to an unproven config"
+        if target == current:
+            return "refuse", f"the current revision {current} is the last known good; nothing to roll back to"
+        if not ctx.config_text_valid.get(str(target), False):
+            return "refuse", f"the saved copy of revision {target} is missing or does not validate"
+    if action == Action.EJECT_TARGETS:
+        plan, why = _eject_plan(ctx)
+        if why:
+            return "skip", why
+        params["targets"] = plan
+    if action == Action.MEMORY_LIMIT:
+        current = int(str(params["current"]))
+        cap = parse_quantity(r.actions.memory_limit.cap) or current
+        wanted = min(int(current * r.actions.memory_limit.factor), cap)
+        if wanted <= current:
+            return "skip", f"the memory limit is already at the cap ({r.actions.memory_limit.cap})"
+        params["new"] = wanted
+    return None, ""
+
+
+# ----------------------------------------------------------------------------------- planner
+def _last(records: Sequence[RemediationRecord]) -> RemediationRecord | None:
+    return records[-1] if records else None
+
+
+def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Finding | None, ctx: Context) -> list[Step]:
+    """What to do now for one open incident. Deterministic for the same inputs."""
+    steps: list[Step] = []
+    now = ctx.now
+    verify_timeout = parse_duration(ctx.policy.remediation.verify_timeout)
+
+    # Temporary changes whose time is up are undone first, whatever else happens.
+    for rec in records:
+        if rec.revert_at is not None and rec.state in (SUCCEEDED, VERIFYING, FAILED) and now >= rec.revert_at:
+            steps.append(Step("revert", Action(rec.action), rec, f"TTL reached ({rec.revert_at.isoformat()})"))
+
+    last = _last(records)
+    if last is not None and last.state in IN_FLIGHT:
+        steps.append(Step("verify", Action(last.action), last))
+        return steps
+    if last is not None and last.state == PENDING_APPROVAL:
+        who = ctx.approvals.get(last.id)
+        if who is None:
+            return steps
+        approved = last.model_copy(update={"approved_by": who})
+        steps.append(Step("execute", Action(last.action), approved, f"approved by {who}"))
+        return steps
+    if finding is None:
+        return steps  # signals are healthy: nothing new to try
+
+    ladder = LADDERS.get(finding.category, ())
+    if not ladder:
+        return steps
+    next_index = 0
+    if last is not None:
+        ended = last.finished_at or last.started_at or now
+        if last.state == WAITING:
+            next_index = last.step
+        elif last.state in (DRY_RUN, SUCCEEDED, REVERTED) and now - ended < verify_timeout:
+            return steps  # give the last step (or the dry run's would-be effect) its time
+        elif last.state == REFUSED and last.action != Action.PAGE.value and (last.reason or "").startswith("skip:"):
+            next_index = last.step + 1
+        elif last.state == REFUSED:
+            return steps  # refusals escalate once; people take it from there
+        else:
+            next_index = last.step + 1
+        if last.action == Action.PAGE.value and last.state in (SUCCEEDED, REFUSED):
+            return steps  # the ladder ended with a page
+    for index in range(next_index, len(ladder)):
+        action = ladder[index]
+        ok, params, _why_not = applicable(action, finding, ctx)
+        if not ok:
+            continue
+        rid = record_id(incident_name, index, action)
+        kind, reason = guardrail(action, ctx, params)
+        base = RemediationRecord(
+            id=rid,
+            action=action.value,
+            mode=mode_for(ctx.policy, action).value,
+            state=PLANNED,
+            step=index,
+            target=_target_text(action, params),
+            reason=None,
+            started_at=now,
+        )
+        if kind == "wait":
+            if last is not None and last.id == rid and last.state == WAITING and last.reason == reason:
+                return steps
+            steps.append(Step("record", action, base.model_copy(update={"state": WAITING, "reason": reason})))
+            return steps
+        if kind == "skip":
+            steps.append(
+                Step(
+                    "record",
+                    action,
+                    base.model_copy(update={"state": REFUSED, "reason": f"skip: {reason}", "finished_at": now}),
+                )
+            )
+            continue
+        if kind == "refuse":
+            steps.append(
+                Step("record", action, base.model_copy(update={"state": REFUSED, "reason": reason, "finished_at": now}))
+            )
+            steps.append(Step("escalate", Action.PAGE, None, f"{action.value} refused: {reason}"))
+            return steps
+        if action == Action.PAGE:
+            steps.append(
+                Step(
+                    "escalate",
+                    action,
+                    base.model_copy(update={"state": SUCCEEDED, "finished_at": now, "reason": "ladder exhausted"}),
+                    "every remediation step ran without recovery",
+                )
+            )
+            return steps
+        mode = mode_for(ctx.policy, action)
+        if mode == RemediationMode.OFF:
+            continue
+        ttl = ttl_for(ctx.policy, action)
+        rec = base.model_copy(update={"revert_at": None})
+        if mode == RemediationMode.DRY_RUN:
+            steps.append(Step("execute", action, rec.model_copy(update={"state": DRY_RUN}), "dry run", params))
+            return steps
+        if mode == RemediationMode.NEEDS_APPROVAL:
+            steps.append(
+                Step(
+                    "record",
+                    action,
+                    rec.model_copy(update={"state": PENDING_APPROVAL, "reason": "needs approval"}),
+                    params=params,
+                )
+            )
+            return steps
+        steps.append(Step("execute", action, rec.model_copy(update={"state": RUNNING}), "automatic", params))
+        if ttl is not None:
+            steps[-1].params["ttl_seconds"] = ttl.total_seconds()
+        return steps
+    return steps
+
+
+def _target_text(action: Action, params: dict[str, object]) -> str | None:
+    if action == Action.CONFIG_ROLLBACK:
+        return f"revision {params.get('current')} -> {params.get('target')}"
+    if action == Action.RATE_LIMIT:
+        return "routes " + ", ".join(str(r) for r in params.get("routes", []))  # type: ignore[attr-defined]
+    if action == Action.CERTIFICATE_ROTATION:
+        return "certificates " + ", ".join(str(c) for c in params.get("certificates", []))  # type: ignore[attr-defined]
+    return None
+
+
+def verify_outcome(
+    record: RemediationRecord,
+    *,
+    effect_in_place: bool,
+    finding: Finding | None,
+    now: dt.datetime,
+    policy: ZentinelIncidentPolicySpec,
+) -> str:
+    """The state a Running/Verifying record moves to: Verifying, Succeeded or Failed."""
+    started = record.started_at or now
+    timeout = parse_duration(policy.remediation.verify_timeout)
+    if effect_in_place and finding is None:
+        return SUCCEEDED
+    if now - started >= timeout:
+        return SUCCEEDED if (effect_in_place and finding is None) else FAILED
+    return VERIFYING

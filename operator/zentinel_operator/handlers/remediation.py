@@ -1,0 +1,254 @@
+"""Respond: plan remediation per open incident (core.remediation), carry it out (remediation.executor),
+and record every step on the incident, the record written before the action runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import k8s
+from .. import operator_metrics as metrics
+from ..core import lifecycle as lc
+from ..core import remediation as rem
+from ..core import zconfig
+from ..core.patches import merge_patch
+from ..core.snapshot import Finding, Snapshot
+from ..models.incident import RemediationRecord, ZentinelIncident, ZentinelIncidentStatus
+from ..models.policy import ZentinelIncidentPolicySpec
+from ..models.zentinel import RemediationLedgerEntry, Zentinel
+from ..remediation import executor
+from .incidents import ANN_APPROVED_BY, PLURAL
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Responded:
+    notifications: list[tuple[str, lc.Notification]] = dataclasses.field(default_factory=list)
+    ledger: list[RemediationLedgerEntry] = dataclasses.field(default_factory=list)
+    incidents: list[ZentinelIncident] = dataclasses.field(default_factory=list)
+
+
+def ledger_of(incidents: Sequence[ZentinelIncident]) -> list[RemediationLedgerEntry]:
+    """Actions that changed something (dry runs, refusals and waits excluded), from the incidents' records."""
+    entries = []
+    for inc in incidents:
+        for r in inc.status.remediations:
+            if r.state in (rem.RUNNING, rem.VERIFYING, rem.SUCCEEDED, rem.FAILED, rem.REVERTED) and r.started_at:
+                if r.action == rem.Action.PAGE.value or (r.state == rem.FAILED and r.before is None):
+                    continue
+                entries.append(
+                    RemediationLedgerEntry(action=r.action, at=r.started_at, incident=inc.metadata.name, id=r.id)
+                )
+    entries.sort(key=lambda e: e.at)
+    return entries
+
+
+def approvals(obj: ZentinelIncident) -> dict[str, str]:
+    result = {a.action_id: a.by for a in obj.spec.approvals}
+    who = obj.metadata.annotations.get(ANN_APPROVED_BY)
+    pending = [r for r in obj.status.remediations if r.state == rem.PENDING_APPROVAL]
+    if who and pending:
+        result.setdefault(pending[-1].id, who)
+    return result
+
+
+def _replace(records: list[RemediationRecord], rec: RemediationRecord) -> list[RemediationRecord]:
+    """Put ``rec`` in place of the record with its id (the last one if several), else append it."""
+    for i in range(len(records) - 1, -1, -1):
+        if records[i].id == rec.id:
+            out = list(records)
+            out[i] = rec
+            return out
+    return [*records, rec]
+
+
+def _write(inc: ZentinelIncident, old: ZentinelIncidentStatus, new: ZentinelIncidentStatus) -> None:
+    patch = merge_patch(old.dump(), new.dump())
+    if patch:
+        k8s.patch_custom_status(PLURAL, inc.metadata.namespace, inc.metadata.name, patch)
+
+
+def _describe(rec: RemediationRecord) -> str:
+    parts = [f"{rec.action} [{rec.state}]"]
+    if rec.target:
+        parts.append(f"on {rec.target}")
+    if rec.before or rec.after:
+        parts.append(f"before: {rec.before or '-'}; after: {rec.after or '-'}")
+    if rec.reason:
+        parts.append(rec.reason)
+    return " - ".join(parts)
+
+
+def respond(
+    *,
+    zen: Zentinel,
+    deployment: dict[str, Any] | None,
+    snapshot: Snapshot,
+    findings: Sequence[Finding],
+    policy: ZentinelIncidentPolicySpec,
+    incidents: Sequence[ZentinelIncident],
+    now: dt.datetime,
+    cluster_recent: int,
+    config_changed_by_operator: bool,
+) -> Responded:
+    out = Responded()
+    by_cat = {f.category: f for f in findings}
+    ectx = executor.ExecContext(zen=zen, deployment=deployment, snapshot=snapshot, policy=policy, now=now)
+    valid_targets: dict[str, bool] = {}
+    lkg = zen.status.last_known_good_revision
+    if lkg:
+        text = executor.revision_text(zen, lkg)
+        valid_targets[lkg] = text is not None and zconfig.check_config(text).valid
+    all_incidents = list(incidents)
+    for index, inc in enumerate(all_incidents):
+        if inc.spec.source != "operator" or (not lc.is_open(inc.status) and not _needs_revert(inc, now)):
+            continue
+        ctx = rem.Context(
+            zentinel=zen.model_copy(
+                update={"status": zen.status.model_copy(update={"remediations": ledger_of(all_incidents)})}
+            ),
+            snapshot=snapshot,
+            policy=policy,
+            now=now,
+            cluster_recent=cluster_recent,
+            config_text_valid=valid_targets,
+            config_changed_by_operator=config_changed_by_operator,
+            approvals=approvals(inc),
+        )
+        finding = by_cat.get(inc.spec.category) if lc.is_open(inc.status) else None
+        steps = rem.plan(inc.metadata.name, inc.status.remediations, finding, ctx)
+        if not steps:
+            continue
+        old = inc.status
+        st = old.model_copy(deep=True)
+        for step in steps:
+            st = _apply(step, inc, st, ectx, finding, policy, out)
+        _write(inc, old, st)
+        all_incidents[index] = inc.model_copy(update={"status": st})
+    out.incidents = all_incidents
+    out.ledger = ledger_of(all_incidents)
+    return out
+
+
+def _needs_revert(inc: ZentinelIncident, now: dt.datetime) -> bool:
+    return any(
+        r.revert_at is not None and r.state in (rem.SUCCEEDED, rem.VERIFYING, rem.FAILED)
+        for r in inc.status.remediations
+    )
+
+
+def _apply(
+    step: rem.Step,
+    inc: ZentinelIncident,
+    st: ZentinelIncidentStatus,
+    ectx: executor.ExecContext,
+    finding: Finding | None,
+    policy: ZentinelIncidentPolicySpec,
+    out: Responded,
+) -> ZentinelIncidentStatus:
+    now = ectx.now
+    generation = inc.metadata.generation
+    name = inc.metadata.name
+    if step.kind == "revert" and step.record is not None:
+        rec = executor.revert(step.record, ectx)
+        st.remediations = _replace(st.remediations, rec)
+        metrics.REMEDIATIONS.labels(rec.action, rec.state).inc()
+        return lc.note_action(st, message=f"Reverted {_describe(rec)}", now=now, policy=policy)
+    if step.kind == "verify" and step.record is not None:
+        rec = step.record
+        in_place = executor.effect_in_place(rec, ectx)
+        state = rem.verify_outcome(rec, effect_in_place=in_place, finding=finding, now=now, policy=policy)
+        if state == rec.state and rec.verified_at is not None:
+            return st
+        updates: dict[str, Any] = {"state": state}
+        if in_place and rec.verified_at is None:
+            updates["verified_at"] = now
+        if state != rem.VERIFYING:
+            updates["finished_at"] = now
+            if state == rem.FAILED:
+                updates["reason"] = (
+                    (rec.reason or "")
+                    + ("; " if rec.reason else "")
+                    + (
+                        "the change is in place but the signal persists"
+                        if in_place
+                        else "the change did not take effect in time"
+                    )
+                )
+        rec = rec.model_copy(update=updates)
+        st.remediations = _replace(st.remediations, rec)
+        if state == rem.SUCCEEDED:
+            metrics.REMEDIATIONS.labels(rec.action, "Succeeded").inc()
+            st = lc.mark_mitigated(st, action=rec.action, now=now, policy=policy, generation=generation)
+            k8s_event(inc, "RemediationSucceeded", _describe(rec), "Normal", now)
+        elif state == rem.FAILED:
+            metrics.REMEDIATIONS.labels(rec.action, "Failed").inc()
+            st = lc.note_action(st, message=f"Did not help: {_describe(rec)}", now=now, policy=policy)
+            k8s_event(inc, "RemediationFailed", _describe(rec), "Warning", now)
+        return st
+    if step.kind == "record" and step.record is not None:
+        rec = step.record
+        previous = next((r for r in reversed(st.remediations) if r.id == rec.id), None)
+        if previous is not None and previous.state == rec.state and previous.reason == rec.reason:
+            return st
+        st.remediations = _replace(st.remediations, rec)
+        metrics.REMEDIATIONS.labels(rec.action, rec.state).inc()
+        return lc.note_action(st, message=_describe(rec), now=now, policy=policy)
+    if step.kind == "escalate":
+        if step.record is not None:
+            st.remediations = _replace(st.remediations, step.record)
+        reason = "RemediationExhausted" if step.record is not None else "RemediationRefused"
+        outcome = lc.escalate_now(
+            st,
+            category=inc.spec.category,
+            reason=reason,
+            message=step.reason,
+            now=now,
+            policy=policy,
+            generation=generation,
+        )
+        out.notifications += [(name, n) for n in outcome.notifications]
+        metrics.observe(outcome.metrics)
+        return outcome.status
+    if step.kind == "execute" and step.record is not None:
+        rec = step.record
+        if rec.state != rem.DRY_RUN:
+            # Record first: a crash from here on finds the record and never runs the action twice.
+            running = rec.model_copy(update={"state": rem.RUNNING, "started_at": now})
+            before_write = st.model_copy(deep=True)
+            st.remediations = _replace(st.remediations, running)
+            st = lc.note_action(st, message=f"Starting {_describe(running)}", now=now, policy=policy)
+            _write(inc, before_write, st)
+            inc = inc.model_copy(update={"status": st})
+            st = st.model_copy(deep=True)
+            rec = running
+        done = executor.execute(dataclasses.replace(step, record=rec), ectx)
+        st.remediations = _replace(st.remediations, done)
+        metrics.REMEDIATIONS.labels(done.action, done.state).inc()
+        k8s_event(
+            inc,
+            "Remediation" + ("DryRun" if done.state == rem.DRY_RUN else done.state),
+            _describe(done),
+            "Warning" if done.state == rem.FAILED else "Normal",
+            now,
+        )
+        return lc.note_action(st, message=_describe(done), now=now, policy=policy)
+    return st
+
+
+def k8s_event(inc: ZentinelIncident, reason: str, message: str, type_: str, now: dt.datetime) -> None:
+    meta: Mapping[str, Any] = {"name": inc.metadata.name, "namespace": inc.metadata.namespace, "uid": inc.metadata.uid}
+    try:
+        k8s.post_event(
+            {"apiVersion": "zentinel.io/v1alpha1", "kind": "ZentinelIncident", "metadata": dict(meta)},
+            reason=reason,
+            message=message,
+            type_=type_,
+            now=now,
+        )
+    except Exception as e:  # events are best effort
+        log.warning("could not post event %s: %s", reason, e)

@@ -1,0 +1,485 @@
+"""Alert intake: Alertmanager's webhook (payload version 4) as a source of incidents.
+
+``POST /api/v1/alertmanager`` with ``Authorization: Bearer <token>`` (Alertmanager:
+``http_config.authorization.credentials``). Each alert names the Zentinel it is about through its
+labels (names configurable, see :class:`IntakeLabels`): ``namespace`` and ``zentinel``, optionally
+``zentinel_category`` (a :class:`~zentinel_operator.models.common.Category`, else ``ExternalAlert``)
+and ``severity`` (critical -> SEV1, error|major -> SEV2, warning -> SEV3, info|minor -> SEV4;
+``SEV1``..``SEV4`` are taken as they are).
+
+Deliveries are at least once: a post is deduplicated per alert on (groupKey, fingerprint, status,
+startsAt), so a repeated post changes nothing. A firing alert makes sure an incident exists for
+its Zentinel and category (an open one, or a resolved one still inside the policy's reopen
+window, else a new one created with ``source: alertmanager``), and only then marks the alert as
+firing in :class:`AlertState`. The per-Zentinel pass takes the signal from there
+(:meth:`AlertState.merge` / :meth:`AlertState.signal`), so detection, severity, escalation,
+reopening and resolution follow the same lifecycle as the operator's own signals. A resolved
+alert clears the signal; the lifecycle resolves the incident once it stays clear for
+``resolveAfter``. The operator's own ``alertname=ZentinelIncident`` alerts are ignored, so
+routing them back here cannot loop.
+
+Until this process has heard about a (namespace, Zentinel, category) — after a restart, say —
+:meth:`AlertState.known` is False and the pass must treat the signal as unknown, not healthy:
+Alertmanager re-sends firing alerts every ``repeat_interval``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import re
+import threading
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from .. import k8s
+from ..core import lifecycle as lc
+from ..core.selection import choose_policy
+from ..core.snapshot import Finding
+from ..handlers import incidents
+from ..models.common import Category, Severity
+from ..models.incident import ZentinelIncidentStatus
+from ..models.policy import ZentinelIncidentPolicySpec
+
+log = logging.getLogger(__name__)
+
+PATH = "/api/v1/alertmanager"
+OWN_ALERTNAME = "ZentinelIncident"
+SOURCE = "alertmanager"
+
+SEVERITY_WORDS = {
+    "critical": Severity.SEV1,
+    "error": Severity.SEV2,
+    "major": Severity.SEV2,
+    "warning": Severity.SEV3,
+    "info": Severity.SEV4,
+    "minor": Severity.SEV4,
+    "sev1": Severity.SEV1,
+    "sev2": Severity.SEV2,
+    "sev3": Severity.SEV3,
+    "sev4": Severity.SEV4,
+}
+_CATEGORIES = {re.sub(r"[^a-z0-9]", "", c.value.lower()): c for c in Category}
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+@dataclasses.dataclass(frozen=True)
+class IntakeLabels:
+    """Which alert labels name the Zentinel, its category and the severity."""
+
+    namespace: str = "namespace"
+    zentinel: str = "zentinel"
+    category: str = "zentinel_category"
+    severity: str = "severity"
+
+
+def map_severity(value: str | None, default: Severity = Severity.SEV3) -> Severity:
+    if not value:
+        return default
+    return SEVERITY_WORDS.get(value.strip().lower(), default)
+
+
+def map_category(value: str | None) -> Category:
+    if not value:
+        return Category.EXTERNAL_ALERT
+    return _CATEGORIES.get(re.sub(r"[^a-z0-9]", "", value.lower()), Category.EXTERNAL_ALERT)
+
+
+def parse_time(value: str) -> dt.datetime:
+    """RFC 3339 as Alertmanager writes it (nanoseconds included)."""
+    m = _RFC3339.match(value.strip())
+    if not m:
+        raise ValueError(f"{value!r} is not an RFC 3339 time")
+    frac = (m.group(2) or "")[:7]
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    return dt.datetime.fromisoformat(m.group(1) + frac + zone)
+
+
+# ---------------------------------------------------------------------------- the state
+SignalKey = tuple[str, str, Category]  # namespace, Zentinel, category
+
+
+@dataclasses.dataclass(frozen=True)
+class FiringAlert:
+    fingerprint: str
+    alertname: str
+    severity: Severity
+    summary: str
+    starts_at: str
+    description: str | None = None
+
+
+class AlertState:
+    """What Alertmanager says is firing now, per (namespace, Zentinel, category). Thread-safe.
+
+    The intake writes it (event loop); the per-Zentinel pass reads it (``record`` runs in a thread).
+    """
+
+    def __init__(self, *, dedup_size: int = 10_000) -> None:
+        self._lock = threading.Lock()
+        self._firing: dict[SignalKey, dict[str, FiringAlert]] = {}
+        self._known: set[SignalKey] = set()
+        self._seen: collections.OrderedDict[tuple[str, str, str, str], None] = collections.OrderedDict()
+        self._dedup_size = dedup_size
+
+    # ---- deduplication of deliveries
+    def seen(self, key: tuple[str, str, str, str]) -> bool:
+        with self._lock:
+            if key in self._seen:
+                self._seen.move_to_end(key)
+                return True
+            return False
+
+    def remember(self, key: tuple[str, str, str, str]) -> None:
+        with self._lock:
+            self._seen[key] = None
+            self._seen.move_to_end(key)
+            while len(self._seen) > self._dedup_size:
+                self._seen.popitem(last=False)
+
+    # ---- signal updates
+    def fire(self, namespace: str, zentinel: str, category: Category, alert: FiringAlert) -> None:
+        key = (namespace, zentinel, category)
+        with self._lock:
+            self._known.add(key)
+            self._firing.setdefault(key, {})[alert.fingerprint] = alert
+
+    def clear(self, namespace: str, zentinel: str, category: Category, fingerprint: str) -> None:
+        key = (namespace, zentinel, category)
+        with self._lock:
+            self._known.add(key)
+            alerts = self._firing.get(key)
+            if alerts is not None:
+                alerts.pop(fingerprint, None)
+                if not alerts:
+                    del self._firing[key]
+
+    # ---- reading, for the pass
+    def known(self, namespace: str, zentinel: str, category: Category | str) -> bool:
+        """True once this process has heard from Alertmanager about this signal (firing or resolved)."""
+        with self._lock:
+            return (namespace, zentinel, Category(category)) in self._known
+
+    def active(self, namespace: str, zentinel: str, category: Category | str) -> Finding | None:
+        """The signal as a finding (the worst firing alert's severity), or None when nothing fires."""
+        with self._lock:
+            alerts = list(self._firing.get((namespace, zentinel, Category(category)), {}).values())
+        return _finding(Category(category), alerts)
+
+    def signal(self, namespace: str, zentinel: str, category: Category | str) -> tuple[Finding | None, bool]:
+        """``(finding, known)`` for an incident with ``source: alertmanager``: pass them to the lifecycle."""
+        with self._lock:
+            key = (namespace, zentinel, Category(category))
+            known = key in self._known
+            alerts = list(self._firing.get(key, {}).values())
+        return _finding(Category(category), alerts), known
+
+    def findings(self, namespace: str, zentinel: str) -> list[Finding]:
+        """One finding per category with a firing alert for this Zentinel."""
+        with self._lock:
+            groups = [
+                (cat, list(alerts.values()))
+                for (ns, zen, cat), alerts in self._firing.items()
+                if ns == namespace and zen == zentinel and alerts
+            ]
+        out = [_finding(cat, alerts) for cat, alerts in sorted(groups, key=lambda g: g[0].value)]
+        return [f for f in out if f is not None]
+
+    def merge(self, namespace: str, zentinel: str, findings: Iterable[Finding]) -> list[Finding]:
+        """The pass's own findings plus the firing alerts' findings, one per category (the worse wins)."""
+        merged: dict[Category, Finding] = {}
+        order: list[Category] = []
+        for f in [*findings, *self.findings(namespace, zentinel)]:
+            old = merged.get(f.category)
+            if old is None:
+                order.append(f.category)
+                merged[f.category] = f
+            elif f.severity.worse_than(old.severity):
+                merged[f.category] = f
+        return [merged[c] for c in order]
+
+
+def _finding(category: Category, alerts: list[FiringAlert]) -> Finding | None:
+    if not alerts:
+        return None
+    alerts = sorted(alerts, key=lambda a: (a.severity.rank, a.starts_at, a.fingerprint))
+    worst = alerts[0]
+    if len(alerts) == 1:
+        summary = f"{worst.alertname}: {worst.summary}" if worst.summary != worst.alertname else worst.alertname
+    else:
+        summary = f"{len(alerts)} alerts firing; worst {worst.alertname}: {worst.summary}"
+    evidence = [
+        f"Alertmanager: {a.alertname} ({a.severity.value}) firing since {a.starts_at}: {a.description or a.summary}"
+        for a in alerts
+    ]
+    return Finding(
+        category=category,
+        severity=worst.severity,
+        summary=summary[:500],
+        evidence=tuple(e[:500] for e in evidence[:20]),
+        subjects=tuple(a.fingerprint for a in alerts),
+    )
+
+
+# -------------------------------------------------------------------------- incidents
+@dataclasses.dataclass(frozen=True)
+class Opened:
+    """What the opener did for a firing alert."""
+
+    name: str | None  # the incident that carries the signal; None: ignored (see reason)
+    created: bool = False
+    reason: str | None = None
+
+
+IncidentOpener = Callable[[str, str, Category, dt.datetime], Awaitable[Opened]]
+
+
+def ensure_incident(namespace: str, zentinel: str, category: Category, now: dt.datetime) -> Opened:
+    """Synchronous (official client): make sure an incident will carry this signal.
+
+    An open incident of this Zentinel and category, or a resolved one the lifecycle will reopen
+    (inside the governing policy's reopen window), is used as it is; otherwise a new incident is
+    created with ``source: alertmanager``. The pass writes its status on its next run.
+    """
+    zen = k8s.get_custom("zentinels", namespace, zentinel)
+    if zen is None:
+        return Opened(None, reason=f"no Zentinel {namespace}/{zentinel}")
+    items = k8s.list_custom(incidents.PLURAL, namespace, f"{incidents.LABEL_ZENTINEL}={zentinel}")
+    same = [i for i in items if (i.get("spec") or {}).get("category") == category.value]
+    open_ones = sorted(i["metadata"]["name"] for i in same if not (i.get("status") or {}).get("resolvedAt"))
+    if open_ones:
+        return Opened(open_ones[0])
+    if same:
+        policies = k8s.list_custom("zentinelincidentpolicies", namespace)
+        labels = (zen.get("metadata") or {}).get("labels") or {}
+        chosen = choose_policy(labels, policies)
+        policy = ZentinelIncidentPolicySpec.model_validate((chosen or {}).get("spec") or {})
+        latest = max(same, key=lambda i: str((i.get("status") or {}).get("resolvedAt")))
+        try:
+            status = ZentinelIncidentStatus.model_validate(latest.get("status") or {})
+        except ValueError:
+            status = None
+        if status is not None and lc.can_reopen(status, now=now, policy=policy):
+            return Opened(latest["metadata"]["name"])
+    name = incidents.create_incident(namespace, zentinel=zentinel, category=category, now=now, source=SOURCE)
+    log.info("alert intake: created %s/%s for %s %s", namespace, name, zentinel, category.value)
+    return Opened(name, created=True)
+
+
+async def k8s_opener(namespace: str, zentinel: str, category: Category, now: dt.datetime) -> Opened:
+    return await asyncio.to_thread(ensure_incident, namespace, zentinel, category, now)
+
+
+# ------------------------------------------------------------------------ the payload
+class PayloadError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Alert:
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: str
+    fingerprint: str
+
+
+def _strings(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise PayloadError(f"{where}: must be an object of strings")
+    return dict(value)
+
+
+def parse_payload(data: Any) -> tuple[str, list[Alert]]:
+    """``(groupKey, alerts)`` from an Alertmanager webhook body; raise :class:`PayloadError` saying what is wrong."""
+    if not isinstance(data, Mapping):
+        raise PayloadError("the body must be a JSON object (Alertmanager webhook payload)")
+    version = data.get("version")
+    if version != "4":
+        raise PayloadError(f'version: expected "4" (Alertmanager webhook payload version 4), got {version!r}')
+    group_key = data.get("groupKey")
+    if not isinstance(group_key, str) or not group_key:
+        raise PayloadError("groupKey: required, a non-empty string")
+    raw_alerts = data.get("alerts")
+    if not isinstance(raw_alerts, list):
+        raise PayloadError("alerts: required, a list")
+    alerts: list[Alert] = []
+    for i, raw in enumerate(raw_alerts):
+        where = f"alerts[{i}]"
+        if not isinstance(raw, Mapping):
+            raise PayloadError(f"{where}: must be an object")
+        status = raw.get("status")
+        if status not in ("firing", "resolved"):
+            raise PayloadError(f'{where}.status: must be "firing" or "resolved", got {status!r}')
+        if "labels" not in raw:
+            raise PayloadError(f"{where}.labels: required")
+        labels = _strings(raw.get("labels"), f"{where}.labels")
+        annotations = _strings(raw.get("annotations") or {}, f"{where}.annotations")
+        starts_at = raw.get("startsAt")
+        if not isinstance(starts_at, str):
+            raise PayloadError(f"{where}.startsAt: required, an RFC 3339 time")
+        try:
+            parse_time(starts_at)
+        except ValueError as e:
+            raise PayloadError(f"{where}.startsAt: {e}") from None
+        fingerprint = raw.get("fingerprint")
+        if fingerprint is not None and not isinstance(fingerprint, str):
+            raise PayloadError(f"{where}.fingerprint: must be a string")
+        if not fingerprint:
+            canonical = json.dumps(sorted(labels.items()), separators=(",", ":"))
+            fingerprint = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        alerts.append(Alert(status, labels, annotations, starts_at, fingerprint))
+    return group_key, alerts
+
+
+# ------------------------------------------------------------------------------ the app
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"status": "error", "error": message}, status=status)
+
+
+def build_app(
+    *,
+    token: str,
+    state: AlertState,
+    opener: IncidentOpener | None = None,
+    labels: IntakeLabels | None = None,
+    max_bytes: int = 1_000_000,
+    namespaces: Collection[str] | None = None,
+    default_severity: Severity = Severity.SEV3,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> web.Application:
+    """The intake as an aiohttp application (``POST /api/v1/alertmanager``, ``GET /healthz``)."""
+    if not token:
+        raise ValueError("the alert intake needs a bearer token")
+    expected = f"Bearer {token}".encode()
+    names = labels or IntakeLabels()
+    open_incident = opener or k8s_opener
+    watched = set(namespaces) if namespaces else None
+    now_fn = clock or (lambda: dt.datetime.now(dt.UTC).replace(microsecond=0))
+    lock = asyncio.Lock()
+
+    async def receive(request: web.Request) -> web.Response:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return web.json_response(
+                {"status": "error", "error": "missing or wrong bearer token"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="zentinel-alert-intake"'},
+            )
+        if request.content_length is not None and request.content_length > max_bytes:
+            return _error(413, f"body larger than {max_bytes} bytes")
+        body = bytearray()
+        async for chunk in request.content.iter_chunked(65536):
+            body += chunk
+            if len(body) > max_bytes:
+                return _error(413, f"body larger than {max_bytes} bytes")
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            return _error(400, f"the body is not valid JSON: {e}")
+        try:
+            group_key, alerts = parse_payload(data)
+        except PayloadError as e:
+            return _error(400, str(e))
+
+        now = now_fn()
+        processed = duplicates = 0
+        ignored: list[dict[str, str]] = []
+        touched: dict[str, bool] = {}
+        opened_for: dict[SignalKey, Opened] = {}
+        for alert in alerts:
+            dedup = (group_key, alert.fingerprint, alert.status, alert.starts_at)
+            if state.seen(dedup):
+                duplicates += 1
+                continue
+            alertname = alert.labels.get("alertname", "alert")
+            namespace = alert.labels.get(names.namespace)
+            zentinel = alert.labels.get(names.zentinel)
+            reason = None
+            if alertname == OWN_ALERTNAME:
+                reason = "the operator's own ZentinelIncident alert"
+            elif not namespace or not zentinel:
+                reason = f"labels {names.namespace!r} and {names.zentinel!r} are required to name the Zentinel"
+            elif watched is not None and namespace not in watched:
+                reason = f"namespace {namespace!r} is not watched by this operator"
+            if reason is not None or namespace is None or zentinel is None:
+                ignored.append({"fingerprint": alert.fingerprint, "reason": reason or "unnamed Zentinel"})
+                state.remember(dedup)
+                continue
+            category = map_category(alert.labels.get(names.category))
+            if alert.status == "resolved":
+                state.clear(namespace, zentinel, category, alert.fingerprint)
+            else:
+                opened = opened_for.get((namespace, zentinel, category))
+                if opened is None:
+                    async with lock:
+                        try:
+                            opened = await open_incident(namespace, zentinel, category, now)
+                        except Exception as e:
+                            log.warning(
+                                "alert intake: could not open an incident for %s/%s: %s",
+                                namespace,
+                                zentinel,
+                                type(e).__name__,
+                            )
+                            return _error(503, "could not record the alert; try again")
+                    opened_for[(namespace, zentinel, category)] = opened
+                if opened.name is None:
+                    ignored.append({"fingerprint": alert.fingerprint, "reason": opened.reason or "ignored"})
+                    state.remember(dedup)
+                    continue
+                touched[opened.name] = touched.get(opened.name, False) or opened.created
+                summary = alert.annotations.get("summary") or alert.annotations.get("description") or alertname
+                state.fire(
+                    namespace,
+                    zentinel,
+                    category,
+                    FiringAlert(
+                        fingerprint=alert.fingerprint,
+                        alertname=alertname,
+                        severity=map_severity(alert.labels.get(names.severity), default_severity),
+                        summary=summary,
+                        starts_at=alert.starts_at,
+                        description=alert.annotations.get("description"),
+                    ),
+                )
+            state.remember(dedup)
+            processed += 1
+        return web.json_response(
+            {
+                "status": "ok",
+                "received": len(alerts),
+                "processed": processed,
+                "duplicates": duplicates,
+                "ignored": ignored,
+                "incidents": [{"name": n, "created": c} for n, c in sorted(touched.items())],
+            }
+        )
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application(client_max_size=max_bytes + 1)
+    app.router.add_post(PATH, receive)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def serve(host: str, port: int, **kwargs: Any) -> web.AppRunner:
+    """Start the intake on ``host:port`` (0: any free port); ``kwargs`` go to :func:`build_app`.
+
+    Returns the started runner: ``runner.addresses`` has the bound address, ``await runner.cleanup()`` stops it.
+    """
+    runner = web.AppRunner(build_app(**kwargs), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner
