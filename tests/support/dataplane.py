@@ -36,6 +36,7 @@ class Dataplane:
         self._traffic: dict[str, Any] = {"rps": 0.0, "error_share": 0.0, "routes": ("api",), "status": "503"}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.closed = False
 
     def _pods(self) -> dict[str, str]:
         pods = self.kube.list("pods", self.namespace, self.selector)
@@ -51,6 +52,8 @@ class Dataplane:
         """An emulator for every running pod; stop those whose pod is gone."""
         pods = self._pods()
         with self._lock:
+            if self.closed:
+                return {}
             for name in list(self.emulators):
                 if name not in pods:
                     self.emulators.pop(name).stop()
@@ -98,7 +101,11 @@ class Dataplane:
         if self._thread is not None:
             self._thread.join(timeout=5)
         with self._lock:
+            self.closed = True
             for emu in self.emulators.values():
-                emu.stop()
+                try:
+                    emu.stop()
+                except Exception as e:  # keep stopping the others
+                    print(f"dataplane: could not stop {emu.host}:{emu.port}: {e}")
             self.emulators.clear()
         self.loop.close()

@@ -314,8 +314,51 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
         who = ctx.approvals.get(last.id)
         if who is None:
             return steps
-        approved = last.model_copy(update={"approved_by": who})
-        steps.append(Step("execute", Action(last.action), approved, f"approved by {who}"))
+        # Approved: decide on today's facts (targets and guardrails may have changed while it waited).
+        action = Action(last.action)
+        approved = last.model_copy(update={"approved_by": who, "started_at": now})
+        if finding is None:
+            steps.append(
+                Step(
+                    "record",
+                    action,
+                    approved.model_copy(
+                        update={
+                            "state": REFUSED,
+                            "reason": "skip: approved, but the signal is gone",
+                            "finished_at": now,
+                        }
+                    ),
+                )
+            )
+            return steps
+        ok, params, why_not = applicable(action, finding, ctx)
+        kind, reason = guardrail(action, ctx, params) if ok else ("skip", why_not)
+        if kind == "wait":
+            return steps  # approved, but a cooldown or hold-off is on: it runs when that clears
+        if kind is not None:
+            steps.append(
+                Step(
+                    "record",
+                    action,
+                    approved.model_copy(
+                        update={
+                            "state": REFUSED,
+                            "reason": f"skip: {reason}" if kind == "skip" else reason,
+                            "finished_at": now,
+                        }
+                    ),
+                )
+            )
+            if kind == "refuse":
+                steps.append(Step("escalate", Action.PAGE, None, f"{action.value} refused: {reason}"))
+            return steps
+        ttl = ttl_for(ctx.policy, action)
+        if ttl is not None:
+            params["ttl_seconds"] = ttl.total_seconds()
+        steps.append(
+            Step("execute", action, approved.model_copy(update={"state": RUNNING}), f"approved by {who}", params)
+        )
         return steps
     if finding is None:
         return steps  # signals are healthy: nothing new to try

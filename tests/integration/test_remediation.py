@@ -1,0 +1,384 @@
+"""Remediation with guardrails against the real control plane: the runbook's first response, done safely."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from support import configs, crash
+from support.dataplane import Dataplane
+from support.kube import Kube, deployment, running_pods, wait_for
+from support.operator import OperatorProcess
+from zentinel_operator.core.zconfig import check_config, config_revision
+
+pytestmark = pytest.mark.integration
+
+
+def policy(**remediation: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": {"tier": "edge"}},
+        "lifecycle": {"resolveAfter": "3s", "reopenWindow": "10m"},
+        "receivers": [
+            {"name": "oncall", "type": "Webhook", "url": "http://127.0.0.1:9/oncall"},
+            {"name": "lead", "type": "Webhook", "url": "http://127.0.0.1:9/lead"},
+        ],
+        "escalation": {
+            "sev1": {"primary": ["oncall"], "secondary": ["lead"], "managementAfter": "30m"},
+            "sev2": {"primary": ["oncall"], "secondary": ["lead"]},
+            "sev3": {"primary": ["oncall"], "secondary": ["lead"]},
+        },
+        "remediation": {
+            "defaultMode": "Off",
+            "cooldown": "0s",
+            "provenGoodAfter": "2s",
+            "verifyTimeout": "2m",
+            "holdOffAfterChange": "0s",
+            **remediation,
+        },
+    }
+    return {
+        "apiVersion": "zentinel.io/v1alpha1",
+        "kind": "ZentinelIncidentPolicy",
+        "metadata": {"name": "edge"},
+        "spec": spec,
+    }
+
+
+def zentinel(reload_mode: str = "RollingRestart", tls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "zentinel.io/v1alpha1",
+        "kind": "Zentinel",
+        "metadata": {"name": "edge", "labels": {"tier": "edge"}},
+        "spec": {
+            "workload": {"name": "edge"},
+            "config": {"configMapName": "edge-config", "reloadMode": reload_mode},
+            "tls": tls or [],
+        },
+    }
+
+
+class Keeper:
+    """Keeps emulators on the current pod IPs while Deployments roll (the test plays kubelet + Zentinel)."""
+
+    def __init__(self, dp: Dataplane, extra: Callable[[], None] | None = None) -> None:
+        self.dp = dp
+        self.extra = extra
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self.dp.sync()
+                if self.extra:
+                    self.extra()
+            except Exception:
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def keepers() -> Iterator[list[Keeper]]:
+    ks: list[Keeper] = []
+    yield ks
+    for k in ks:
+        k.stop()
+
+
+def start_edge(
+    kube: Kube,
+    namespace: str,
+    dataplanes: list[Any],
+    *,
+    reload_mode: str = "RollingRestart",
+    tls: list[dict[str, Any]] | None = None,
+    setup: Any = None,
+    **remediation: Any,
+) -> Dataplane:
+    kube.apply(policy(**remediation), namespace)
+    kube.apply(configs.configmap("edge-config"), namespace)
+    kube.apply(deployment("edge", replicas=3), namespace)
+    running_pods(kube, namespace, "app=edge", 3)
+    dp = Dataplane(kube, namespace, "app=edge", setup=setup)
+    dataplanes.append(dp)
+    dp.sync()
+    dp.traffic(rps=50, error_share=0.0)
+    kube.apply(zentinel(reload_mode, tls), namespace)
+    return dp
+
+
+def zen_status(kube: Kube, namespace: str) -> dict[str, Any]:
+    return (kube.get("zen", "edge", namespace) or {}).get("status") or {}
+
+
+def incident(kube: Kube, namespace: str, category: str) -> dict[str, Any] | None:
+    for inc in kube.list("zentinelincidents", namespace):
+        if inc["spec"]["category"] == category and (inc.get("status") or {}).get("state"):
+            return inc
+    return None
+
+
+def records(kube: Kube, namespace: str, category: str) -> list[dict[str, Any]]:
+    inc = incident(kube, namespace, category)
+    return ((inc or {}).get("status") or {}).get("remediations") or []
+
+
+def cond(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in obj["status"]["conditions"] if c["type"] == type_)
+
+
+def config_text(kube: Kube, namespace: str) -> str:
+    return str(kube.get("configmap", "edge-config", namespace)["data"]["zentinel.kdl"])  # type: ignore[index]
+
+
+BAD_BUT_PARSES = configs.GOOD.replace('listener "http" {', 'listener "http" {\n        request-timeout-secs -1')
+
+
+def crash_all_on_bad_config(kube: Kube, namespace: str, good: str) -> Callable[[], None]:
+    """Zentinel's behaviour: a pod started with a config it cannot load exits (CrashLoopBackOff)."""
+
+    def tick() -> None:
+        if config_revision(config_text(kube, namespace)) == config_revision(good):
+            return
+        for pod in kube.list("pods", namespace, "app=edge"):
+            cs = (pod.get("status") or {}).get("containerStatuses") or [{}]
+            if pod["status"].get("phase") == "Running" and cs[0].get("state", {}).get("waiting") is None:
+                crash.crash_loop(kube, pod, restarts=3, message="Failed to load configuration file")
+
+    return tick
+
+
+def test_bad_config_is_rolled_back_to_last_known_good(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
+) -> None:
+    dp = start_edge(kube, namespace, dataplanes, actions={"configRollback": {"mode": "Automatic"}})
+    good_rev = config_revision(configs.GOOD)
+    wait_for(
+        lambda: zen_status(kube, namespace).get("lastKnownGoodRevision") == good_rev,
+        timeout=60,
+        what="the first config proven good",
+    )
+    generation = kube.get("deployment", "edge", namespace)["metadata"]["generation"]  # type: ignore[index]
+    kube.apply(configs.configmap("edge-config", BAD_BUT_PARSES), namespace)
+    bad_rev = config_revision(BAD_BUT_PARSES)
+    keepers.append(Keeper(dp, crash_all_on_bad_config(kube, namespace, configs.GOOD)))
+    inc = wait_for(
+        lambda: (
+            (i := incident(kube, namespace, "ProcessCrash"))
+            and cond(i, "Mitigated")["status"] == "True"
+            and i["status"].get("remediations")
+            and i
+        ),
+        timeout=120,
+        what="incident Mitigated by rollback",
+    )
+    rec = next(r for r in inc["status"]["remediations"] if r["action"] == "configRollback")
+    assert rec["state"] == "Succeeded" and rec["before"] == bad_rev and rec["after"] == good_rev
+    assert "request-timeout-secs -1" in rec["diff"]
+    assert cond(inc, "Mitigated")["reason"] == "RemediationSucceeded"
+    assert config_revision(config_text(kube, namespace)) == good_rev
+    # The bad revision is kept, retrievable, owned by the Zentinel.
+    saved = kube.get("configmap", f"edge-config-{bad_rev}", namespace)
+    assert saved is not None and saved["data"]["zentinel.kdl"] == BAD_BUT_PARSES
+    assert saved["metadata"]["ownerReferences"][0]["kind"] == "Zentinel"
+    # Delivered by a rolling restart: new pods, Ready.
+    dep = kube.get("deployment", "edge", namespace)
+    assert dep["metadata"]["generation"] == generation + 1  # type: ignore[index]
+    pods = running_pods(kube, namespace, "app=edge", 3)
+    assert all(p["metadata"]["annotations"].get("zentinel.io/config-revision") == good_rev for p in pods)
+    assert sum(1 for r in inc["status"]["remediations"] if r["action"] == "configRollback") == 1
+
+
+def test_unproven_revision_is_not_rolled_back_and_escalates(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
+) -> None:
+    dp = start_edge(
+        kube, namespace, dataplanes, actions={"configRollback": {"mode": "Automatic"}}, provenGoodAfter="1h"
+    )
+    wait_for(lambda: zen_status(kube, namespace).get("currentRevision"), timeout=60, what="first pass")
+    kube.apply(configs.configmap("edge-config", BAD_BUT_PARSES), namespace)
+    keepers.append(Keeper(dp, crash_all_on_bad_config(kube, namespace, configs.GOOD)))
+    inc = wait_for(
+        lambda: (i := incident(kube, namespace, "ProcessCrash")) and cond(i, "Escalated")["status"] == "True" and i,
+        timeout=90,
+        what="escalation instead of rollback",
+    )
+    assert cond(inc, "Escalated")["reason"] == "RemediationRefused"
+    rec = next(r for r in inc["status"]["remediations"] if r["action"] == "configRollback")
+    assert rec["state"] == "Refused" and "never rolling back to an unproven config" in rec["reason"]
+    assert config_text(kube, namespace) == BAD_BUT_PARSES
+    assert zen_status(kube, namespace).get("lastKnownGoodRevision") is None
+
+
+def test_killing_the_operator_mid_remediation_does_not_repeat_it(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
+) -> None:
+    dp = start_edge(kube, namespace, dataplanes, actions={"configRollback": {"mode": "Automatic"}})
+    good_rev = config_revision(configs.GOOD)
+    wait_for(
+        lambda: zen_status(kube, namespace).get("lastKnownGoodRevision") == good_rev, timeout=60, what="proven good"
+    )
+    generation = kube.get("deployment", "edge", namespace)["metadata"]["generation"]  # type: ignore[index]
+    kube.apply(configs.configmap("edge-config", BAD_BUT_PARSES), namespace)
+    keepers.append(Keeper(dp, crash_all_on_bad_config(kube, namespace, configs.GOOD)))
+    wait_for(
+        lambda: any(
+            r["action"] == "configRollback" and r["state"] in ("Running", "Verifying")
+            for r in records(kube, namespace, "ProcessCrash")
+        ),
+        timeout=90,
+        interval=0.1,
+        what="rollback in flight",
+    )
+    operator.kill()
+    operator.start()
+    inc = wait_for(
+        lambda: (i := incident(kube, namespace, "ProcessCrash")) and cond(i, "Mitigated")["status"] == "True" and i,
+        timeout=120,
+        what="mitigated after the restart",
+    )
+    rollbacks = [r for r in inc["status"]["remediations"] if r["action"] == "configRollback"]
+    assert len(rollbacks) == 1 and rollbacks[0]["state"] == "Succeeded"
+    starts = [t for t in inc["status"]["timeline"] if t["message"].startswith("Starting configRollback")]
+    assert len(starts) == 1
+    assert kube.get("deployment", "edge", namespace)["metadata"]["generation"] == generation + 1  # type: ignore[index]
+
+
+def unhealthy(address: str) -> Callable[[Any], None]:
+    def setup(emu: Any) -> None:
+        for addr in ("10.0.1.10:8000", "10.0.1.11:8000", "10.0.1.12:8000"):
+            emu.set_target("api", addr, "unhealthy" if addr == address else "healthy")
+        for addr in ("10.0.2.10:8000", "10.0.2.11:8000"):
+            emu.set_target("web", addr, "healthy")
+
+    return setup
+
+
+def test_dry_run_records_the_diff_and_changes_nothing(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
+) -> None:
+    start_edge(
+        kube,
+        namespace,
+        dataplanes,
+        reload_mode="AutoReload",
+        setup=unhealthy("10.0.1.11:8000"),
+        actions={"ejectTargets": {"mode": "DryRun"}},
+    )
+    rec = wait_for(
+        lambda: next((r for r in records(kube, namespace, "UpstreamFailure") if r["state"] == "DryRun"), None),
+        timeout=60,
+        what="a dry-run record",
+    )
+    assert rec["action"] == "ejectTargets"
+    assert '-        target "10.0.1.11:8000" weight=1' in rec["diff"]
+    time.sleep(3)
+    assert config_text(kube, namespace) == configs.GOOD
+
+
+def test_pending_action_runs_only_after_approval(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
+) -> None:
+    start_edge(
+        kube,
+        namespace,
+        dataplanes,
+        reload_mode="AutoReload",
+        setup=unhealthy("10.0.1.11:8000"),
+        actions={"ejectTargets": {"mode": "NeedsApproval", "ttl": "1h"}},
+    )
+    rec = wait_for(
+        lambda: next((r for r in records(kube, namespace, "UpstreamFailure") if r["state"] == "PendingApproval"), None),
+        timeout=60,
+        what="pending approval",
+    )
+    time.sleep(3)
+    assert config_text(kube, namespace) == configs.GOOD
+    name = incident(kube, namespace, "UpstreamFailure")["metadata"]["name"]  # type: ignore[index]
+    kube.run("annotate", "zinc", name, "-n", namespace, "zentinel.io/approved-by=alice")
+    wait_for(lambda: "10.0.1.11:8000" not in config_text(kube, namespace), timeout=60, what="ejection after approval")
+    done = next(r for r in records(kube, namespace, "UpstreamFailure") if r["id"] == rec["id"])
+    assert done["approvedBy"] == "alice"
+    text = config_text(kube, namespace)
+    assert check_config(text).valid and "// Edge proxy used by the integration tests." in text
+
+
+def test_ejected_target_returns_after_ttl(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
+) -> None:
+    start_edge(
+        kube,
+        namespace,
+        dataplanes,
+        reload_mode="AutoReload",
+        setup=unhealthy("10.0.1.12:8000"),
+        actions={"ejectTargets": {"mode": "Automatic", "ttl": "5s"}},
+        verifyTimeout="10m",
+    )
+    wait_for(lambda: "10.0.1.12:8000" not in config_text(kube, namespace), timeout=60, what="ejection")
+    wait_for(lambda: config_text(kube, namespace) == configs.GOOD, timeout=60, what="target back after the TTL")
+    rec = next(r for r in records(kube, namespace, "UpstreamFailure") if r["action"] == "ejectTargets")
+    assert rec["state"] == "Reverted"
+
+
+def test_quorum_guard_refuses_an_ejection_leaving_too_few_targets(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
+) -> None:
+    def two_bad(emu: Any) -> None:
+        for addr, st in (
+            ("10.0.1.10:8000", "unhealthy"),
+            ("10.0.1.11:8000", "unhealthy"),
+            ("10.0.1.12:8000", "healthy"),
+        ):
+            emu.set_target("api", addr, st)
+
+    start_edge(
+        kube,
+        namespace,
+        dataplanes,
+        reload_mode="AutoReload",
+        setup=two_bad,
+        actions={"ejectTargets": {"mode": "Automatic", "minRemainingShare": 0.5}},
+    )
+    rec = wait_for(
+        lambda: next((r for r in records(kube, namespace, "UpstreamFailure") if r["action"] == "ejectTargets"), None),
+        timeout=60,
+        what="an ejection decision",
+    )
+    assert rec["state"] == "Refused" and "quorum guard" in rec["reason"]
+    assert "would leave 1" in rec["reason"]
+    time.sleep(2)
+    assert config_text(kube, namespace) == configs.GOOD
+
+
+def test_exhausted_budget_stops_actions_and_escalates(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
+) -> None:
+    start_edge(
+        kube,
+        namespace,
+        dataplanes,
+        actions={"restart": {"mode": "Automatic"}},
+        budget={"perZentinel": 0, "perCluster": 10, "window": "1h"},
+    )
+    pods = running_pods(kube, namespace, "app=edge", 3)
+    crash.crash_loop(kube, pods[0], restarts=5)
+    inc = wait_for(
+        lambda: (i := incident(kube, namespace, "ProcessCrash")) and cond(i, "Escalated")["status"] == "True" and i,
+        timeout=60,
+        what="escalation on budget",
+    )
+    rec = next(r for r in inc["status"]["remediations"] if r["action"] == "restart")
+    assert rec["state"] == "Refused" and rec["reason"].startswith("budget exhausted")
+    assert cond(inc, "Escalated")["reason"] == "RemediationRefused"
+    time.sleep(2)
+    uids = {p["metadata"]["uid"] for p in kube.list("pods", namespace, "app=edge")}
+    assert pods[0]["metadata"]["uid"] in uids  # nothing was deleted
