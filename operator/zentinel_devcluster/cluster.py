@@ -3,7 +3,7 @@ kube-scheduler and kwok (playing the kubelet), all built from Go modules by :mod
 
 TLS is on, clients authenticate with certificates, and authorization is ``Node,RBAC``, so the
 RBAC rules the chart ships are really exercised. Pods scheduled to the kwok node get IPs from a
-loopback range (``127.128.0.0/16`` by default): a process a test binds to a pod's IP is
+loopback range (a /20 of ``127.128.0.0/10`` per cluster): a process a test binds to a pod's IP is
 reachable at that IP, as the operator reaches real pods.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -28,7 +29,9 @@ from . import tools
 from .pki import CA, service_account_keypair
 
 NODE_NAME = "kwok-node-0"
-POD_CIDR = "127.128.0.0/16"
+# Pod IPs are loopback addresses. Each cluster takes its own /20 of 127.128.0.0/10 (picked from its
+# state directory), so that test sessions running side by side never hand out the same pod IP.
+POD_RANGE_BASE = (127, 128)
 SERVICE_CIDR = "10.96.0.0/16"
 LOOPBACK = "127.0.0.1"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
@@ -114,6 +117,16 @@ class Ports:
         )
 
 
+def pod_cidr_for(state_dir: Path) -> str:
+    env = os.environ.get("ZENTINEL_CLUSTER_POD_CIDR")
+    if env:
+        return env
+    digest = hashlib.sha256(str(state_dir).encode()).digest()
+    second = POD_RANGE_BASE[1] + digest[0] % 64
+    third = (digest[1] % 16) * 16
+    return f"{POD_RANGE_BASE[0]}.{second}.{third}.0/20"
+
+
 class Cluster:
     """One local control plane whose files live in ``state_dir``."""
 
@@ -124,6 +137,7 @@ class Cluster:
         self.kubeconfig = self.state_dir / "kubeconfig"
         self.developer_kubeconfig = self.state_dir / "kubeconfig-developer"
         self.state_file = self.state_dir / "state.json"
+        self.pod_cidr = pod_cidr_for(self.state_dir)
 
     # ------------------------------------------------------------------ state
     def _read_state(self) -> dict[str, object] | None:
@@ -475,7 +489,7 @@ class Cluster:
                     "type": "kwok",
                 },
             },
-            "spec": {"podCIDR": POD_CIDR, "podCIDRs": [POD_CIDR]},
+            "spec": {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]},
             "status": {
                 "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "500"},
                 "capacity": {"cpu": "64", "memory": "256Gi", "pods": "500"},
@@ -496,7 +510,7 @@ class Cluster:
                 "kwok",
                 f"--kubeconfig={self.state_dir / 'kwok.kubeconfig'}",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                f"--cidr={POD_CIDR}",
+                f"--cidr={self.pod_cidr}",
                 f"--node-ip={LOOPBACK}",
                 f"--node-port={ports.kwok}",
                 f"--server-address={LOOPBACK}:{ports.kwok}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -382,3 +384,111 @@ def test_exhausted_budget_stops_actions_and_escalates(
     time.sleep(2)
     uids = {p["metadata"]["uid"] for p in kube.list("pods", namespace, "app=edge")}
     assert pods[0]["metadata"]["uid"] in uids  # nothing was deleted
+
+
+def _leaf(ca: Any, sans: list[str], days: float) -> tuple[bytes, bytes]:
+    """A leaf signed by ``ca`` (zentinel_devcluster.pki.CA) that expires in ``days``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, sans[0])]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=88))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    return (
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
+
+
+def _secret(name: str, cert: bytes, key: bytes) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": name},
+        "data": {"tls.crt": base64.b64encode(cert).decode(), "tls.key": base64.b64encode(key).decode()},
+    }
+
+
+def test_expiring_certificate_with_a_ca_issuer_is_rotated_and_served(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
+) -> None:
+    import asyncio
+
+    from cryptography.hazmat.primitives import serialization
+
+    from support.tlspods import TLSPods
+    from zentinel_devcluster.pki import CA
+    from zentinel_operator.core.certs import fingerprint_sha256, inspect_certificate
+    from zentinel_operator.signals.tls_probe import served_certificate
+
+    ca = CA.create("edge test CA")
+    ca_pem = ca.cert.public_bytes(serialization.Encoding.PEM)
+    ca_key = ca.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    kube.apply(_secret("edge-ca", ca_pem, ca_key), namespace)
+    sans = ["edge.example.com", "www.edge.example.com"]
+    old_cert, old_key = _leaf(ca, sans, days=2)
+    kube.apply(_secret("edge-tls", old_cert, old_key), namespace)
+    tls = [
+        {
+            "name": "public",
+            "secretName": "edge-tls",
+            "port": 8443,
+            "serverName": "edge.example.com",
+            "issuer": {"type": "CASecret", "caSecretName": "edge-ca"},
+        }
+    ]
+    dp = start_edge(kube, namespace, dataplanes, tls=tls, actions={"certificateRotation": {"mode": "Automatic"}})
+    pods_tls = TLSPods(kube, namespace, "app=edge", "edge-tls")
+    pods_tls.sync()
+    keepers.append(Keeper(dp, pods_tls.sync))
+    try:
+        inc = wait_for(
+            lambda: (
+                (i := incident(kube, namespace, "CertificateExpiring"))
+                and cond(i, "Mitigated")["status"] == "True"
+                and i
+            ),
+            timeout=120,
+            what="rotation verified",
+        )
+        rec = next(r for r in inc["status"]["remediations"] if r["action"] == "certificateRotation")
+        assert rec["state"] == "Succeeded"
+        data = kube.get("secret", "edge-tls", namespace)["data"]  # type: ignore[index]
+        new_cert = base64.b64decode(data["tls.crt"])
+        new_key = base64.b64decode(data["tls.key"])
+        assert fingerprint_sha256(new_cert) != fingerprint_sha256(old_cert)
+        info = inspect_certificate(
+            name="public",
+            secret="edge-tls",
+            cert_pem=new_cert,
+            key_pem=new_key,
+            ca_pem=ca_pem,
+            now=dt.datetime.now(dt.UTC),
+        )
+        assert info.error is None and info.key_matches and info.chain_valid
+        assert sorted(info.sans) == sorted(sans)
+        assert info.days_left is not None and info.days_left > 30
+        pods = running_pods(kube, namespace, "app=edge", 3)
+        for pod in pods:
+            probe = asyncio.run(
+                served_certificate(pod["status"]["podIP"], 8443, server_name="edge.example.com", timeout=5)
+            )
+            assert probe.ok and probe.fingerprint == fingerprint_sha256(new_cert)
+    finally:
+        pods_tls.stop()
