@@ -27,6 +27,7 @@ class Settings(BaseModel):
     webhook_cert_dir: Path | None = Field(default=None, description="tls.crt/tls.key (and ca.crt) from the chart.")
     webhook_managed: bool = Field(default=True, description="Let the operator create its webhook configuration.")
     alert_intake_port: int = Field(default=0, ge=0, le=65535, description="Alertmanager webhook intake (0: off).")
+    alert_intake_addr: str = "0.0.0.0"  # noqa: S104
     alert_intake_token_file: Path | None = None
     alert_intake_max_bytes: int = 1_000_000
     annotation_prefix: str = "zentinel.io"

@@ -13,6 +13,8 @@ from .core.policy_checks import check_policy, check_zentinel
 from .handlers import policies as policy_handlers
 from .handlers import zentinel as zentinel_handlers
 from .models.common import GROUP, VERSION
+from .notify import intake
+from .notify.dispatch import Dispatcher
 from .signals.gather import GatherSettings
 
 SETTINGS = config.load()
@@ -45,11 +47,32 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
             scrape_max_bytes=SETTINGS.scrape_max_bytes,
         )
     )
+    memo.passes.notifier = Dispatcher()
+    memo.passes.alerts = intake.AlertState()
+
+
+@kopf.on.startup()
+async def start_alert_intake(memo: kopf.Memo, **_: Any) -> None:
+    """Alertmanager's webhook (payload version 4), behind a bearer token read from a mounted Secret."""
+    memo.intake = None
+    if SETTINGS.alert_intake_port and SETTINGS.alert_intake_token_file:
+        memo.intake = await intake.serve(
+            SETTINGS.alert_intake_addr,
+            SETTINGS.alert_intake_port,
+            token=SETTINGS.alert_intake_token_file.read_text().strip(),
+            state=memo.passes.alerts,
+            max_bytes=SETTINGS.alert_intake_max_bytes,
+            namespaces=SETTINGS.namespaces or None,
+        )
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await memo.passes.close()
+    if memo.passes.notifier is not None:
+        await memo.passes.notifier.stop()
+    if memo.get("intake") is not None:
+        await memo.intake.cleanup()
 
 
 @kopf.on.probe(id="alive")

@@ -211,6 +211,7 @@ def record(
     observable: set[Category],
     now: dt.datetime,
     remediating: set[Category] | None = None,
+    alerts: Any = None,
 ) -> Recorded:
     """One pass for one Zentinel: every finding lands on exactly one incident of its fingerprint."""
     remediating = remediating or set()
@@ -259,7 +260,10 @@ def record(
             result.all.append(model)
             continue
         cat = model.spec.category
-        known = model.spec.source == "operator" and cat in observable
+        if model.spec.source == "operator":
+            known = cat in observable
+        else:  # an Alertmanager incident: its signal is what Alertmanager last said (unknown after a restart)
+            known = bool(alerts is not None and alerts.known(namespace, zentinel, cat))
         _advance(
             obj,
             model,

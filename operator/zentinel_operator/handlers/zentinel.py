@@ -45,6 +45,7 @@ class PassContext:
     memories: dict[tuple[str, str], PassMemory] = dataclasses.field(default_factory=dict)
     cluster_actions: dict[tuple[str, str], list[dt.datetime]] = dataclasses.field(default_factory=dict)
     notifier: Any = None  # notify.dispatch.Dispatcher once started
+    alerts: Any = None  # notify.intake.AlertState: what Alertmanager says is firing
     session: aiohttp.ClientSession | None = None  # shared by every scrape: its connector bounds concurrency
 
     def http(self) -> aiohttp.ClientSession:
@@ -85,6 +86,8 @@ async def reconcile(
     memory = ctx.memory(zen.metadata.namespace, zen.metadata.name)
     snapshot = await gather(zen, memory, now=now, settings=ctx.gather, session=ctx.http())
     findings = triage(snapshot, policy.thresholds)
+    if ctx.alerts is not None:
+        findings = ctx.alerts.merge(zen.metadata.namespace, zen.metadata.name, findings)
     observable = observable_categories(snapshot)
     recorded = await asyncio.to_thread(
         incidents.record,
@@ -95,6 +98,7 @@ async def reconcile(
         findings=findings,
         observable=observable,
         now=now,
+        alerts=ctx.alerts,
     )
     metrics.observe(recorded.metrics)
 
@@ -139,10 +143,11 @@ async def reconcile(
     ctx.cluster_actions[(zen.metadata.namespace, zen.metadata.name)] = [e.at for e in responded.ledger]
     open_now = [i for i in responded.incidents if lc.is_open(i.status)]
     for name, note in [*recorded.notifications, *responded.notifications]:
-        if ctx.notifier is not None:
-            await ctx.notifier.submit(zen.metadata.namespace, name, note, policy)
-        else:
-            log.info("%s: %s to %s (%s)", name, note.event, ",".join(note.receivers) or "nobody", note.level)
+        log.info("%s: %s to %s (%s)", name, note.event, ",".join(note.receivers) or "nobody", note.level)
+    if ctx.notifier is not None:
+        # Level-based: open and resolved incidents, so a restarted operator sends what it still owes.
+        for incident in responded.incidents:
+            await ctx.notifier.sync(zen.metadata.namespace, incident, policy)
     status = build_status(zen_now.status, snapshot, findings, open_now, now=now, generation=zen.metadata.generation)
     status.current_revision = cfg.revision if cfg and cfg.present else None
     status.remediations = responded.ledger[-20:]

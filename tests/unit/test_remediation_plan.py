@@ -1,0 +1,340 @@
+"""The remediation planner and its guardrails, as pure functions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from zentinel_operator.core import remediation as rem
+from zentinel_operator.core.snapshot import (
+    ConfigSignal,
+    ContainerSignal,
+    Finding,
+    PodSignal,
+    Snapshot,
+    TargetSignal,
+    TargetStatus,
+    UpstreamsSignal,
+    WorkloadSignal,
+)
+from zentinel_operator.models import Zentinel
+from zentinel_operator.models.common import Category, Severity
+from zentinel_operator.models.incident import RemediationRecord
+from zentinel_operator.models.policy import ZentinelIncidentPolicySpec
+from zentinel_operator.models.zentinel import RemediationLedgerEntry
+
+NOW = dt.datetime(2026, 11, 27, 3, 0, tzinfo=dt.UTC)
+
+
+def zen(**status: Any) -> Zentinel:
+    return Zentinel.model_validate(
+        {
+            "metadata": {"name": "edge", "namespace": "shop"},
+            "spec": {
+                "workload": {"name": "edge"},
+                "config": {"configMapName": "edge-config"},
+                "tls": [
+                    {"name": "public", "secretName": "edge-tls", "issuer": {"type": "CASecret", "caSecretName": "ca"}},
+                    {"name": "partner", "secretName": "partner-tls"},
+                ],
+            },
+            "status": status,
+        }
+    )
+
+
+def policy(**remediation: Any) -> ZentinelIncidentPolicySpec:
+    base = {"defaultMode": "Automatic", "cooldown": "0s", "holdOffAfterChange": "5m", "verifyTimeout": "3m"}
+    base.update(remediation)
+    return ZentinelIncidentPolicySpec.model_validate({"remediation": base})
+
+
+def pods(n: int = 3, crashing: int = 0, oom: bool = False) -> tuple[PodSignal, ...]:
+    out = []
+    for i in range(n):
+        bad = i < crashing
+        c = ContainerSignal(
+            name="zentinel",
+            ready=not bad,
+            running=not bad,
+            restart_count=5 if bad else 0,
+            waiting_reason="CrashLoopBackOff" if bad else None,
+            last_terminated_reason="OOMKilled" if bad and oom else None,
+            last_exit_code=137 if bad and oom else None,
+        )
+        out.append(PodSignal(name=f"edge-{i}", ip=f"127.128.0.{i + 1}", phase="Running", ready=not bad, container=c))
+    return tuple(out)
+
+
+def snapshot(
+    *,
+    crashing: int = 0,
+    oom: bool = False,
+    unhealthy: int = 0,
+    rolling: bool = False,
+    changed_minutes_ago: float | None = None,
+    memory_limit: int | None = 512 * 2**20,
+) -> Snapshot:
+    targets = tuple(
+        TargetSignal("api", f"10.0.1.{10 + i}:8000", TargetStatus.UNHEALTHY if i < unhealthy else TargetStatus.HEALTHY)
+        for i in range(3)
+    )
+    changed = NOW - dt.timedelta(minutes=changed_minutes_ago) if changed_minutes_ago is not None else None
+    return Snapshot(
+        namespace="shop",
+        zentinel="edge",
+        observed_at=NOW,
+        workload=WorkloadSignal(
+            exists=True,
+            desired=3,
+            updated=3,
+            available=3 - crashing,
+            rolling_out=rolling,
+            memory_limit_bytes=memory_limit,
+        ),
+        pods=pods(3, crashing, oom),
+        upstreams=UpstreamsSignal(available=True, targets=targets),
+        config=ConfigSignal(present=True, revision="bbbb", valid=True, changed_at=changed, last_known_good="aaaa"),
+    )
+
+
+def ctx(
+    z: Zentinel | None = None,
+    snap: Snapshot | None = None,
+    pol: ZentinelIncidentPolicySpec | None = None,
+    *,
+    cluster_recent: int = 0,
+    approvals: dict[str, str] | None = None,
+    by_operator: bool = False,
+    lkg_valid: bool = True,
+) -> rem.Context:
+    return rem.Context(
+        zentinel=z or zen(lastKnownGoodRevision="aaaa"),
+        snapshot=snap or snapshot(),
+        policy=pol or policy(),
+        now=NOW,
+        cluster_recent=cluster_recent,
+        config_text_valid={"aaaa": lkg_valid},
+        config_changed_by_operator=by_operator,
+        approvals=approvals or {},
+    )
+
+
+def finding(
+    cat: Category, sev: Severity = Severity.SEV2, *, config_caused: bool = False, subjects: tuple[str, ...] = ()
+) -> Finding:
+    return Finding(category=cat, severity=sev, summary="s", config_caused=config_caused, subjects=subjects)
+
+
+def kinds(steps: list[rem.Step]) -> list[tuple[str, str | None, str | None]]:
+    return [(s.kind, s.action.value if s.action else None, s.record.state if s.record else None) for s in steps]
+
+
+def test_config_caused_crash_rolls_back_to_last_known_good() -> None:
+    steps = rem.plan(
+        "inc-1",
+        [],
+        finding(Category.PROCESS_CRASH, config_caused=True),
+        ctx(snap=snapshot(crashing=3, changed_minutes_ago=1)),
+    )
+    assert kinds(steps) == [("execute", "configRollback", "Running")]
+    assert steps[0].params == {"target": "aaaa", "current": "bbbb"}
+    assert steps[0].record is not None and steps[0].record.id == "inc-1/0/configRollback"
+
+
+def test_rollback_never_targets_an_unproven_revision() -> None:
+    steps = rem.plan("inc-1", [], finding(Category.PROCESS_CRASH, config_caused=True), ctx(z=zen()))
+    assert kinds(steps) == [("record", "configRollback", "Refused"), ("escalate", "page", None)]
+    assert "never rolling back to an unproven config" in (steps[0].record.reason or "")  # type: ignore[union-attr]
+
+
+def test_rollback_refused_when_the_saved_copy_does_not_validate() -> None:
+    steps = rem.plan("inc-1", [], finding(Category.CONFIG_ERROR), ctx(lkg_valid=False))
+    assert kinds(steps)[0] == ("record", "configRollback", "Refused")
+
+
+def test_crash_not_caused_by_config_skips_rollback_and_restarts() -> None:
+    steps = rem.plan("inc-1", [], finding(Category.PROCESS_CRASH), ctx(snap=snapshot(crashing=1)))
+    assert kinds(steps) == [("execute", "restart", "Running")]
+    assert steps[0].record.step == 2  # type: ignore[union-attr]
+
+
+def test_oom_raises_the_memory_limit_within_the_cap() -> None:
+    pol = policy(actions={"memoryLimit": {"factor": 1.5, "cap": "700Mi"}})
+    steps = rem.plan("inc-1", [], finding(Category.PROCESS_CRASH), ctx(snap=snapshot(crashing=1, oom=True), pol=pol))
+    assert kinds(steps) == [("execute", "memoryLimit", "Running")]
+    assert steps[0].params["new"] == 700 * 2**20  # 1.5 x 512Mi = 768Mi, capped at 700Mi
+
+
+def test_memory_at_cap_is_skipped_to_the_next_rung() -> None:
+    pol = policy(actions={"memoryLimit": {"cap": "512Mi"}})
+    steps = rem.plan("inc-1", [], finding(Category.PROCESS_CRASH), ctx(snap=snapshot(crashing=1, oom=True), pol=pol))
+    assert kinds(steps) == [("record", "memoryLimit", "Refused"), ("execute", "restart", "Running")]
+
+
+def test_modes_dry_run_needs_approval_and_off() -> None:
+    f = finding(Category.UPSTREAM_FAILURE, subjects=("api/10.0.1.10:8000",))
+    snap = snapshot(unhealthy=1)
+    dry = rem.plan("i", [], f, ctx(snap=snap, pol=policy(defaultMode="DryRun")))
+    assert kinds(dry) == [("execute", "ejectTargets", "DryRun")]
+    pending = rem.plan("i", [], f, ctx(snap=snap, pol=policy(actions={"ejectTargets": {"mode": "NeedsApproval"}})))
+    assert kinds(pending) == [("record", "ejectTargets", "PendingApproval")]
+    off = rem.plan("i", [], f, ctx(snap=snap, pol=policy(actions={"ejectTargets": {"mode": "Off"}})))
+    assert kinds(off) == [("execute", "restart", "Running")]
+
+
+def test_pending_action_waits_for_approval_then_runs_on_current_facts() -> None:
+    f = finding(Category.UPSTREAM_FAILURE)
+    snap = snapshot(unhealthy=1)
+    pol = policy(actions={"ejectTargets": {"mode": "NeedsApproval", "ttl": "15m"}})
+    pending = rem.plan("i", [], f, ctx(snap=snap, pol=pol))[0].record
+    assert pending is not None
+    assert rem.plan("i", [pending], f, ctx(snap=snap, pol=pol)) == []
+    approved = rem.plan("i", [pending], f, ctx(snap=snap, pol=pol, approvals={pending.id: "alice"}))
+    assert kinds(approved) == [("execute", "ejectTargets", "Running")]
+    assert approved[0].record.approved_by == "alice"  # type: ignore[union-attr]
+    assert approved[0].params["targets"] == {"api": ["10.0.1.10:8000"]}
+    assert approved[0].params["ttl_seconds"] == 900
+
+
+def test_quorum_guard_refuses_and_moves_on() -> None:
+    pol = policy(actions={"ejectTargets": {"minRemainingShare": 0.5}})
+    steps = rem.plan("i", [], finding(Category.UPSTREAM_FAILURE), ctx(snap=snapshot(unhealthy=2), pol=pol))
+    assert kinds(steps) == [("record", "ejectTargets", "Refused"), ("execute", "restart", "Running")]
+    assert "would leave 1" in (steps[0].record.reason or "")  # type: ignore[union-attr]
+
+
+def test_budget_per_zentinel_and_per_cluster() -> None:
+    ledger = [RemediationLedgerEntry(action="restart", at=NOW - dt.timedelta(minutes=m)) for m in (5, 10, 15)]
+    z = zen(lastKnownGoodRevision="aaaa", remediations=[e.model_dump(by_alias=True, mode="json") for e in ledger])
+    steps = rem.plan("i", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(z=z))
+    assert kinds(steps) == [("record", "restart", "Refused"), ("escalate", "page", None)]
+    assert "budget exhausted: 3 actions" in (steps[0].record.reason or "")  # type: ignore[union-attr]
+    old = [RemediationLedgerEntry(action="restart", at=NOW - dt.timedelta(hours=2))] * 5
+    z_old = zen(remediations=[e.model_dump(by_alias=True, mode="json") for e in old])
+    assert kinds(rem.plan("i", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(z=z_old)))[0][0] == "execute"
+    cluster = rem.plan("i", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(cluster_recent=10))
+    assert "cluster budget exhausted" in (cluster[0].record.reason or "")  # type: ignore[union-attr]
+
+
+def test_cooldown_waits_without_failing() -> None:
+    ledger = [RemediationLedgerEntry(action="restart", at=NOW - dt.timedelta(minutes=2))]
+    z = zen(remediations=[e.model_dump(by_alias=True, mode="json") for e in ledger])
+    steps = rem.plan("i", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(z=z, pol=policy(cooldown="10m")))
+    assert kinds(steps) == [("record", "restart", "Waiting")]
+    assert "cooldown until" in (steps[0].record.reason or "")  # type: ignore[union-attr]
+    # Waiting again with the same reason writes nothing new.
+    again = rem.plan(
+        "i",
+        [steps[0].record],
+        finding(Category.HEALTH_CHECK_FAILURE),  # type: ignore[list-item]
+        ctx(z=z, pol=policy(cooldown="10m")),
+    )
+    assert again == []
+
+
+def test_hold_off_on_foreign_rollout_and_config_change_but_not_for_rollback() -> None:
+    rolling = rem.plan("i", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(snap=snapshot(rolling=True)))
+    assert kinds(rolling) == [("record", "restart", "Waiting")]
+    changed = rem.plan("i", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(snap=snapshot(changed_minutes_ago=2)))
+    assert "someone changed the config" in (changed[0].record.reason or "")  # type: ignore[union-attr]
+    ours = rem.plan(
+        "i", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(snap=snapshot(changed_minutes_ago=2), by_operator=True)
+    )
+    assert kinds(ours)[0][0] == "execute"
+    rollback = rem.plan(
+        "i",
+        [],
+        finding(Category.PROCESS_CRASH, config_caused=True),
+        ctx(snap=snapshot(crashing=3, rolling=True, changed_minutes_ago=1)),
+    )
+    assert kinds(rollback) == [("execute", "configRollback", "Running")]
+
+
+def test_paused_zentinel_refuses_everything() -> None:
+    z = zen(lastKnownGoodRevision="aaaa")
+    z = z.model_copy(update={"spec": z.spec.model_copy(update={"paused": True})})
+    steps = rem.plan("i", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(z=z))
+    assert "paused" in (steps[0].record.reason or "")  # type: ignore[union-attr]
+
+
+def rec(action: rem.Action, step: int, state: str, minutes_ago: float, **kw: Any) -> RemediationRecord:
+    return RemediationRecord(
+        id=f"i/{step}/{action.value}",
+        action=action.value,
+        mode="Automatic",
+        state=state,
+        step=step,
+        started_at=NOW - dt.timedelta(minutes=minutes_ago),
+        finished_at=kw.pop("finished_at", None),
+        **kw,
+    )
+
+
+def test_in_flight_record_is_verified_not_repeated() -> None:
+    running = rec(rem.Action.RESTART, 0, rem.RUNNING, 1)
+    steps = rem.plan("i", [running], finding(Category.HEALTH_CHECK_FAILURE), ctx())
+    assert kinds(steps) == [("verify", "restart", "Running")]
+
+
+def test_ladder_advances_after_a_failed_step_and_ends_with_a_page() -> None:
+    failed = rec(rem.Action.RESTART, 0, rem.FAILED, 5, finished_at=NOW - dt.timedelta(minutes=1))
+    steps = rem.plan("i", [failed], finding(Category.HEALTH_CHECK_FAILURE), ctx())
+    assert kinds(steps) == [("escalate", "page", "Succeeded")]
+    done = rem.plan("i", [failed, steps[0].record], finding(Category.HEALTH_CHECK_FAILURE), ctx())  # type: ignore[list-item]
+    assert done == []
+
+
+def test_success_gets_its_verify_window_before_the_next_rung() -> None:
+    ok = rec(rem.Action.RESTART, 0, rem.SUCCEEDED, 2, finished_at=NOW - dt.timedelta(minutes=1))
+    assert rem.plan("i", [ok], finding(Category.HEALTH_CHECK_FAILURE), ctx()) == []
+    stale = rec(rem.Action.RESTART, 0, rem.SUCCEEDED, 10, finished_at=NOW - dt.timedelta(minutes=5))
+    assert kinds(rem.plan("i", [stale], finding(Category.HEALTH_CHECK_FAILURE), ctx()))[0][0] == "escalate"
+
+
+def test_temporary_change_is_reverted_after_its_ttl_even_when_healthy() -> None:
+    ejected = rec(
+        rem.Action.EJECT_TARGETS,
+        0,
+        rem.SUCCEEDED,
+        20,
+        revert_at=NOW - dt.timedelta(seconds=1),
+        finished_at=NOW - dt.timedelta(minutes=19),
+    )
+    steps = rem.plan("i", [ejected], None, ctx())
+    assert kinds(steps) == [("revert", "ejectTargets", "Succeeded")]
+    not_yet = ejected.model_copy(update={"revert_at": NOW + dt.timedelta(minutes=1)})
+    assert rem.plan("i", [not_yet], None, ctx()) == []
+
+
+@pytest.mark.parametrize(
+    ("in_place", "has_finding", "minutes", "expected"),
+    [
+        (True, False, 1, rem.SUCCEEDED),
+        (True, True, 1, rem.VERIFYING),
+        (False, False, 1, rem.VERIFYING),
+        (True, True, 3, rem.FAILED),
+        (False, False, 4, rem.FAILED),
+    ],
+)
+def test_verify_outcome(in_place: bool, has_finding: bool, minutes: float, expected: str) -> None:
+    r = rec(rem.Action.RESTART, 0, rem.VERIFYING, minutes)
+    f = finding(Category.HEALTH_CHECK_FAILURE) if has_finding else None
+    assert rem.verify_outcome(r, effect_in_place=in_place, finding=f, now=NOW, policy=policy()) == expected
+
+
+def test_certificate_rotation_only_for_rotatable_issuers() -> None:
+    steps = rem.plan("i", [], finding(Category.CERTIFICATE_EXPIRING, subjects=("public",)), ctx())
+    assert kinds(steps) == [("execute", "certificateRotation", "Running")]
+    assert steps[0].params["certificates"] == ["public"]
+    external = rem.plan("i", [], finding(Category.CERTIFICATE_EXPIRING, subjects=("partner",)), ctx())
+    assert kinds(external) == [("escalate", "page", "Succeeded")]
+
+
+def test_plans_are_deterministic() -> None:
+    f = finding(Category.UPSTREAM_FAILURE)
+    assert rem.plan("i", [], f, ctx(snap=snapshot(unhealthy=1))) == rem.plan(
+        "i", [], f, ctx(snap=snapshot(unhealthy=1))
+    )

@@ -1,0 +1,172 @@
+"""Merge patches, label selectors, policy checks, durations, log matching, pod conversion."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from zentinel_operator.core.durations import DurationError, format_duration, parse_duration
+from zentinel_operator.core.patches import merge_patch
+from zentinel_operator.core.policy_checks import check_policy, check_zentinel
+from zentinel_operator.core.quantity import format_memory, parse_quantity
+from zentinel_operator.core.selection import choose_policy, selector_matches
+from zentinel_operator.core.snapshot import LogCause
+from zentinel_operator.models.common import LabelSelector
+from zentinel_operator.signals.logs import match_lines, newest_per_cause
+from zentinel_operator.signals.pods import pod_signal, workload_signal
+
+
+def test_merge_patch_sets_changes_and_nulls_removed_keys() -> None:
+    old = {"a": 1, "b": {"c": 2, "d": 3}, "e": [1], "gone": True}
+    new = {"a": 1, "b": {"c": 5, "d": 3}, "e": [1, 2], "f": "x"}
+    assert merge_patch(old, new) == {"gone": None, "b": {"c": 5}, "e": [1, 2], "f": "x"}
+    assert merge_patch(new, new) == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("5m", 300), ("1h30m", 5400), ("2d", 172800), ("250ms", 0.25), ("1.5h", 5400)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "5", "five minutes", "1h30", "m5", "-5m"])
+def test_bad_durations_name_the_problem(bad: str) -> None:
+    with pytest.raises(DurationError):
+        parse_duration(bad)
+
+
+def test_format_duration() -> None:
+    assert format_duration(dt.timedelta(seconds=252)) == "4m12s"
+    assert format_duration(dt.timedelta(hours=2, minutes=5)) == "2h5m"
+    assert format_duration(dt.timedelta(days=3, hours=4)) == "3d4h"
+
+
+def test_quantities() -> None:
+    assert parse_quantity("512Mi") == 536870912
+    assert parse_quantity("1G") == 10**9
+    assert parse_quantity("garbage") is None
+    assert format_memory(805306368) == "768Mi"
+
+
+def test_selectors() -> None:
+    sel = LabelSelector.model_validate(
+        {
+            "matchLabels": {"tier": "edge"},
+            "matchExpressions": [
+                {"key": "env", "operator": "In", "values": ["prod"]},
+                {"key": "canary", "operator": "DoesNotExist"},
+            ],
+        }
+    )
+    assert selector_matches(sel, {"tier": "edge", "env": "prod"})
+    assert not selector_matches(sel, {"tier": "edge", "env": "dev"})
+    assert not selector_matches(sel, {"tier": "edge", "env": "prod", "canary": "1"})
+    assert selector_matches(LabelSelector(), {})
+
+
+def test_choose_policy_by_priority_then_name() -> None:
+    def pol(name: str, prio: int, tier: str = "edge") -> dict[str, object]:
+        return {"metadata": {"name": name}, "spec": {"priority": prio, "selector": {"matchLabels": {"tier": tier}}}}
+
+    chosen = choose_policy({"tier": "edge"}, [pol("b", 0), pol("a", 0), pol("z", 5), pol("x", 9, "other")])
+    assert chosen is not None and chosen["metadata"]["name"] == "z"  # type: ignore[index]
+    tie = choose_policy({"tier": "edge"}, [pol("b", 0), pol("a", 0)])
+    assert tie is not None and tie["metadata"]["name"] == "a"  # type: ignore[index]
+    assert choose_policy({"tier": "internal"}, [pol("a", 0)]) is None
+
+
+def test_policy_checks_accept_the_runbook_defaults_and_name_every_problem() -> None:
+    assert check_policy({}) == []
+    problems = check_policy(
+        {
+            "thresholds": {"latencyP99Seconds": {"sev2": 1, "sev3": 2}, "memoryShareOfLimit": {"sev2": 1.5}},
+            "responseTargets": {"sev1": "0s"},
+            "receivers": [{"name": "a", "type": "Alertmanager"}, {"name": "a", "type": "Webhook"}],
+            "escalation": {"sev1": {"primary": ["a"], "management": ["a"], "managementAfter": None}},
+            "remediation": {"budget": {"perZentinel": 5, "perCluster": 2}},
+            "selector": {"matchLabels": {"bad key!": "x"}},
+        }
+    )
+    joined = "\n".join(problems)
+    for expected in [
+        "spec.thresholds.latencyP99Seconds: sev2 (1.0) must be greater than sev3 (2.0)",
+        "spec.thresholds.memoryShareOfLimit.sev2: 1.5 is above the maximum 1.0",
+        "spec.responseTargets.sev1: must be longer than zero",
+        "spec.receivers: the name 'a' is used more than once",
+        "spec.receivers[0].url: an Alertmanager receiver needs",
+        "spec.receivers[1]: a Webhook receiver needs url or secretRef",
+        "spec.remediation.budget.perCluster: 2 is below perZentinel (5)",
+        "spec.selector.matchLabels: 'bad key!' is not a valid label key",
+    ]:
+        assert expected in joined, expected
+
+
+def test_zentinel_checks_issuer_references() -> None:
+    spec = {
+        "workload": {"name": "e"},
+        "config": {"configMapName": "c"},
+        "tls": [{"name": "t", "secretName": "s", "issuer": {"type": "CASecret"}}],
+    }
+    problems = check_zentinel(spec)
+    assert problems and "caSecretName is required" in problems[0]
+
+
+def test_log_lines_match_real_zentinel_messages() -> None:
+    text = "\n".join(
+        [
+            "INFO listening on 0.0.0.0:8080",
+            "Error: Failed to load configuration file",
+            'ERROR Configuration validation failed - new configuration REJECTED error="unknown block"',
+            "Error: Address already in use (os error 98)",
+            "ERROR Failed to load certificate: No such file",
+            "memory allocation of 1048576 bytes failed",
+        ]
+    )
+    causes = [m.cause for m in match_lines("p", "c", text, previous=True)]
+    assert causes == [
+        LogCause.CONFIG_ERROR,
+        LogCause.CONFIG_REJECTED,
+        LogCause.ADDRESS_IN_USE,
+        LogCause.CERTIFICATE_ERROR,
+        LogCause.OUT_OF_MEMORY,
+    ]
+    many = match_lines("p", "c", "\n".join(["Failed to load configuration file"] * 50), previous=False)
+    assert len(newest_per_cause(many)) == 3
+
+
+def test_pod_and_workload_conversion() -> None:
+    pod = {
+        "metadata": {"name": "p", "annotations": {"zentinel.io/config-revision": "abc"}},
+        "status": {
+            "phase": "Running",
+            "podIP": "127.128.0.4",
+            "conditions": [{"type": "Ready", "status": "False"}],
+            "containerStatuses": [
+                {
+                    "name": "zentinel",
+                    "ready": False,
+                    "restartCount": 7,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+                }
+            ],
+        },
+    }
+    s = pod_signal(pod, "zentinel", previous_restarts=5)
+    assert s.restart_growth == 2 and s.container is not None and s.container.crash_looping and s.container.oom_killed
+    assert not s.process_running and s.config_revision == "abc"
+    dep = {
+        "metadata": {"generation": 4},
+        "spec": {
+            "replicas": 4,
+            "strategy": {"rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "50%"}},
+            "template": {"spec": {"containers": [{"name": "zentinel", "resources": {"limits": {"memory": "1Gi"}}}]}},
+        },
+        "status": {"observedGeneration": 3, "updatedReplicas": 4, "availableReplicas": 4, "replicas": 4},
+    }
+    w = workload_signal(dep, "zentinel")
+    assert (w.desired, w.max_unavailable, w.max_surge, w.memory_limit_bytes) == (4, 1, 2, 2**30)
+    assert w.rolling_out  # observedGeneration behind generation
+    assert not workload_signal(None, None).exists
