@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build (or reuse from the cache) every binary the cluster needs")
-    b.add_argument("tools", nargs="*", choices=[*tools.TOOLS, []], help="only these (default: all)")
+    b.add_argument("tools", nargs="*", help=f"only these, of {', '.join(tools.TOOLS)} (default: all)")
+    sub.add_parser("build-zentinel", help="cargo install the real Zentinel (the data plane of the contract tests)")
     up = sub.add_parser("up", help="start the cluster (idempotent)")
     up.add_argument("--apiserver-port", type=int, default=None, help="default: a free port")
     up.add_argument("--timeout", type=float, default=180.0)
@@ -35,7 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     cluster = Cluster(args.state_dir)
     try:
         if args.command == "build":
+            unknown = [t for t in args.tools if t not in tools.TOOLS]
+            if unknown:
+                parser.error(f"unknown tools {unknown}; choose from {', '.join(tools.TOOLS)}")
             tools.ensure(args.tools or None)
+        elif args.command == "build-zentinel":
+            print(tools.build_zentinel())
         elif args.command == "up":
             tools.ensure(["k8s", "etcd", "kwok"])
             cluster.up(apiserver_port=args.apiserver_port, timeout=args.timeout)

@@ -104,6 +104,17 @@ TOOLS: dict[str, Tool] = {
         binaries=("helm",),
         ldflags=("-X helm.sh/helm/v3/internal/version.version=v3.22.0",),
     ),
+    # Prometheus 3.16.0 (its Go module versions are v0.3xx.y), for the test of the operator's
+    # `metricsSource: Prometheus`. Without the `builtinassets` tag: the web UI is not embedded, the
+    # HTTP API the operator queries works all the same.
+    "prometheus": Tool(
+        name="prometheus",
+        module="github.com/prometheus/prometheus",
+        version="v0.316.0",
+        packages=("github.com/prometheus/prometheus/cmd/prometheus",),
+        binaries=("prometheus",),
+        ldflags=("-X github.com/prometheus/common/version.Version=3.16.0",),
+    ),
 }
 
 
@@ -294,3 +305,75 @@ def kwok_stages() -> list[Path]:
 def kwok_crds() -> list[Path]:
     d = tool_dir(TOOLS["kwok"]) / "crds"
     return sorted(d.glob("*.yaml"))
+
+
+# ------------------------------------------------------------------------ real Zentinel
+ZENTINEL_CRATE = "zentinel-proxy"
+ZENTINEL_VERSION = "0.6.45"  # the newest release whose rust-version this machine's toolchain (1.95) accepts
+
+
+def zentinel_root() -> Path:
+    return cache_root() / f"zentinel-{ZENTINEL_VERSION}"
+
+
+def zentinel_binary() -> Path:
+    return zentinel_root() / "bin" / "zentinel"
+
+
+def build_zentinel() -> Path:
+    """``cargo install`` the real Zentinel from crates.io (pinned, --locked), cached by version.
+
+    Its build needs ``protoc`` (prost-build); where it is missing and apt-get can run, it is installed.
+    """
+    binary = zentinel_binary()
+    if binary.exists():
+        _log(f"zentinel {ZENTINEL_VERSION}: cached at {binary}")
+        return binary
+    if shutil.which("cargo") is None:
+        raise ToolError("cargo is not on PATH; the real Zentinel is built with `cargo install`")
+    if shutil.which("protoc") is None:
+        if shutil.which("apt-get") and os.geteuid() == 0:
+            _log("zentinel: installing protobuf-compiler (protoc), which its build needs")
+            subprocess.run(
+                ["apt-get", "install", "-y", "-q", "protobuf-compiler"], check=False, stdout=subprocess.DEVNULL
+            )
+            if shutil.which("protoc") is None:
+                subprocess.run(["apt-get", "update", "-q"], check=False, stdout=subprocess.DEVNULL)
+                subprocess.run(
+                    ["apt-get", "install", "-y", "-q", "protobuf-compiler"], check=False, stdout=subprocess.DEVNULL
+                )
+        if shutil.which("protoc") is None:
+            raise ToolError(
+                "protoc is missing (install the Debian package protobuf-compiler); Zentinel's build needs it"
+            )
+    env = dict(os.environ)
+    env["CARGO_TARGET_DIR"] = str(cache_root() / "zentinel-target")
+    cmd = [
+        "cargo",
+        "install",
+        ZENTINEL_CRATE,
+        "--version",
+        ZENTINEL_VERSION,
+        "--locked",
+        "--root",
+        str(zentinel_root()),
+    ]
+    _log(f"zentinel {ZENTINEL_VERSION}: `{' '.join(cmd)}` (first time only; about 10-15 minutes on 2 cores)")
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    compiled = 0
+    tail: list[str] = []
+    last_report = started
+    for raw in proc.stdout:
+        line = raw.rstrip()
+        tail = [*tail[-40:], line]
+        if line.lstrip().startswith("Compiling"):
+            compiled += 1
+        if time.monotonic() - last_report > 20:
+            last_report = time.monotonic()
+            _log(f"zentinel: {compiled} crates compiled, {int(last_report - started)}s elapsed")
+    if proc.wait() != 0 or not binary.exists():
+        raise ToolError("cargo install zentinel-proxy failed:\n" + "\n".join(tail))
+    _log(f"zentinel {ZENTINEL_VERSION}: built in {int(time.monotonic() - started)}s")
+    return binary

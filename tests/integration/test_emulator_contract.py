@@ -32,16 +32,17 @@ from typing import Any
 import pytest
 
 from support.emulator import ZentinelEmulator, free_port
+from zentinel_devcluster import tools
 from zentinel_operator.core.snapshot import TargetStatus
 from zentinel_operator.signals.metrics import parse_exposition
 from zentinel_operator.signals.upstreams import parse_upstreams
 
 pytestmark = pytest.mark.integration
 
-VERSION = "0.6.45"
-ROOT = Path(os.environ.get("ZENTINEL_ROOT", str(Path.home() / ".cache" / "zentinel-operator" / "zentinel" / VERSION)))
+VERSION = tools.ZENTINEL_VERSION
+ROOT = Path(os.environ.get("ZENTINEL_ROOT", str(tools.zentinel_root())))
 BINARY = ROOT / "bin" / "zentinel"
-INSTALL = f"cargo install zentinel-proxy --version {VERSION} --root ~/.cache/zentinel-operator/zentinel/{VERSION}"
+INSTALL = "scripts/cluster build-zentinel"
 
 # Families the operator reads; each must be on the real page after the traffic below.
 READ_BY_OPERATOR = (
