@@ -65,6 +65,11 @@ NOTIFICATIONS = Counter(
     ["type", "result"],
     registry=REGISTRY,
 )
+PASS_ERRORS = Counter(
+    "zentinel_operator_pass_errors_total",
+    "Passes over a Zentinel that ended in an error (kopf retries them).",
+    registry=REGISTRY,
+)
 PASS_SECONDS = Histogram(
     "zentinel_operator_pass_seconds",
     "Duration of one observe-assess-record pass for one Zentinel.",

@@ -97,7 +97,11 @@ def zentinel_index(
 @kopf.timer(GROUP, VERSION, ZENTINELS, interval=SETTINGS.scan_interval, initial_delay=0.0)
 async def zentinel_pass(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
     policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
-    await zentinel_handlers.reconcile(body, ctx=memo.passes, policies=list(policies.get(namespace or "", [])))
+    try:
+        await zentinel_handlers.reconcile(body, ctx=memo.passes, policies=list(policies.get(namespace or "", [])))
+    except Exception:
+        metrics.PASS_ERRORS.inc()
+        raise
 
 
 # ------------------------------------------------------------------------------- policies
@@ -123,13 +127,14 @@ def incident_seen(event: kopf.RawEvent, **_: Any) -> None:
 # ------------------------------------------------------------------------------ admission
 if SETTINGS.webhook_enabled:
 
-    @kopf.on.validate(GROUP, VERSION, POLICIES, operations=["CREATE", "UPDATE"])
+    # Ids double as webhook paths (/validate-policy): the chart's webhook configuration points at them.
+    @kopf.on.validate(GROUP, VERSION, POLICIES, id="validate-policy", operations=["CREATE", "UPDATE"])
     def validate_policy(spec: kopf.Spec, **_: Any) -> None:
         problems = check_policy(dict(spec))
         if problems:
             raise kopf.AdmissionError("; ".join(problems), code=422)
 
-    @kopf.on.validate(GROUP, VERSION, ZENTINELS, operations=["CREATE", "UPDATE"])
+    @kopf.on.validate(GROUP, VERSION, ZENTINELS, id="validate-zentinel", operations=["CREATE", "UPDATE"])
     def validate_zentinel(spec: kopf.Spec, **_: Any) -> None:
         problems = check_zentinel(dict(spec))
         if problems:
