@@ -13,26 +13,26 @@ PREFIX = "ZENTINEL_OPERATOR_"
 class Settings(BaseModel):
     namespaces: list[str] = Field(default_factory=list, description="Namespaces to watch; empty: all.")
     metrics_port: int = Field(default=8080, ge=0, le=65535, description="Operator's own /metrics (0: off).")
-    metrics_addr: str = "0.0.0.0"  # noqa: S104 - a pod listens on its own IP
-    liveness_endpoint: str | None = "http://0.0.0.0:8081/healthz"
+    metrics_addr: str = Field(default="0.0.0.0", description="Address of the metrics server.")  # noqa: S104
+    liveness_endpoint: str | None = Field(default="http://0.0.0.0:8081/healthz", description="kopf's probe server.")
     scan_interval: float = Field(default=15.0, gt=0, description="Seconds between signal passes per Zentinel.")
-    scrape_timeout: float = Field(default=3.0, gt=0)
-    scrape_concurrency: int = Field(default=32, ge=1)
-    scrape_max_bytes: int = Field(default=8_000_000, ge=1024)
-    prometheus_url: str | None = None
-    webhook_enabled: bool = False
-    webhook_addr: str = "0.0.0.0"  # noqa: S104
-    webhook_port: int = 9443
+    scrape_timeout: float = Field(default=3.0, gt=0, description="Seconds per admin-endpoint request.")
+    scrape_concurrency: int = Field(default=32, ge=1, description="Admin-endpoint requests in flight at most.")
+    scrape_max_bytes: int = Field(default=8_000_000, ge=1024, description="Largest metrics page read.")
+    prometheus_url: str | None = Field(
+        default=None, description="Prometheus for Zentinels with metricsSource Prometheus."
+    )
+    webhook_enabled: bool = Field(default=False, description="Serve the admission webhook.")
+    webhook_addr: str = Field(default="0.0.0.0", description="Address the webhook listens on.")  # noqa: S104
+    webhook_port: int = Field(default=9443, description="Port the webhook listens on.")
     webhook_host: str | None = Field(default=None, description="Host the API server reaches the webhook at.")
     webhook_cert_dir: Path | None = Field(default=None, description="tls.crt/tls.key (and ca.crt) from the chart.")
     webhook_managed: bool = Field(default=True, description="Let the operator create its webhook configuration.")
     alert_intake_port: int = Field(default=0, ge=0, le=65535, description="Alertmanager webhook intake (0: off).")
-    alert_intake_addr: str = "0.0.0.0"  # noqa: S104
-    alert_intake_token_file: Path | None = None
-    alert_intake_max_bytes: int = 1_000_000
-    annotation_prefix: str = "zentinel.io"
-    kopf_prefix: str = "operator.zentinel.io"
-    dev: bool = False
+    alert_intake_addr: str = Field(default="0.0.0.0", description="Address of the intake.")  # noqa: S104
+    alert_intake_token_file: Path | None = Field(default=None, description="File holding the intake's bearer token.")
+    alert_intake_max_bytes: int = Field(default=1_000_000, description="Largest Alertmanager payload accepted.")
+    kopf_prefix: str = Field(default="operator.zentinel.io", description="Prefix of kopf's annotations.")
 
 
 def _parse(name: str, raw: str) -> object:
