@@ -157,7 +157,8 @@ def _log(msg: str) -> None:
 def _go_env() -> dict[str, str]:
     env = dict(os.environ)
     env["CGO_ENABLED"] = "0"
-    env.setdefault("GOFLAGS", "-mod=mod")
+    # go.mod and go.sum are committed: never let a build rewrite them.
+    env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -mod=readonly").strip()
     return env
 
 
