@@ -492,3 +492,62 @@ def test_expiring_certificate_with_a_ca_issuer_is_rotated_and_served(
             assert probe.ok and probe.fingerprint == fingerprint_sha256(new_cert)
     finally:
         pods_tls.stop()
+
+
+def test_crash_looping_pod_is_deleted_and_replaced(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
+) -> None:
+    dp = start_edge(kube, namespace, dataplanes, actions={"restart": {"mode": "Automatic"}})
+    keepers.append(Keeper(dp))
+    pods = running_pods(kube, namespace, "app=edge", 3)
+    victim = pods[0]
+    crash.crash_loop(kube, victim, restarts=5)
+    inc = wait_for(
+        lambda: (i := incident(kube, namespace, "ProcessCrash")) and cond(i, "Mitigated")["status"] == "True" and i,
+        timeout=90,
+        what="restart verified",
+    )
+    rec = next(r for r in inc["status"]["remediations"] if r["action"] == "restart")
+    assert rec["state"] == "Succeeded" and rec["after"] == f"deleted {victim['metadata']['name']}"
+    after = running_pods(kube, namespace, "app=edge", 3)
+    assert victim["metadata"]["uid"] not in {p["metadata"]["uid"] for p in after}
+    # Only the crashing pod went: the two healthy ones are the same objects (blast radius).
+    assert {p["metadata"]["uid"] for p in pods[1:]} <= {p["metadata"]["uid"] for p in after}
+
+
+def test_oom_killed_pods_get_a_higher_memory_limit_within_the_cap(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
+) -> None:
+    kube.apply(policy(actions={"memoryLimit": {"mode": "Automatic", "factor": 1.5, "cap": "700Mi"}}), namespace)
+    kube.apply(configs.configmap("edge-config"), namespace)
+    kube.apply(deployment("edge", replicas=3, memory_limit="512Mi"), namespace)
+    running_pods(kube, namespace, "app=edge", 3)
+    dp = Dataplane(kube, namespace, "app=edge")
+    dataplanes.append(dp)
+    dp.sync()
+    kube.apply(zentinel(), namespace)
+    keepers.append(Keeper(dp))
+    for pod in running_pods(kube, namespace, "app=edge", 3)[:2]:
+        crash.oom_killed(kube, pod, restarts=4)
+    inc = wait_for(
+        lambda: (
+            (i := incident(kube, namespace, "ProcessCrash"))
+            and any(
+                r["action"] == "memoryLimit" and r["state"] in ("Verifying", "Succeeded")
+                for r in i["status"].get("remediations", [])
+            )
+            and i
+        ),
+        timeout=90,
+        what="memory limit raised",
+    )
+    rec = next(r for r in inc["status"]["remediations"] if r["action"] == "memoryLimit")
+    assert (rec["before"], rec["after"]) == ("512Mi", "700Mi")
+    dep = kube.get("deployment", "edge", namespace)
+    limits = dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]  # type: ignore[index]
+    assert limits["memory"] == "700Mi"
+    wait_for(
+        lambda: (i := incident(kube, namespace, "ProcessCrash")) and cond(i, "Mitigated")["status"] == "True",
+        timeout=90,
+        what="pods recovered on the new limit",
+    )
