@@ -431,31 +431,58 @@ def _escalate(
         target = format_duration(response_target(policy, severity))
         note = "" if levels.secondary else f"; no secondary for {severity.value}, primary paged again"
         message = f"Not acknowledged within the {severity.value} response target ({target}){note}"
-        st.escalation_level = LEVEL_SECONDARY
-        st.escalations.append(
-            EscalationRecord(level=LEVEL_SECONDARY, at=now, reason=message, receivers=list(receivers))
+        _escalate_to(
+            out,
+            category,
+            LEVEL_SECONDARY,
+            receivers,
+            "ResponseTargetMissed",
+            message,
+            now=now,
+            policy=policy,
+            generation=generation,
         )
-        _cond(st, ESCALATED, True, "ResponseTargetMissed", message, now, generation)
-        _timeline(st, policy, now, "Escalated", message)
-        out.notifications.append(Notification("escalate", LEVEL_SECONDARY, receivers, severity, message))
-        out.events.append(EventNote("IncidentEscalated", message, "Warning"))
-        out.metrics.append(MetricNote("escalated", severity, category, level=LEVEL_SECONDARY))
         level_rank = 2
     # Unresolved too long: management (runbook: SEV1, director if > 30 min).
     if levels.management_after and st.detected_at is not None and level_rank < 3:
         after = parse_duration(levels.management_after)
         if now - st.detected_at >= after:
-            receivers = tuple(levels.management)
             message = f"{severity.value} unresolved after {format_duration(after)}: management informed"
-            st.escalation_level = LEVEL_MANAGEMENT
-            st.escalations.append(
-                EscalationRecord(level=LEVEL_MANAGEMENT, at=now, reason=message, receivers=list(receivers))
+            _escalate_to(
+                out,
+                category,
+                LEVEL_MANAGEMENT,
+                tuple(levels.management),
+                "ManagementNotified",
+                message,
+                now=now,
+                policy=policy,
+                generation=generation,
             )
-            _cond(st, ESCALATED, True, "ManagementNotified", message, now, generation)
-            _timeline(st, policy, now, "Escalated", message)
-            out.notifications.append(Notification("escalate", LEVEL_MANAGEMENT, receivers, severity, message))
-            out.events.append(EventNote("IncidentEscalated", message, "Warning"))
-            out.metrics.append(MetricNote("escalated", severity, category, level=LEVEL_MANAGEMENT))
+
+
+def _escalate_to(
+    out: Outcome,
+    category: Category,
+    level: str,
+    receivers: tuple[str, ...],
+    reason: str,
+    message: str,
+    *,
+    now: dt.datetime,
+    policy: ZentinelIncidentPolicySpec,
+    generation: int | None,
+) -> None:
+    """Record one escalation level: status, condition, timeline, the page, the event, the metric."""
+    st = out.status
+    severity = st.severity or Severity.SEV4
+    st.escalation_level = level
+    st.escalations.append(EscalationRecord(level=level, at=now, reason=message, receivers=list(receivers)))
+    _cond(st, ESCALATED, True, reason, message, now, generation)
+    _timeline(st, policy, now, "Escalated", message)
+    out.notifications.append(Notification("escalate", level, receivers, severity, message))
+    out.events.append(EventNote("IncidentEscalated", message, "Warning"))
+    out.metrics.append(MetricNote("escalated", severity, category, level=level))
 
 
 def _resolve(
@@ -574,13 +601,9 @@ def escalate_now(
         return out
     levels = policy.escalation.for_severity(severity)
     receivers = tuple(levels.secondary) or tuple(levels.primary)
-    st.escalation_level = LEVEL_SECONDARY
-    st.escalations.append(EscalationRecord(level=LEVEL_SECONDARY, at=now, reason=message, receivers=list(receivers)))
-    _cond(st, ESCALATED, True, reason, message, now, generation)
-    _timeline(st, policy, now, "Escalated", message)
-    out.notifications.append(Notification("escalate", LEVEL_SECONDARY, receivers, severity, message))
-    out.events.append(EventNote("IncidentEscalated", message, "Warning"))
-    out.metrics.append(MetricNote("escalated", severity, category, level=LEVEL_SECONDARY))
+    _escalate_to(
+        out, category, LEVEL_SECONDARY, receivers, reason, message, now=now, policy=policy, generation=generation
+    )
     return out
 
 
