@@ -1,0 +1,502 @@
+"""Keep the evidence and draft the post-mortem: the I/O half of the runbook's "Post-Incident".
+
+One entry point, :func:`collect`, runs in the Zentinel pass (in a worker thread) after incidents are
+recorded and remediation ran. For each incident of the Zentinel it
+
+- collects a **detection** bundle for an open incident that has none, and a **resolution** bundle for a
+  resolved one that has none (until its retention ends): pod logs (current and previous container),
+  each pod's ``/metrics``, ``/admin/upstreams`` and one ``/admin/config``, the pods, the Deployment,
+  the events, the config and its revision. Assembly, redaction, caps and chunking are
+  :mod:`zentinel_operator.core.evidence`'s; this module reads and writes;
+- stores each bundle as immutable ConfigMaps owned by the incident (create-or-409) and lists them in
+  ``status.evidence`` (a merge patch of that field only). A phase found in the status, or complete
+  under its labels, is never collected again; an incomplete one (the operator stopped half way) is
+  replaced;
+- deletes the evidence ``policy.evidence.retention`` after ``resolvedAt`` and clears ``status.evidence``;
+- writes the post-mortem draft (:mod:`zentinel_operator.core.postmortem`) of a resolved incident to
+  the ConfigMap ``<incident>-postmortem`` (key ``postmortem.md``, owned by the incident) and names it
+  in ``status.postmortem``. The draft is rewritten when the incident changes (a reopening and a new
+  resolution, a revert, the evidence's deletion); once a person edits ``postmortem.md``, the operator
+  writes ``postmortem.generated.md`` instead and leaves their text alone.
+
+Secret values are never read (no Secret is touched here), never logged, and every text kept passes
+through :mod:`zentinel_operator.core.redact`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .. import evidence_io, k8s
+from ..core import evidence as ev
+from ..core import lifecycle as lc
+from ..core import postmortem as pm
+from ..core.durations import parse_duration
+from ..core.zconfig import config_revision
+from ..models.incident import EvidenceRef, ZentinelIncident
+from ..models.policy import ZentinelIncidentPolicySpec
+from ..models.zentinel import Zentinel
+from ..signals import metrics as metric_signals
+from ..signals.gather import PassMemory
+from .incidents import PLURAL, Recorded
+
+log = logging.getLogger(__name__)
+
+Scrape = Callable[[list[str]], dict[str, str | None]]
+
+MAX_PODS = 20  # pods whose logs and admin pages are kept; the troubled ones first
+SCRAPE_TIMEOUT = 2.0
+SCRAPE_MAX_BYTES = 4_000_000
+ANN_POSTMORTEM_INPUTS = "zentinel.io/postmortem-inputs"  # digest of the incident record the draft was made from
+ANN_POSTMORTEM_SHA256 = "zentinel.io/postmortem-sha256"  # sha256 of postmortem.md as the operator wrote it
+GENERATED_KEY = "postmortem.generated.md"
+SUMMARY_KEY = "evidence-summary.json"
+CONFIG_REVISION_ANNOTATION = "zentinel.io/config-revision"
+
+_drafted: dict[tuple[str, str], str] = {}  # (namespace, incident) -> inputs digest of the draft in place
+_drafted_lock = threading.Lock()
+
+
+def postmortem_name(incident: str) -> str:
+    return f"{incident}-postmortem"
+
+
+def default_scrape(urls: list[str]) -> dict[str, str | None]:
+    return evidence_io.fetch_many(urls, timeout=SCRAPE_TIMEOUT, max_bytes=SCRAPE_MAX_BYTES)
+
+
+# =============================================================================== entry point
+def collect(
+    *,
+    zen: Zentinel,
+    recorded: Recorded,
+    memory: PassMemory,
+    policy: ZentinelIncidentPolicySpec,
+    now: dt.datetime,
+    scrape: Scrape | None = None,
+) -> None:
+    """Evidence at detection and at resolution, retention, and post-mortem drafts for one Zentinel's incidents.
+
+    Never raises: a failure is logged (without response bodies) and retried in the next pass.
+    """
+    gatherer = _Gatherer(zen, memory, policy, scrape or default_scrape, [i.metadata.name for i in recorded.all])
+    seen: set[str] = set()
+    for inc in recorded.all:
+        name = inc.metadata.name
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            _one(inc, zen=zen, policy=policy, now=now, gatherer=gatherer)
+        except Exception as e:  # one incident's trouble must not stop the others, nor the pass
+            log.warning("evidence/post-mortem for %s/%s: %s", zen.metadata.namespace, name, evidence_io.api_error(e))
+
+
+def _one(
+    inc: ZentinelIncident, *, zen: Zentinel, policy: ZentinelIncidentPolicySpec, now: dt.datetime, gatherer: _Gatherer
+) -> None:
+    st = inc.status
+    ns, name = inc.metadata.namespace or zen.metadata.namespace, inc.metadata.name
+    refs = list(st.evidence)
+    retention_until = st.resolved_at + parse_duration(policy.evidence.retention) if st.resolved_at else None
+    expired = retention_until is not None and now >= retention_until
+    manifests: dict[str, dict[str, Any]] = {}
+
+    if policy.evidence.enabled and not expired:
+        phases = {r.phase for r in refs}
+        wanted = [ev.DETECTION] if lc.is_open(st) else [ev.RESOLUTION]
+        for phase in (p for p in wanted if p not in phases):
+            if not inc.metadata.uid:
+                log.warning("incident %s/%s has no uid yet; evidence waits for the next pass", ns, name)
+                break
+            found, manifest = _ensure_phase(inc, phase, zen=zen, policy=policy, now=now, gatherer=gatherer)
+            refs = [r for r in refs if r.phase != phase] + found
+            if manifest is not None:
+                manifests[phase] = manifest
+        if refs != st.evidence:
+            k8s.patch_custom_status(PLURAL, ns, name, {"evidence": [r.dump() for r in refs]})
+
+    if expired and refs:
+        evidence_io.delete_configmaps(ns, ev.selector(name))
+        for ref in refs:
+            k8s.delete_configmap(ns, ref.name)
+        refs = []
+        k8s.patch_custom_status(PLURAL, ns, name, {"evidence": []})
+        log.info("evidence of %s/%s deleted: retention %s after resolution", ns, name, policy.evidence.retention)
+
+    if st.resolved_at is not None:
+        _draft_postmortem(inc, refs, manifests, retention_until=retention_until, now=now)
+
+
+# ================================================================================ evidence
+def _ensure_phase(
+    inc: ZentinelIncident,
+    phase: str,
+    *,
+    zen: Zentinel,
+    policy: ZentinelIncidentPolicySpec,
+    now: dt.datetime,
+    gatherer: _Gatherer,
+) -> tuple[list[EvidenceRef], dict[str, Any] | None]:
+    """The phase's chunks: those already stored when complete, else a new collection."""
+    ns, name = inc.metadata.namespace, inc.metadata.name
+    existing = k8s.list_configmaps(ns, ev.selector(name, phase))
+    if existing:
+        refs = ev.refs_from_configmaps(existing, phase)
+        if refs is not None:
+            first = next((cm for cm in existing if cm["metadata"]["name"] == refs[0].name), None)
+            return refs, ev.manifest_of(first) if first else None
+        log.info("evidence %s of %s/%s is incomplete (an earlier pass stopped); collecting it again", phase, ns, name)
+        evidence_io.delete_configmaps(ns, ev.selector(name, phase))
+    items, notes, extra = gatherer.items_for(inc)
+    bundle = ev.build(
+        name, phase, items, max_bytes=policy.evidence.max_bytes, collected_at=now, notes=notes, extra=extra
+    )
+    for chunk in bundle.chunks:
+        body = ev.configmap_body(
+            bundle, chunk, namespace=ns, incident_uid=str(inc.metadata.uid), zentinel=zen.metadata.name
+        )
+        k8s.create_configmap(ns, body)  # None on 409: an earlier attempt already stored this chunk
+    log.info(
+        "evidence %s of %s/%s kept: %d ConfigMap(s), %d bytes, %d item(s), %d redaction(s)%s",
+        phase,
+        ns,
+        name,
+        len(bundle.chunks),
+        bundle.total_bytes,
+        len(bundle.manifest["items"]),
+        bundle.manifest["redactions"],
+        ", some items cut to maxBytes" if bundle.manifest["truncated"] else "",
+    )
+    return bundle.refs(), bundle.manifest
+
+
+@dataclasses.dataclass
+class _Base:
+    items: list[ev.Item]
+    notes: list[str]
+    extra: dict[str, Any]
+
+
+class _Gatherer:
+    """Reads what a bundle holds, once per pass however many incidents need a bundle."""
+
+    def __init__(
+        self, zen: Zentinel, memory: PassMemory, policy: ZentinelIncidentPolicySpec, scrape: Scrape, names: list[str]
+    ) -> None:
+        self.zen = zen
+        self.memory = memory
+        self.policy = policy
+        self.scrape = scrape
+        self.incident_names = names
+        self._base: _Base | None = None
+
+    def items_for(self, inc: ZentinelIncident) -> tuple[list[ev.Item], list[str], dict[str, Any]]:
+        if self._base is None:
+            self._base = self._gather()
+        base = self._base
+        items = [
+            *base.items,
+            ev.Item("incident.yaml", ev.incident_yaml(inc), "the incident as it stood when this was collected", "head"),
+        ]
+        return items, list(base.notes), dict(base.extra)
+
+    # ----------------------------------------------------------------------------- reads
+    def _gather(self) -> _Base:
+        zen = self.zen
+        ns = zen.metadata.namespace
+        notes: list[str] = []
+        items: list[ev.Item] = []
+        deployment = self.memory.deployment
+        if deployment is None:
+            deployment = k8s.get_deployment(ns, zen.spec.workload.name)
+        pods: list[dict[str, Any]] = []
+        if deployment is not None:
+            pods = k8s.list_pods(ns, k8s.label_selector_string(deployment["spec"]["selector"]))
+        else:
+            notes.append(f"Deployment {zen.spec.workload.name} does not exist: no pods, logs or admin pages")
+        pods.sort(key=lambda p: (p["metadata"]["name"] not in ev.pods_affected([p]), p["metadata"]["name"]))
+        kept = pods[:MAX_PODS]
+        if len(pods) > MAX_PODS:
+            notes.append(f"{len(pods)} pods: logs and admin pages of {MAX_PODS} kept (troubled pods first)")
+
+        items += self._logs(kept, notes)
+        pages, impact_routes = self._admin_pages(kept, notes)
+        items += pages
+        items.append(
+            ev.Item("describe__pods.yaml", ev.describe_pods(pods), "pods: status, conditions, containers", "head")
+        )
+        items.append(ev.Item("describe__deployment.yaml", ev.describe_deployment(deployment), "the Deployment", "head"))
+        items.append(self._events(deployment, pods, notes))
+        revision = self._config(items, pods, notes)
+        affected = ev.pods_affected(pods)
+        extra = {
+            "namespace": ns,
+            "zentinel": zen.metadata.name,
+            "configRevision": revision,
+            "impact": {
+                "routes": impact_routes,
+                "podsAffected": affected,
+                "podsTotal": len(pods),
+            },
+        }
+        return _Base(items=items, notes=notes, extra=extra)
+
+    def _logs(self, pods: Sequence[Mapping[str, Any]], notes: list[str]) -> list[ev.Item]:
+        ns = self.zen.metadata.namespace
+        lines = self.policy.evidence.log_lines
+        items: list[ev.Item] = []
+        for pod in pods:
+            pod_name = str(pod["metadata"]["name"])
+            statuses = {cs.get("name"): cs for cs in (pod.get("status") or {}).get("containerStatuses") or []}
+            for container in (pod.get("spec") or {}).get("containers") or []:
+                cname = str(container.get("name"))
+                cs = statuses.get(cname) or {}
+                restarted = int(cs.get("restartCount") or 0) > 0 or bool((cs.get("lastState") or {}).get("terminated"))
+                for previous in (False, True):
+                    if previous and not restarted:
+                        continue
+                    which = "previous" if previous else "current"
+                    key = ev.data_key("logs", pod_name, cname) + (".previous.log" if previous else ".log")
+                    try:
+                        text = k8s.pod_log(ns, pod_name, cname, previous=previous, tail_lines=lines)
+                    except Exception as e:  # a log we cannot read is a note, not a failed bundle
+                        notes.append(f"{key}: {which} log unavailable ({evidence_io.api_error(e)})")
+                        continue
+                    if text is None:
+                        notes.append(f"{key}: no {which} log")
+                        continue
+                    items.append(ev.Item(key, text, f"last {lines} lines of the {which} {cname} container", "tail"))
+        return items
+
+    def _admin_pages(
+        self, pods: Sequence[Mapping[str, Any]], notes: list[str]
+    ) -> tuple[list[ev.Item], dict[str, dict[str, float]]]:
+        a = self.zen.spec.admin
+        targets = [
+            (str(p["metadata"]["name"]), str((p.get("status") or {}).get("podIP")))
+            for p in pods
+            if (p.get("status") or {}).get("podIP")
+            and (p.get("status") or {}).get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")
+        ]
+        wanted: list[tuple[str, str, str, str]] = []  # (key, url, description, pod)
+        for pod, ip in targets:
+            base = f"{a.scheme}://{ip}"
+            wanted.append(
+                (
+                    ev.data_key("metrics", pod) + ".txt",
+                    f"{base}:{a.effective_metrics_port}{a.metrics_path}",
+                    "raw Prometheus page",
+                    pod,
+                )
+            )
+            wanted.append(
+                (ev.data_key("upstreams", pod) + ".json", f"{base}:{a.port}{a.upstreams_path}", "upstream health", pod)
+            )
+        if targets:
+            pod, ip = targets[0]
+            wanted.append(
+                (
+                    ev.data_key("admin-config", pod) + ".json",
+                    f"{a.scheme}://{ip}:{a.port}{a.config_path}",
+                    "the config the process runs (/admin/config)",
+                    pod,
+                )
+            )
+        if not wanted:
+            notes.append("no running pod with an IP: no metrics or upstream pages")
+            return [], {}
+        try:
+            bodies = self.scrape([url for _, url, _, _ in wanted])
+        except Exception as e:
+            notes.append(f"admin endpoints not read: {evidence_io.api_error(e)}")
+            return [], {}
+        items: list[ev.Item] = []
+        requests: list[tuple[str, str, float]] = []
+        proxy: list[tuple[str, float]] = []
+        for key, url, description, _pod in wanted:
+            body = bodies.get(url)
+            if body is None:
+                notes.append(f"{key}: no answer from {url}")
+                continue
+            items.append(ev.Item(key, body, description, "head"))
+            if key.startswith("metrics__"):
+                try:
+                    page = metric_signals.parse_exposition(body)
+                except metric_signals.MetricsError as e:
+                    notes.append(f"{key}: not a Zentinel metrics page ({e.reason})")
+                    continue
+                requests += [(route, status, count) for (route, status), count in page.requests.items()]
+                proxy += list(page.proxy_errors().items())
+        return items, ev.error_counts(requests, proxy) if requests or proxy else {}
+
+    def _events(
+        self, deployment: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]], notes: list[str]
+    ) -> ev.Item:
+        zen = self.zen
+        try:
+            events = evidence_io.list_events(zen.metadata.namespace)
+        except Exception as e:
+            notes.append(f"events.txt: events unavailable ({evidence_io.api_error(e)})")
+            events = []
+        involved: set[tuple[str, str]] = {("Zentinel", zen.metadata.name)}
+        involved |= {("ZentinelIncident", n) for n in self.incident_names}
+        involved |= {("Pod", str(p["metadata"]["name"])) for p in pods}
+        for p in pods:
+            involved |= {(str(o.get("kind")), str(o.get("name"))) for o in p["metadata"].get("ownerReferences") or []}
+        if deployment is not None:
+            dep = str(deployment["metadata"]["name"])
+            involved.add(("Deployment", dep))
+            for event in events:
+                obj = event.get("involvedObject") or {}
+                if obj.get("kind") == "ReplicaSet" and str(obj.get("name", "")).startswith(dep + "-"):
+                    involved.add(("ReplicaSet", str(obj["name"])))
+        return ev.Item(
+            "events.txt",
+            ev.format_events(events, involved),
+            "events of the pods, the Deployment, its ReplicaSets, the Zentinel and its incidents",
+            "tail",
+        )
+
+    def _config(self, items: list[ev.Item], pods: Sequence[Mapping[str, Any]], notes: list[str]) -> str | None:
+        zen = self.zen
+        ref = zen.spec.config
+        text = self.memory.config_text
+        if text is None:
+            cm = k8s.get_configmap(zen.metadata.namespace, ref.config_map_name)
+            text = ((cm or {}).get("data") or {}).get(ref.key)
+        if text is None:
+            notes.append(f"config.kdl: ConfigMap {ref.config_map_name} or its key {ref.key} is missing")
+            return None
+        revision = config_revision(text)
+        rolled = {
+            str(p["metadata"]["name"]): ((p.get("metadata") or {}).get("annotations") or {}).get(
+                CONFIG_REVISION_ANNOTATION, "-"
+            )
+            for p in pods
+        }
+        lines = [
+            f"revision: {revision}",
+            f"configMap: {zen.metadata.namespace}/{ref.config_map_name} (key {ref.key})",
+            f"reloadMode: {ref.reload_mode.value}",
+            f"lastKnownGood: {zen.status.last_known_good_revision or 'none'}",
+            "podsRolledFor:" + ("" if rolled else " none"),
+            *[f"  {pod}: {rev}" for pod, rev in sorted(rolled.items())],
+        ]
+        items.append(ev.Item("config.kdl", text, f"the config in {ref.config_map_name} (revision {revision})", "head"))
+        items.append(ev.Item("config-revision.txt", "\n".join(lines) + "\n", "config revision hash and where", "head"))
+        return revision
+
+
+# ============================================================================== post-mortem
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _draft_postmortem(
+    inc: ZentinelIncident,
+    refs: list[EvidenceRef],
+    fresh_manifests: Mapping[str, dict[str, Any]],
+    *,
+    retention_until: dt.datetime | None,
+    now: dt.datetime,
+) -> None:
+    ns, name = inc.metadata.namespace, inc.metadata.name
+    cm_name = postmortem_name(name)
+    view = inc.model_copy(update={"status": inc.status.model_copy(update={"evidence": refs, "postmortem": cm_name})})
+    inputs = _digest(
+        json.dumps(view.status.dump(), sort_keys=True) + (retention_until.isoformat() if retention_until else "")
+    )[:32]
+    key = (ns, name)
+    with _drafted_lock:
+        if _drafted.get(key) == inputs and inc.status.postmortem == cm_name:
+            return
+    existing = k8s.get_configmap(ns, cm_name)
+    annotations: dict[str, str] = dict(((existing or {}).get("metadata") or {}).get("annotations") or {})
+    if existing is None or annotations.get(ANN_POSTMORTEM_INPUTS) != inputs:
+        _write_postmortem(view, existing, inputs, refs, fresh_manifests, retention_until=retention_until, now=now)
+    with _drafted_lock:
+        if len(_drafted) > 10_000:
+            _drafted.clear()
+        _drafted[key] = inputs
+    if inc.status.postmortem != cm_name:
+        k8s.patch_custom_status(PLURAL, ns, name, {"postmortem": cm_name})
+
+
+def _write_postmortem(
+    view: ZentinelIncident,
+    existing: Mapping[str, Any] | None,
+    inputs: str,
+    refs: list[EvidenceRef],
+    fresh_manifests: Mapping[str, dict[str, Any]],
+    *,
+    retention_until: dt.datetime | None,
+    now: dt.datetime,
+) -> None:
+    ns, name = view.metadata.namespace, view.metadata.name
+    cm_name = postmortem_name(name)
+    data: Mapping[str, str] = (existing or {}).get("data") or {}
+    previous: dict[str, Any] | None = None
+    if data.get(SUMMARY_KEY):
+        try:
+            loaded = json.loads(data[SUMMARY_KEY])
+            previous = loaded if isinstance(loaded, dict) else None
+        except ValueError:
+            previous = None
+    manifests = dict(fresh_manifests)
+    for phase in ev.PHASES:
+        if phase in manifests:
+            continue
+        first = next((r for r in refs if r.phase == phase and ev.MANIFEST_KEY in r.items), None)
+        if first is not None:
+            cm = k8s.get_configmap(ns, first.name)
+            manifest = ev.manifest_of(cm) if cm else None
+            if manifest is not None:
+                manifests[phase] = manifest
+    summary = ev.summary_for_postmortem(manifests, refs, previous=previous, retention_until=retention_until)
+    text = pm.render(view, evidence_summary=summary, now=now)
+    summary_text = json.dumps(summary, indent=1, sort_keys=True) + "\n"
+    rendered = _digest(text)
+    if existing is None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": cm_name,
+                "namespace": ns,
+                "labels": {
+                    ev.LABEL_INCIDENT: name,
+                    ev.LABEL_ZENTINEL: view.spec.zentinel_ref.name,
+                    ev.LABEL_ARTIFACT: "postmortem",
+                    **ev.MANAGED_BY,
+                },
+                "annotations": {ANN_POSTMORTEM_INPUTS: inputs, ANN_POSTMORTEM_SHA256: rendered},
+                "ownerReferences": [ev.owner_reference(name, str(view.metadata.uid))],
+            },
+            "data": {pm.POSTMORTEM_KEY: text, SUMMARY_KEY: summary_text},
+        }
+        if k8s.create_configmap(ns, body) is not None:
+            log.info("post-mortem draft of %s/%s written to ConfigMap %s", ns, name, cm_name)
+            return
+        existing = k8s.get_configmap(ns, cm_name) or {}
+        data = existing.get("data") or {}
+    annotations = ((existing or {}).get("metadata") or {}).get("annotations") or {}
+    current = data.get(pm.POSTMORTEM_KEY)
+    edited = current is not None and _digest(current) != annotations.get(ANN_POSTMORTEM_SHA256)
+    if edited:
+        patch_data = {GENERATED_KEY: text, SUMMARY_KEY: summary_text}
+        patch_ann = {ANN_POSTMORTEM_INPUTS: inputs}
+        log.info("post-mortem of %s/%s was edited by a person; new draft in %s", ns, name, GENERATED_KEY)
+    else:
+        patch_data = {pm.POSTMORTEM_KEY: text, SUMMARY_KEY: summary_text}
+        patch_ann = {ANN_POSTMORTEM_INPUTS: inputs, ANN_POSTMORTEM_SHA256: rendered}
+        log.info("post-mortem draft of %s/%s updated", ns, name)
+    k8s.patch_configmap(ns, cm_name, {"metadata": {"annotations": patch_ann}, "data": patch_data})
