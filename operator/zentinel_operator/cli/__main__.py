@@ -1,0 +1,7 @@
+"""``python -m zentinel_operator.cli``: the same program as ``zentinel`` and ``kubectl zentinel``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

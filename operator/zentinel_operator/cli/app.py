@@ -1,0 +1,290 @@
+"""Argument parsing, connection and dispatch for ``zentinel`` and ``kubectl zentinel``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import commands
+from .exits import EPILOG, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE, CliError
+from .kube import Api, KubeApi, KubeContext, connect
+from .render import FORMATS, dump, severity_arg
+
+if TYPE_CHECKING:
+    from .triage import TriageReport
+
+DESCRIPTION = """\
+Work Zentinel incidents from a terminal: list and read them, acknowledge, resolve, approve pending
+remediations, read the post-mortem draft, export the evidence bundle, and run the runbook's triage
+against a Zentinel in the cluster or against a host by URL."""
+
+
+def _prog(argv0: str) -> str:
+    name = Path(argv0).name
+    return "kubectl zentinel" if name.startswith("kubectl-") else "zentinel"
+
+
+def _severity(text: str) -> str:
+    try:
+        return severity_arg(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from e
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than zero")
+    return value
+
+
+def _common(*, suppress: bool, listing: bool = False) -> argparse.ArgumentParser:
+    """Options every subcommand takes. The copy given to subcommands leaves unset options alone, so
+    ``zentinel -n ns show x`` and ``zentinel show x -n ns`` both work."""
+    default: Any = argparse.SUPPRESS if suppress else None
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("cluster and output")
+    g.add_argument("-n", "--namespace", default=default, help="namespace (default: the kubeconfig context's)")
+    g.add_argument("--kubeconfig", default=default, help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    g.add_argument("--context", default=default, help="kubeconfig context (default: the current one)")
+    g.add_argument(
+        "-o",
+        "--output",
+        choices=FORMATS,
+        default=argparse.SUPPRESS if suppress else "table",
+        help="table for people (default), json or yaml for scripts",
+    )
+    if listing:
+        g.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+    return p
+
+
+def build_parser(prog: str = "zentinel") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common(suppress=False)],
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common, listing = _common(suppress=True), _common(suppress=True, listing=True)
+
+    def add(name: str, help_: str, parents: Sequence[argparse.ArgumentParser] = (common,)) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=list(parents),
+        )
+
+    p = add(
+        "incidents",
+        "list incidents (kubectl's columns plus the age of the last sighting; -o json|yaml: one row per incident)",
+        [listing],
+    )
+    p.add_argument("--open", action="store_true", help="only incidents not resolved")
+    p.add_argument(
+        "--severity",
+        type=_severity,
+        action="append",
+        default=[],
+        metavar="SEV",
+        help="only this severity (SEV1..SEV4, or 1..4); repeat for several",
+    )
+    p.add_argument("--zentinel", metavar="NAME", help="only incidents of this Zentinel")
+
+    p = add("show", "one incident: conditions, timeline, remediations, escalations, deliveries, evidence")
+    p.add_argument("incident")
+
+    by_help = "who (default: $USER, else the kubeconfig user)"
+    p = add("ack", "acknowledge an incident (patches spec.acknowledgedBy)")
+    p.add_argument("incident")
+    p.add_argument("--by", metavar="NAME", help=by_help)
+
+    p = add("resolve", "resolve an incident by hand (patches spec.resolvedBy and spec.resolutionNote)")
+    p.add_argument("incident")
+    p.add_argument("--by", metavar="NAME", help=by_help)
+    p.add_argument("--note", metavar="TEXT", help="why it is resolved (at most 4096 characters)")
+
+    p = add("approve", "approve a remediation waiting for approval (appends to spec.approvals)")
+    p.add_argument("incident")
+    p.add_argument("action_id", nargs="?", metavar="ACTION_ID", help="default: the last one pending approval")
+    p.add_argument("--by", metavar="NAME", help=by_help)
+
+    p = add("postmortem", "print the post-mortem draft (markdown)")
+    p.add_argument("incident")
+    p.add_argument(
+        "--generated", action="store_true", help="the operator's newer draft, kept apart once a person edited theirs"
+    )
+
+    p = add("evidence", "export the evidence bundle to DIR/INC-<YYYYMMDD>-<NNN>/<phase>/ and verify it")
+    p.add_argument("incident")
+    p.add_argument("--out", metavar="DIR", default=".", help="folder to export into (default: .)")
+
+    p = add("triage", "run the runbook's diagnostics and decision tree on a Zentinel now")
+    p.add_argument("zentinel", nargs="?", help="a Zentinel in the cluster (or use --url)")
+    p.add_argument("--url", help="a Zentinel outside Kubernetes: its metrics server, e.g. http://host:9090")
+    p.add_argument("--admin-url", help="the listener with /admin/upstreams (default: --url)")
+    p.add_argument("--health-url", help="the listener with /health and /ready (default: --admin-url)")
+    p.add_argument("--policy", metavar="FILE.yaml", help="thresholds from this ZentinelIncidentPolicy file")
+    p.add_argument(
+        "--interval", type=_positive, default=5.0, metavar="SECONDS", help="between the two scrapes (default: 5)"
+    )
+    p.add_argument("--timeout", type=_positive, default=3.0, metavar="SECONDS", help="per request (default: 3)")
+    return parser
+
+
+def default_user(kctx: KubeContext | None) -> str | None:
+    """``$USER``, else the kubeconfig context's user, else the login name."""
+    who = os.environ.get("USER") or (kctx.user if kctx else None)
+    if who:
+        return who
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None
+
+
+def _api_error(e: Exception) -> CliError:
+    status = getattr(e, "status", None)
+    reason = getattr(e, "reason", None) or type(e).__name__
+    message = ""
+    body = getattr(e, "body", None)
+    if body:
+        try:
+            message = str(json.loads(body).get("message") or "")
+        except (ValueError, AttributeError):
+            message = ""
+    text = f"API {status} {reason}" + (f": {message}" if message else "")
+    return CliError(text, EXIT_NOT_FOUND if status == 404 else EXIT_ERROR)
+
+
+def run(args: argparse.Namespace, api: Api | None, kctx: KubeContext | None) -> tuple[int, str]:
+    now = dt.datetime.now(dt.UTC)
+    fmt: str = args.output
+    url_mode = args.command == "triage" and args.url
+    if args.command == "triage":
+        if bool(args.url) == bool(args.zentinel):
+            raise CliError("triage needs either a Zentinel name or --url", EXIT_USAGE)
+        if not args.url and (args.admin_url or args.health_url):
+            raise CliError("--admin-url and --health-url go with --url", EXIT_USAGE)
+    if url_mode:
+        return _triage_url(args, fmt)
+    if kctx is None:
+        kctx = connect(args.kubeconfig, args.context)
+    api = api or KubeApi()
+    ns: str = args.namespace or kctx.namespace
+    cmd = args.command
+    if cmd == "incidents":
+        return commands.incidents(
+            api,
+            None if args.all_namespaces else ns,
+            open_only=args.open,
+            severities=args.severity,
+            zentinel=args.zentinel,
+            fmt=fmt,
+            now=now,
+        )
+    if cmd == "show":
+        return commands.show(api, ns, args.incident, fmt=fmt, now=now)
+    if cmd == "postmortem":
+        return commands.postmortem(api, ns, args.incident, fmt=fmt, generated=args.generated)
+    if cmd == "evidence":
+        return commands.evidence(api, ns, args.incident, out_dir=Path(args.out), fmt=fmt)
+    if cmd == "triage":
+        return _triage_cluster(args, api, ns, fmt)
+    by = args.by or default_user(kctx)
+    if not by or not by.strip():
+        raise CliError("cannot tell who you are: pass --by NAME", EXIT_USAGE)
+    if cmd == "ack":
+        return commands.ack(api, ns, args.incident, by=by, fmt=fmt)
+    if cmd == "resolve":
+        if args.note is not None and len(args.note) > 4096:
+            raise CliError("--note is longer than 4096 characters", EXIT_USAGE)
+        return commands.resolve(api, ns, args.incident, by=by, note=args.note, fmt=fmt)
+    if cmd == "approve":
+        return commands.approve(api, ns, args.incident, args.action_id, by=by, fmt=fmt)
+    raise CliError(f"unknown command {cmd}", EXIT_USAGE)
+
+
+def _triage_output(report: TriageReport, fmt: str) -> tuple[int, str]:
+    from .triage import exit_code, render_triage, report_data
+
+    text = render_triage(report) if fmt == "table" else dump(report_data(report), fmt)
+    return exit_code(report.findings), text
+
+
+def _triage_url(args: argparse.Namespace, fmt: str) -> tuple[int, str]:
+    from ..models.policy import ZentinelIncidentPolicySpec
+    from .triage import endpoints, load_policy_file, triage_url
+
+    label, policy = (
+        load_policy_file(args.policy) if args.policy else ("default thresholds", ZentinelIncidentPolicySpec())
+    )
+    ep = endpoints(args.url, args.admin_url, args.health_url)
+    report = asyncio.run(
+        triage_url(ep, interval=args.interval, request_timeout=args.timeout, policy=policy, policy_label=label)
+    )
+    return _triage_output(report, fmt)
+
+
+def _triage_cluster(args: argparse.Namespace, api: Api, ns: str, fmt: str) -> tuple[int, str]:
+    from .triage import load_policy_file, triage_cluster
+
+    override = load_policy_file(args.policy) if args.policy else None
+    zen = api.get_zentinel(ns, args.zentinel)
+    if zen is None:
+        raise CliError(f'Zentinel "{args.zentinel}" not found in namespace "{ns}"', EXIT_NOT_FOUND)
+    policies = [] if override else api.list_policies(ns)
+    report = asyncio.run(triage_cluster(zen, policies, interval=args.interval, policy_override=override))
+    return _triage_output(report, fmt)
+
+
+def main(argv: Sequence[str] | None = None, *, api: Api | None = None, kube_context: KubeContext | None = None) -> int:
+    """Entry point of ``zentinel`` and ``kubectl-zentinel``; ``api`` and ``kube_context`` are for tests."""
+    parser = build_parser(_prog(sys.argv[0]))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2, already printed)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    try:
+        code, text = run(args, api, kube_context)
+    except CliError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.config import ConfigException
+        from urllib3.exceptions import HTTPError
+
+        if isinstance(e, ApiException):
+            err = _api_error(e)
+        elif isinstance(e, ConfigException):
+            err = CliError(f"cannot load the kubeconfig: {e}", EXIT_ERROR)
+        elif isinstance(e, HTTPError):
+            err = CliError(f"cannot reach the API server: {type(e).__name__}: {e}", EXIT_ERROR)
+        elif isinstance(e, OSError):
+            err = CliError(f"{type(e).__name__}: {e}", EXIT_ERROR)
+        else:
+            raise
+        print(f"error: {err.message}", file=sys.stderr)
+        return err.code
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return code

@@ -1,0 +1,248 @@
+"""The subcommands over :class:`~.kube.Api`: each returns ``(exit code, text for stdout)`` and raises
+:class:`~.exits.CliError` for what goes to stderr. Reads and writes go through the API; the
+decisions (what is pending, what is refused) come from the core and the handlers' readers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .. import k8s
+from ..core import lifecycle as lc
+from ..core.remediation import PENDING_APPROVAL
+from ..handlers.incidents import human_input
+from ..models.incident import RemediationRecord, ZentinelIncident
+from . import evidence as ev
+from .exits import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_REFUSED, EXIT_UNVERIFIED, CliError
+from .kube import Api
+from .render import (
+    dump,
+    evidence_chunks,
+    filter_incidents,
+    incident_summary,
+    one_line,
+    pending_approvals,
+    render_incidents,
+    render_show,
+    stamp,
+)
+
+Result = tuple[int, str]
+POSTMORTEM_KEY = "postmortem.md"
+GENERATED_KEY = "postmortem.generated.md"  # the operator's newer draft, once a person edited postmortem.md
+_APPROVE_ATTEMPTS = 5
+
+
+def _require(api: Api, namespace: str, name: str) -> dict[str, Any]:
+    obj = api.get_incident(namespace, name)
+    if obj is None:
+        raise CliError(f'incident "{name}" not found in namespace "{namespace}"', EXIT_NOT_FOUND)
+    return obj
+
+
+def _model(obj: Mapping[str, Any]) -> ZentinelIncident:
+    try:
+        return ZentinelIncident.model_validate(dict(obj))
+    except ValidationError as e:
+        raise CliError(f"incident {obj['metadata']['name']} is malformed: {one_line(e, 300)}") from e
+
+
+def _done(fmt: str, data: dict[str, Any], text: str) -> Result:
+    return EXIT_OK, (text + "\n" if fmt == "table" else dump(data, fmt))
+
+
+# ------------------------------------------------------------------------------ read
+def incidents(
+    api: Api,
+    namespace: str | None,
+    *,
+    open_only: bool,
+    severities: Sequence[str],
+    zentinel: str | None,
+    fmt: str,
+    now: dt.datetime,
+) -> Result:
+    objs = filter_incidents(
+        api.list_incidents(namespace), open_only=open_only, severities=severities, zentinel=zentinel
+    )
+    rows = [incident_summary(o) for o in objs]
+    if fmt != "table":
+        return EXIT_OK, dump(rows, fmt)
+    if not rows:
+        where = "any namespace" if namespace is None else f"namespace {namespace}"
+        return EXIT_OK, f"No incidents found in {where}.\n"
+    return EXIT_OK, render_incidents(rows, now, all_namespaces=namespace is None)
+
+
+def _evidence_configmaps(api: Api, namespace: str, name: str) -> list[dict[str, Any]]:
+    cms = api.list_configmaps(namespace, f"{ev.LABEL_INCIDENT}={name}")
+    return [c for c in cms if ev.LABEL_PHASE in ((c.get("metadata") or {}).get("labels") or {})]
+
+
+def show(api: Api, namespace: str, name: str, *, fmt: str, now: dt.datetime) -> Result:
+    obj = _require(api, namespace, name)
+    inc = _model(obj)
+    configmaps: list[dict[str, Any]] | None
+    try:
+        configmaps = _evidence_configmaps(api, namespace, name)
+    except Exception:  # evidence listed in status is still shown; only the existence check is lost
+        configmaps = None
+    chunks = evidence_chunks([r.dump() for r in inc.status.evidence], configmaps)
+    if fmt != "table":
+        data = {k: v for k, v in obj.items() if k != "metadata"}
+        data["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+        data["evidenceChunks"] = chunks
+        return EXIT_OK, dump(data, fmt)
+    return EXIT_OK, render_show(inc, chunks, now)
+
+
+def postmortem(api: Api, namespace: str, name: str, *, fmt: str, generated: bool = False) -> Result:
+    """The draft in ``postmortem.md``. Once a person has edited it, the operator writes its newer draft to
+    ``postmortem.generated.md`` instead: ``generated`` prints that one, and a note says when it differs."""
+    inc = _model(_require(api, namespace, name))
+    cm_name = inc.status.postmortem or f"{name}-postmortem"
+    cm = api.get_configmap(namespace, cm_name)
+    data = (cm or {}).get("data") or {}
+    key = GENERATED_KEY if generated else POSTMORTEM_KEY
+    text = data.get(key)
+    if not text:
+        due = f"; due {stamp(inc.status.postmortem_due)}" if inc.status.postmortem_due else ""
+        where = f"ConfigMap {cm_name} has no {key}" if cm else f"no ConfigMap {cm_name}"
+        raise CliError(f"no post-mortem draft for {name} yet ({where}){due}", EXIT_NOT_FOUND)
+    newer = data.get(GENERATED_KEY)
+    if not generated and newer and newer != text:
+        print(
+            f"note: {name}'s draft was edited; the operator's newer draft is in {GENERATED_KEY} (--generated)",
+            file=sys.stderr,
+        )
+    if fmt == "table":
+        return EXIT_OK, text if text.endswith("\n") else text + "\n"
+    doc = {"namespace": namespace, "incident": name, "configMap": cm_name, "key": key, "markdown": text}
+    return EXIT_OK, dump(doc, fmt)
+
+
+def evidence(api: Api, namespace: str, name: str, *, out_dir: Path, fmt: str) -> Result:
+    inc = _model(_require(api, namespace, name))
+    configmaps = _evidence_configmaps(api, namespace, name)
+    if not configmaps:
+        raise CliError(f"no evidence for {name} yet (no ConfigMap labelled {ev.LABEL_INCIDENT}={name})", EXIT_NOT_FOUND)
+    plan = ev.plan_export(name, [ev.chunk_of(cm) for cm in configmaps])
+    found = {cm["metadata"]["name"] for cm in configmaps}
+    lost = [r.name for r in inc.status.evidence if r.name not in found]
+    if lost:
+        plan = ev.ExportPlan(
+            plan.folder,
+            plan.files,
+            plan.missing + tuple((r.phase, f"(chunk {r.name})") for r in inc.status.evidence if r.name in lost),
+            (*plan.notes, *(f"{n} is listed in status.evidence but does not exist" for n in lost)),
+        )
+    try:
+        root = ev.write_export(plan, out_dir)
+    except OSError as e:
+        raise CliError(f"cannot write to {out_dir}: {e.strerror or e}", EXIT_ERROR) from e
+    code = EXIT_UNVERIFIED if (plan.manifests or lost) and not plan.verified else EXIT_OK
+    if fmt == "table":
+        return code, ev.render_export(plan, root)
+    return code, dump(ev.export_summary(plan, root), fmt)
+
+
+# ------------------------------------------------------------------------------ write
+def _open(inc: ZentinelIncident, doing: str) -> None:
+    st = inc.status
+    if not lc.is_open(st):
+        raise CliError(
+            f"{inc.metadata.name} is already resolved (by {st.resolved_by or '-'} at {stamp(st.resolved_at)}); "
+            f"nothing to {doing}",
+            EXIT_REFUSED,
+        )
+
+
+def ack(api: Api, namespace: str, name: str, *, by: str, fmt: str) -> Result:
+    obj = _require(api, namespace, name)
+    inc = _model(obj)
+    _open(inc, "acknowledge")
+    st = inc.status
+    if st.acknowledged_at:
+        raise CliError(
+            f"{name} is already acknowledged by {st.acknowledged_by or '-'} at {stamp(st.acknowledged_at)}",
+            EXIT_REFUSED,
+        )
+    asked = human_input(obj).acknowledged_by
+    if asked:
+        raise CliError(
+            f"{name}: acknowledgement by {asked} is already requested; the operator records it", EXIT_REFUSED
+        )
+    patch = {"spec": {"acknowledgedBy": by}}
+    api.patch_incident(namespace, name, patch)
+    data = {"namespace": namespace, "incident": name, "patch": patch}
+    return _done(
+        fmt, data, f"{name} acknowledged by {by} (spec.acknowledgedBy); the operator records it on its next pass"
+    )
+
+
+def resolve(api: Api, namespace: str, name: str, *, by: str, note: str | None, fmt: str) -> Result:
+    obj = _require(api, namespace, name)
+    _open(_model(obj), "resolve")
+    asked = human_input(obj).resolved_by
+    if asked:
+        raise CliError(f"{name}: resolution by {asked} is already requested; the operator records it", EXIT_REFUSED)
+    spec: dict[str, Any] = {"resolvedBy": by}
+    if note:
+        spec["resolutionNote"] = note
+    patch = {"spec": spec}
+    api.patch_incident(namespace, name, patch)
+    data = {"namespace": namespace, "incident": name, "patch": patch}
+    return _done(fmt, data, f"{name} resolved by {by} (spec.resolvedBy); the operator closes it on its next pass")
+
+
+def choose_pending(records: Sequence[RemediationRecord], action_id: str | None) -> RemediationRecord:
+    """The remediation to approve: ``action_id``'s record, or the last one waiting for approval."""
+    if action_id is None:
+        pending = pending_approvals(records)
+        if not pending:
+            raise CliError("nothing is pending approval", EXIT_REFUSED)
+        return pending[-1]
+    matching = [r for r in records if r.id == action_id]
+    if not matching:
+        known = ", ".join(r.id for r in records) or "none"
+        raise CliError(f"no remediation {action_id!r} (remediations: {known})", EXIT_NOT_FOUND)
+    rec = matching[-1]
+    if rec.state != PENDING_APPROVAL:
+        raise CliError(f"remediation {action_id} is {rec.state}, not {PENDING_APPROVAL}", EXIT_REFUSED)
+    return rec
+
+
+def approve(api: Api, namespace: str, name: str, action_id: str | None, *, by: str, fmt: str) -> Result:
+    """Append to ``spec.approvals``; the list is replaced whole by a merge patch, so the patch carries
+    the resourceVersion it was read at and is retried when someone else wrote in between."""
+    from ..handlers.remediation import approvals
+
+    for _ in range(_APPROVE_ATTEMPTS):
+        obj = _require(api, namespace, name)
+        inc = _model(obj)
+        _open(inc, "approve: its remediations no longer run")
+        rec = choose_pending(inc.status.remediations, action_id)
+        who = approvals(inc).get(rec.id)
+        if who:
+            raise CliError(f"{rec.id} is already approved by {who}", EXIT_REFUSED)
+        current = list((obj.get("spec") or {}).get("approvals") or [])
+        patch = {
+            "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+            "spec": {"approvals": [*current, {"actionId": rec.id, "by": by}]},
+        }
+        try:
+            api.patch_incident(namespace, name, patch)
+        except Exception as e:
+            if k8s.is_conflict(e):
+                continue
+            raise
+        data = {"namespace": namespace, "incident": name, "actionId": rec.id, "action": rec.action, "by": by}
+        return _done(
+            fmt, data, f"{name}: {rec.action} ({rec.id}) approved by {by}; the operator runs it on its next pass"
+        )
+    raise CliError(f"{name} kept changing while approving; try again", EXIT_ERROR)
