@@ -111,8 +111,9 @@ TOOLS: dict[str, Tool] = {
         name="prometheus",
         module="github.com/prometheus/prometheus",
         version="v0.316.0",
-        packages=("github.com/prometheus/prometheus/cmd/prometheus",),
-        binaries=("prometheus",),
+        # promtool checks the chart's PrometheusRule and the dashboard queries.
+        packages=("github.com/prometheus/prometheus/cmd/prometheus", "github.com/prometheus/prometheus/cmd/promtool"),
+        binaries=("prometheus", "promtool"),
         ldflags=("-X github.com/prometheus/common/version.Version=3.16.0",),
     ),
 }

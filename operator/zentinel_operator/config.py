@@ -22,6 +22,9 @@ class Settings(BaseModel):
     prometheus_url: str | None = Field(
         default=None, description="Prometheus for Zentinels with metricsSource Prometheus."
     )
+    prometheus_window: float = Field(default=60.0, gt=0, description="Seconds of history behind each rate.")
+    prometheus_pod_label: str = Field(default="pod", description="Label naming the pod in Zentinel's series.")
+    prometheus_namespace_label: str = Field(default="namespace", description="Label naming the namespace.")
     webhook_enabled: bool = Field(default=False, description="Serve the admission webhook.")
     webhook_addr: str = Field(default="0.0.0.0", description="Address the webhook listens on.")  # noqa: S104
     webhook_port: int = Field(default=9443, description="Port the webhook listens on.")

@@ -19,9 +19,16 @@ from .models.common import GROUP, VERSION
 _configured = False
 
 
-def configure() -> None:
-    """Load in-cluster credentials, or the kubeconfig (``KUBECONFIG``) outside a cluster."""
+def configure(config_file: str | None = None, context: str | None = None) -> None:
+    """Load in-cluster credentials, or the kubeconfig (``KUBECONFIG``) outside a cluster.
+
+    An explicit ``config_file`` or ``context`` (the CLI's ``--kubeconfig``/``--context``) wins.
+    """
     global _configured  # noqa: PLW0603 - process-wide client configuration, set once at start-up
+    if config_file or context:
+        kubernetes.config.load_kube_config(config_file=config_file, context=context)
+        _configured = True
+        return
     if _configured:
         return
     try:
@@ -85,6 +92,13 @@ def get_custom(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
 def list_custom(plural: str, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
     kwargs = {"label_selector": label_selector} if label_selector else {}
     result = custom().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **kwargs)
+    items: list[dict[str, Any]] = result.get("items", [])
+    return items
+
+
+def list_custom_all(plural: str) -> list[dict[str, Any]]:
+    """Every object of ``plural`` in every namespace."""
+    result = custom().list_cluster_custom_object(GROUP, VERSION, plural)
     items: list[dict[str, Any]] = result.get("items", [])
     return items
 

@@ -16,6 +16,7 @@ from .models.common import GROUP, VERSION
 from .notify import intake
 from .notify.dispatch import Dispatcher
 from .signals.gather import GatherSettings
+from .signals.prometheus import PrometheusSource
 
 SETTINGS = config.load()
 ZENTINELS = "zentinels"
@@ -47,6 +48,15 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
             scrape_max_bytes=SETTINGS.scrape_max_bytes,
         )
     )
+    if SETTINGS.prometheus_url:
+        memo.passes.prometheus = PrometheusSource(
+            SETTINGS.prometheus_url,
+            window_seconds=SETTINGS.prometheus_window,
+            timeout=SETTINGS.scrape_timeout,
+            refresh_seconds=SETTINGS.scan_interval,
+            pod_label=SETTINGS.prometheus_pod_label,
+            namespace_label=SETTINGS.prometheus_namespace_label,
+        )
     memo.passes.notifier = Dispatcher()
     memo.passes.alerts = intake.AlertState()
 
@@ -126,7 +136,6 @@ def incident_seen(event: kopf.RawEvent, **_: Any) -> None:
 
 # ------------------------------------------------------------------------------ admission
 if SETTINGS.webhook_enabled:
-
     # Ids double as webhook paths (/validate-policy): the chart's webhook configuration points at them.
     @kopf.on.validate(GROUP, VERSION, POLICIES, id="validate-policy", operations=["CREATE", "UPDATE"])
     def validate_policy(spec: kopf.Spec, **_: Any) -> None:

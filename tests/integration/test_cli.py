@@ -245,16 +245,6 @@ def test_list_show_acknowledge_and_resolve(
 
 
 # ------------------------------------------------------------------------------------- approve
-def unhealthy(address: str) -> Callable[[ZentinelEmulator], None]:
-    """One of the api upstream's targets unhealthy (as test_remediation's; a candidate for tests/support)."""
-
-    def setup(emu: ZentinelEmulator) -> None:
-        for addr in ("10.0.1.10:8000", "10.0.1.11:8000", "10.0.1.12:8000"):
-            emu.set_target("api", addr, "unhealthy" if addr == address else "healthy")
-        for addr in ("10.0.2.10:8000", "10.0.2.11:8000"):
-            emu.set_target("web", addr, "healthy")
-
-    return setup
 
 
 def test_approve_the_pending_remediation(
@@ -264,7 +254,7 @@ def test_approve_the_pending_remediation(
         kube,
         namespace,
         dataplanes,
-        setup=unhealthy("10.0.1.11:8000"),
+        setup=configs.upstream_health(("10.0.1.11:8000",)),
         reload_mode="AutoReload",
         remediation={
             "defaultMode": "Off",

@@ -248,3 +248,38 @@ def test_racing_creators_get_distinct_names(kube: Kube, namespace: str) -> None:
     assert len(results) == 16 and len(set(results)) == 16
     assert all(r.startswith("inc-20261127-") for r in results)
     assert sorted(results) == [f"inc-20261127-{i:03d}" for i in range(1, 17)]
+
+
+def test_manually_resolved_incident_that_flaps_stays_reopened(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
+) -> None:
+    pods = setup_edge(kube, namespace, dataplanes)
+    crash.crash_loop(kube, pods[0], restarts=4)
+    inc = wait_for(lambda: open_incident(kube, namespace, "ProcessCrash"), timeout=60, what="incident")
+    name = inc["metadata"]["name"]
+    kube.run(
+        "patch",
+        "zinc",
+        name,
+        "-n",
+        namespace,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps({"spec": {"resolvedBy": "dave", "resolutionNote": "restarted by hand"}}),
+    )
+    wait_for(
+        lambda: (o := kube.get("zinc", name, namespace)) and o["status"].get("resolvedBy") == "dave",
+        timeout=30,
+        what="manual resolution",
+    )
+    # The pod is still crash-looping: the signal is back within the reopen window.
+    reopened = wait_for(
+        lambda: (o := kube.get("zinc", name, namespace)) and o["status"].get("flapCount") == 1 and o,
+        timeout=30,
+        what="reopened",
+    )
+    assert reopened["spec"].get("resolvedBy") is None  # the old request was consumed
+    time.sleep(3)
+    still = kube.get("zinc", name, namespace)
+    assert still is not None and not still["status"].get("resolvedAt") and still["status"]["state"] != "Resolved"

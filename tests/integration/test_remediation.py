@@ -254,16 +254,6 @@ def test_killing_the_operator_mid_remediation_does_not_repeat_it(
     assert kube.get("deployment", "edge", namespace)["metadata"]["generation"] == generation + 1  # type: ignore[index]
 
 
-def unhealthy(address: str) -> Callable[[Any], None]:
-    def setup(emu: Any) -> None:
-        for addr in ("10.0.1.10:8000", "10.0.1.11:8000", "10.0.1.12:8000"):
-            emu.set_target("api", addr, "unhealthy" if addr == address else "healthy")
-        for addr in ("10.0.2.10:8000", "10.0.2.11:8000"):
-            emu.set_target("web", addr, "healthy")
-
-    return setup
-
-
 def test_dry_run_records_the_diff_and_changes_nothing(
     kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
 ) -> None:
@@ -272,7 +262,7 @@ def test_dry_run_records_the_diff_and_changes_nothing(
         namespace,
         dataplanes,
         reload_mode="AutoReload",
-        setup=unhealthy("10.0.1.11:8000"),
+        setup=configs.upstream_health(("10.0.1.11:8000",)),
         actions={"ejectTargets": {"mode": "DryRun"}},
     )
     rec = wait_for(
@@ -294,7 +284,7 @@ def test_pending_action_runs_only_after_approval(
         namespace,
         dataplanes,
         reload_mode="AutoReload",
-        setup=unhealthy("10.0.1.11:8000"),
+        setup=configs.upstream_health(("10.0.1.11:8000",)),
         actions={"ejectTargets": {"mode": "NeedsApproval", "ttl": "1h"}},
     )
     rec = wait_for(
@@ -321,7 +311,7 @@ def test_ejected_target_returns_after_ttl(
         namespace,
         dataplanes,
         reload_mode="AutoReload",
-        setup=unhealthy("10.0.1.12:8000"),
+        setup=configs.upstream_health(("10.0.1.12:8000",)),
         actions={"ejectTargets": {"mode": "Automatic", "ttl": "5s"}},
         verifyTimeout="10m",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 GOOD = """\
@@ -66,3 +67,17 @@ upstreams {
 
 def configmap(name: str, text: str = GOOD, key: str = "zentinel.kdl") -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {key: text}}
+
+
+def upstream_health(unhealthy: tuple[str, ...] = ()) -> Callable[[Any], None]:
+    """Set up an emulator's /admin/upstreams for GOOD's upstreams, these targets unhealthy."""
+
+    def setup(emu: Any) -> None:
+        for upstream, targets in (
+            ("api", ("10.0.1.10:8000", "10.0.1.11:8000", "10.0.1.12:8000")),
+            ("web", ("10.0.2.10:8000", "10.0.2.11:8000")),
+        ):
+            for addr in targets:
+                emu.set_target(upstream, addr, "unhealthy" if addr in unhealthy else "healthy")
+
+    return setup

@@ -73,10 +73,10 @@ APPLICATION: set[Rule] = (
     | _triples("", "pods", "get list watch delete")
     | _triples("", "pods/log", "get")
     | _triples("apps", "deployments", "get list watch patch")
-    | _triples("", "configmaps", "get list watch create update patch delete")
+    | _triples("", "configmaps", "get list watch create update patch delete deletecollection")
     | _triples("", "secrets", "get list watch create update patch")
-    | _triples("", "events", "create patch")
-    | _triples("events.k8s.io", "events", "create patch")
+    | _triples("", "events", "create patch list")
+    | _triples("events.k8s.io", "events", "create patch list")
     | _triples("policy", "poddisruptionbudgets", "get list watch")
 )
 CERT_MANAGER: set[Rule] = _triples("cert-manager.io", "certificates", "get list watch patch") | _triples(

@@ -168,16 +168,17 @@ namespaced (a ClusterRole when watching every namespace, a Role per watched name
 # snapshots and evidence bundles (created, owned by the incident, deleted with it).
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, list, watch, create, update, patch, delete]
+  verbs: [get, list, watch, create, update, patch, delete, deletecollection]
 # Application: TLS Secrets (expiry, key match, certificate rotation) and the receivers' Secrets
 # (Slack / PagerDuty keys). Secret values are never logged or copied into incidents.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, update, patch]
-# Application: events on Zentinels and incidents (both APIs; patch updates a repeated event's count).
+# Application: events on Zentinels and incidents (both APIs; patch updates a repeated event's count);
+# listing them puts the pods' and the Deployment's events into evidence bundles.
 - apiGroups: ["", events.k8s.io]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create, patch, list]
 # Application: the blast-radius guardrail never restarts more pods than the disruption budget allows.
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]

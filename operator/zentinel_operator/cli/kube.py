@@ -37,14 +37,12 @@ def connect(kubeconfig: str | None, context: str | None) -> KubeContext:
         config.load_incluster_config()
         result = KubeContext(namespace=_SA_NAMESPACE.read_text().strip() or "default", user=None)
     else:
-        config.load_kube_config(config_file=kubeconfig, context=context)
+        k8s.configure(kubeconfig, context)  # neither given: KUBECONFIG, else ~/.kube/config
         contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
         if context:
             active = next((c for c in contexts if c.get("name") == context), active)
         ctx = (active or {}).get("context") or {}
         result = KubeContext(namespace=ctx.get("namespace") or "default", user=ctx.get("user") or None)
-    # The client is configured: k8s.configure() must not load a different kubeconfig over it.
-    k8s._configured = True
     return result
 
 
@@ -66,11 +64,7 @@ class KubeApi:
     def list_incidents(self, namespace: str | None) -> list[dict[str, Any]]:
         if namespace is not None:
             return k8s.list_custom(INCIDENTS, namespace)
-        from ..models.common import GROUP, VERSION
-
-        result = k8s.custom().list_cluster_custom_object(GROUP, VERSION, INCIDENTS)
-        items: list[dict[str, Any]] = result.get("items", [])
-        return items
+        return k8s.list_custom_all(INCIDENTS)
 
     def get_incident(self, namespace: str, name: str) -> dict[str, Any] | None:
         return k8s.get_custom(INCIDENTS, namespace, name)

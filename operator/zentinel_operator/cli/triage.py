@@ -551,7 +551,7 @@ def load_policy_file(path: str) -> tuple[str, ZentinelIncidentPolicySpec]:
 async def triage_url(
     ep: Endpoints, *, interval: float, request_timeout: float, policy: ZentinelIncidentPolicySpec, policy_label: str
 ) -> TriageReport:
-    from ..signals.gather import PassMemory, _read_pages
+    from ..signals.gather import PassMemory, read_pages
     from ..signals.scrape import fetch_many
 
     memory = PassMemory()
@@ -562,7 +562,7 @@ async def triage_url(
         now = dt.datetime.now(dt.UTC)
         results = await fetch_many(list(urls.values()), concurrency=4, timeout=request_timeout, max_bytes=8_000_000)
         elapsed = (now - memory.scraped_at).total_seconds() if memory.scraped_at else None
-        metrics, upstreams = _read_pages(
+        metrics, upstreams = read_pages(
             {ep.label: ep.metrics}, {ep.label: ep.upstreams}, results, memory, elapsed, now
         )
     checks = tuple(HttpCheck(path, url, results[url].status, results[url].error) for path, url in urls.items())

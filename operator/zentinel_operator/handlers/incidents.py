@@ -157,6 +157,21 @@ def _post_events(
             log.warning("could not post event %s: %s", ev.reason, e)
 
 
+def _consume_manual_resolution(obj: Mapping[str, Any]) -> None:
+    """A reopened incident must not be resolved again by the request that resolved it last time."""
+    meta = obj["metadata"]
+    spec = obj.get("spec") or {}
+    ann = meta.get("annotations") or {}
+    patch: dict[str, Any] = {}
+    if spec.get("resolvedBy") or spec.get("resolutionNote"):
+        patch["spec"] = {"resolvedBy": None, "resolutionNote": None}
+    stale = {k: None for k in (ANN_RESOLVED_BY, ANN_RESOLUTION_NOTE) if k in ann}
+    if stale:
+        patch["metadata"] = {"annotations": stale}
+    if patch:
+        k8s.patch_custom(PLURAL, meta["namespace"], meta["name"], patch)
+
+
 def _advance(
     obj: Mapping[str, Any],
     model: ZentinelIncident,
@@ -190,6 +205,8 @@ def _advance(
             signal_known=signal_known,
         )
     write_status(obj, outcome.status)
+    if any(e.reason == "IncidentReopened" for e in outcome.events):
+        _consume_manual_resolution(obj)
     _post_events(obj, zentinel_obj, outcome.events, now)
     name = obj["metadata"]["name"]
     result.notifications += [(name, n) for n in outcome.notifications]

@@ -32,7 +32,8 @@ from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import ZentinelStatus
 from ..remediation import executor
 from ..signals.gather import GatherSettings, PassMemory, gather
-from . import incidents, remediation
+from ..signals.prometheus import PrometheusSource
+from . import evidence, incidents, remediation
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class PassContext:
     cluster_actions: dict[tuple[str, str], list[dt.datetime]] = dataclasses.field(default_factory=dict)
     notifier: Any = None  # notify.dispatch.Dispatcher once started
     alerts: Any = None  # notify.intake.AlertState: what Alertmanager says is firing
+    prometheus: PrometheusSource | None = None  # for Zentinels with metricsSource: Prometheus
     session: aiohttp.ClientSession | None = None  # shared by every scrape: its connector bounds concurrency
 
     def http(self) -> aiohttp.ClientSession:
@@ -57,6 +59,8 @@ class PassContext:
     async def close(self) -> None:
         if self.session is not None:
             await self.session.close()
+        if self.prometheus is not None:
+            await self.prometheus.close()
 
     def memory(self, namespace: str, name: str) -> PassMemory:
         return self.memories.setdefault((namespace, name), PassMemory())
@@ -84,7 +88,7 @@ async def reconcile(
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     _, policy = policy_for(zen, policies)
     memory = ctx.memory(zen.metadata.namespace, zen.metadata.name)
-    snapshot = await gather(zen, memory, now=now, settings=ctx.gather, session=ctx.http())
+    snapshot = await gather(zen, memory, now=now, settings=ctx.gather, session=ctx.http(), prometheus=ctx.prometheus)
     findings = triage(snapshot, policy.thresholds)
     if ctx.alerts is not None:
         findings = ctx.alerts.merge(zen.metadata.namespace, zen.metadata.name, findings)
@@ -141,6 +145,8 @@ async def reconcile(
         config_changed_by_operator=memory.config_written_by_operator,
     )
     ctx.cluster_actions[(zen.metadata.namespace, zen.metadata.name)] = [e.at for e in responded.ledger]
+    # Keep the evidence (detection, resolution), draft post-mortems, enforce retention.
+    await asyncio.to_thread(evidence.collect, zen=zen_now, recorded=recorded, memory=memory, policy=policy, now=now)
     open_now = [i for i in responded.incidents if lc.is_open(i.status)]
     for name, note in [*recorded.notifications, *responded.notifications]:
         log.info("%s: %s to %s (%s)", name, note.event, ",".join(note.receivers) or "nobody", note.level)

@@ -28,11 +28,12 @@ from ..core.snapshot import (
     UpstreamsSignal,
     WorkloadSignal,
 )
-from ..models.zentinel import Zentinel
+from ..models.zentinel import MetricsSource, Zentinel
 from . import logs as log_signals
 from . import metrics as metric_signals
 from . import pods as pod_signals
 from . import upstreams as upstream_signals
+from .prometheus import PrometheusSource
 from .scrape import fetch_many
 
 log = logging.getLogger(__name__)
@@ -132,9 +133,12 @@ def _config(zen: Zentinel, memory: PassMemory, now: dt.datetime) -> ConfigSignal
 
 
 def _first_seen(zen: Zentinel, revision: str) -> dt.datetime | None:
-    for rev in zen.status.revisions:
+    """When this revision replaced an earlier one (None for the first config the operator ever saw:
+    that is where watching began, not a change)."""
+    revisions = zen.status.revisions
+    for index, rev in enumerate(revisions):
         if rev.revision == revision:
-            return rev.first_seen
+            return rev.first_seen if index > 0 else None
     return None
 
 
@@ -215,7 +219,7 @@ async def _served(
     return tuple(result)
 
 
-def _read_pages(
+def read_pages(
     metrics_urls: dict[str, str],
     upstream_urls: dict[str, str],
     results: dict[str, Any],
@@ -275,13 +279,23 @@ async def _admin(
     now: dt.datetime,
     settings: GatherSettings,
     session: Any,
+    prometheus: PrometheusSource | None = None,
 ) -> tuple[MetricsSignal | None, UpstreamsSignal | None]:
-    """Scrape ``/metrics`` and ``/admin/upstreams`` of every running pod, within the concurrency bound."""
+    """Scrape ``/metrics`` and ``/admin/upstreams`` of every running pod, within the concurrency bound.
+
+    With ``metricsSource: Prometheus`` (and a Prometheus configured), metrics come from one batch of
+    queries per interval shared by every Zentinel; ``/admin/upstreams`` is still read from the pods.
+    """
     targets = _scrape_targets(zen, pods)
     if not targets:
         return None, None
     a = zen.spec.admin
-    metrics_urls = {p.name: f"{a.scheme}://{p.ip}:{a.effective_metrics_port}{a.metrics_path}" for p in targets}
+    from_prometheus = prometheus is not None and zen.spec.metrics_source == MetricsSource.PROMETHEUS
+    metrics_urls = (
+        {}
+        if from_prometheus
+        else {p.name: f"{a.scheme}://{p.ip}:{a.effective_metrics_port}{a.metrics_path}" for p in targets}
+    )
     upstream_urls = {p.name: f"{a.scheme}://{p.ip}:{a.port}{a.upstreams_path}" for p in targets}
     results = await fetch_many(
         [*metrics_urls.values(), *upstream_urls.values()],
@@ -293,17 +307,29 @@ async def _admin(
     interval = (now - memory.scraped_at).total_seconds() if memory.scraped_at else None
     # Parsing costs milliseconds per page: keep it off the event loop.
     metrics, upstreams = await asyncio.to_thread(
-        _read_pages, metrics_urls, upstream_urls, results, memory, interval, now
+        read_pages, metrics_urls, upstream_urls, results, memory, interval, now
     )
+    if from_prometheus:
+        assert prometheus is not None
+        metrics = await prometheus.metrics_for(
+            zen.metadata.namespace, [p.name for p in targets], now, baseline_rps=memory.baseline_rps
+        )
+        memory.baseline_rps = metric_signals.next_baseline(memory.baseline_rps, metrics.requests_per_second)
     return metrics, upstreams
 
 
 async def gather(
-    zen: Zentinel, memory: PassMemory, *, now: dt.datetime, settings: GatherSettings, session: Any = None
+    zen: Zentinel,
+    memory: PassMemory,
+    *,
+    now: dt.datetime,
+    settings: GatherSettings,
+    session: Any = None,
+    prometheus: PrometheusSource | None = None,
 ) -> Snapshot:
     kube = await asyncio.to_thread(_kube_part, zen, memory, now, settings)
     certificates = await _served(zen, kube["pods"], kube["certificates"], settings.scrape_timeout)
-    metrics, upstreams = await _admin(zen, kube["pods"], memory, now, settings, session)
+    metrics, upstreams = await _admin(zen, kube["pods"], memory, now, settings, session, prometheus)
     return Snapshot(
         namespace=zen.metadata.namespace,
         zentinel=zen.metadata.name,

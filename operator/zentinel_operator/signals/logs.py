@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from ..core.redact import redact_line
 from ..core.snapshot import LogCause, LogMatch
 
 _PATTERNS: tuple[tuple[LogCause, re.Pattern[str]], ...] = (
@@ -54,8 +55,10 @@ def match_lines(pod: str, container: str, text: str | None, *, previous: bool) -
             continue
         for cause, pattern in _PATTERNS:
             if pattern.search(line):
-                found.append(
-                    LogMatch(pod=pod, container=container, previous=previous, cause=cause, line=line[:_MAX_LINE])
+                found.append(  # matched lines reach findings, events and notifications: never with a secret
+                    LogMatch(
+                        pod=pod, container=container, previous=previous, cause=cause, line=redact_line(line)[:_MAX_LINE]
+                    )
                 )
                 break
     return found

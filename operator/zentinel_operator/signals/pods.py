@@ -11,6 +11,7 @@ from ..core.snapshot import ContainerSignal, PodSignal, WorkloadSignal
 # A pod-template annotation the operator sets when it rolls the Deployment for a config revision.
 CONFIG_REVISION_ANNOTATION = "zentinel.io/config-revision"
 
+
 def _container_spec(deployment: Mapping[str, Any], name: str | None) -> Mapping[str, Any] | None:
     containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
     if not containers:
