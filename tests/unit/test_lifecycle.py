@@ -277,7 +277,15 @@ def test_level_based_same_inputs_same_output(policy: ZentinelIncidentPolicySpec)
 
 def test_unknown_signal_changes_nothing_but_still_escalates(policy: ZentinelIncidentPolicySpec) -> None:
     st = lc.new_incident(finding(Severity.SEV2), now=T0, policy=policy).status
-    out = lc.step(st, category=CAT, finding=None, human=lc.HumanInput(), now=at(16), policy=policy,
-                  generation=1, signal_known=False)
+    out = lc.step(
+        st,
+        category=CAT,
+        finding=None,
+        human=lc.HumanInput(),
+        now=at(16),
+        policy=policy,
+        generation=1,
+        signal_known=False,
+    )
     assert out.status.healthy_since is None and out.status.state == IncidentState.DETECTED
     assert out.status.escalation_level == "secondary"

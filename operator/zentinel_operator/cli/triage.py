@@ -562,9 +562,7 @@ async def triage_url(
         now = dt.datetime.now(dt.UTC)
         results = await fetch_many(list(urls.values()), concurrency=4, timeout=request_timeout, max_bytes=8_000_000)
         elapsed = (now - memory.scraped_at).total_seconds() if memory.scraped_at else None
-        metrics, upstreams = read_pages(
-            {ep.label: ep.metrics}, {ep.label: ep.upstreams}, results, memory, elapsed, now
-        )
+        metrics, upstreams = read_pages({ep.label: ep.metrics}, {ep.label: ep.upstreams}, results, memory, elapsed, now)
     checks = tuple(HttpCheck(path, url, results[url].status, results[url].error) for path, url in urls.items())
     snapshot = url_snapshot(ep, checks, metrics, upstreams, now)
     target = ep.metrics.removesuffix("/metrics")
