@@ -249,8 +249,13 @@ def test_high_error_rate_is_detected_from_prometheus_data(
     assert inc["status"]["severity"] == "SEV2"  # 20 % of answers are 5xx: above the 10 % rung
     evidence = " ".join(inc["status"]["findings"][0]["evidence"])
     assert "api" in evidence
-    rate = summary(kube, namespace, "edge").get("errorRate", "")
-    assert rate.endswith("%") and 15.0 <= float(rate[:-1]) <= 25.0, rate
+    # The Zentinel's status is written at the end of the pass that opened the incident.
+    rate = wait_for(
+        lambda: (r := summary(kube, namespace, "edge").get("errorRate", "")).endswith("%") and r,
+        timeout=30,
+        what="the edge Zentinel's error rate in its status",
+    )
+    assert 15.0 <= float(rate[:-1]) <= 25.0, rate
     # The quiet Zentinel reads its own pods out of the same batch: healthy, no incident.
     wait_for(
         lambda: summary(kube, namespace, "quiet").get("errorRate") == "0.00%",
