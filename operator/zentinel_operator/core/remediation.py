@@ -318,44 +318,14 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
         action = Action(last.action)
         approved = last.model_copy(update={"approved_by": who, "started_at": now})
         if finding is None:
-            steps.append(
-                Step(
-                    "record",
-                    action,
-                    approved.model_copy(
-                        update={
-                            "state": REFUSED,
-                            "reason": "skip: approved, but the signal is gone",
-                            "finished_at": now,
-                        }
-                    ),
-                )
-            )
-            return steps
+            return steps + _refusal(action, approved, "skip", "approved, but the signal is gone", now)
         ok, params, why_not = applicable(action, finding, ctx)
         kind, reason = guardrail(action, ctx, params) if ok else ("skip", why_not)
         if kind == "wait":
             return steps  # approved, but a cooldown or hold-off is on: it runs when that clears
         if kind is not None:
-            steps.append(
-                Step(
-                    "record",
-                    action,
-                    approved.model_copy(
-                        update={
-                            "state": REFUSED,
-                            "reason": f"skip: {reason}" if kind == "skip" else reason,
-                            "finished_at": now,
-                        }
-                    ),
-                )
-            )
-            if kind == "refuse":
-                steps.append(Step("escalate", Action.PAGE, None, f"{action.value} refused: {reason}"))
-            return steps
-        ttl = ttl_for(ctx.policy, action)
-        if ttl is not None:
-            params["ttl_seconds"] = ttl.total_seconds()
+            return steps + _refusal(action, approved, kind, reason, now)
+        _with_ttl(params, ctx.policy, action)
         steps.append(
             Step("execute", action, approved.model_copy(update={"state": RUNNING}), f"approved by {who}", params)
         )
@@ -404,20 +374,10 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
             steps.append(Step("record", action, base.model_copy(update={"state": WAITING, "reason": reason})))
             return steps
         if kind == "skip":
-            steps.append(
-                Step(
-                    "record",
-                    action,
-                    base.model_copy(update={"state": REFUSED, "reason": f"skip: {reason}", "finished_at": now}),
-                )
-            )
+            steps += _refusal(action, base, kind, reason, now)
             continue
         if kind == "refuse":
-            steps.append(
-                Step("record", action, base.model_copy(update={"state": REFUSED, "reason": reason, "finished_at": now}))
-            )
-            steps.append(Step("escalate", Action.PAGE, None, f"{action.value} refused: {reason}"))
-            return steps
+            return steps + _refusal(action, base, kind, reason, now)
         if action == Action.PAGE:
             steps.append(
                 Step(
@@ -431,7 +391,6 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
         mode = mode_for(ctx.policy, action)
         if mode == RemediationMode.OFF:
             continue
-        ttl = ttl_for(ctx.policy, action)
         rec = base.model_copy(update={"revert_at": None})
         if mode == RemediationMode.DRY_RUN:
             steps.append(Step("execute", action, rec.model_copy(update={"state": DRY_RUN}), "dry run", params))
@@ -446,11 +405,26 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
                 )
             )
             return steps
+        _with_ttl(params, ctx.policy, action)
         steps.append(Step("execute", action, rec.model_copy(update={"state": RUNNING}), "automatic", params))
-        if ttl is not None:
-            steps[-1].params["ttl_seconds"] = ttl.total_seconds()
         return steps
     return steps
+
+
+def _refusal(action: Action, rec: RemediationRecord, kind: str, reason: str, now: dt.datetime) -> list[Step]:
+    """Record a refused step; 'skip' moves on to the next rung, 'refuse' escalates at once."""
+    text = f"skip: {reason}" if kind == "skip" else reason
+    steps = [Step("record", action, rec.model_copy(update={"state": REFUSED, "reason": text, "finished_at": now}))]
+    if kind == "refuse":
+        steps.append(Step("escalate", Action.PAGE, None, f"{action.value} refused: {reason}"))
+    return steps
+
+
+def _with_ttl(params: dict[str, object], policy: ZentinelIncidentPolicySpec, action: Action) -> None:
+    """Temporary actions carry their TTL to the executor, which sets the record's revert time."""
+    ttl = ttl_for(policy, action)
+    if ttl is not None:
+        params["ttl_seconds"] = ttl.total_seconds()
 
 
 def _target_text(action: Action, params: dict[str, object]) -> str | None:
