@@ -207,7 +207,9 @@ def open_incidents(kube: Kube, namespace: str, zentinel: str) -> dict[str, dict[
     return {
         i["spec"]["category"]: i
         for i in kube.list("zentinelincidents", namespace)
-        if i["spec"]["zentinelRef"]["name"] == zentinel and not (i.get("status") or {}).get("resolvedAt")
+        if i["spec"]["zentinelRef"]["name"] == zentinel
+        and (i.get("status") or {}).get("state")  # created, status not written yet: not seen yet
+        and not i["status"].get("resolvedAt")
     }
 
 

@@ -541,3 +541,40 @@ def test_oom_killed_pods_get_a_higher_memory_limit_within_the_cap(
         timeout=90,
         what="pods recovered on the new limit",
     )
+
+
+def test_an_action_recorded_but_not_carried_out_is_finished_once_after_a_restart(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
+) -> None:
+    """The window a SIGKILL can fall into: the record says Running, the change was never made."""
+    dp = start_edge(kube, namespace, dataplanes, actions={"configRollback": {"mode": "NeedsApproval"}})
+    good_rev = config_revision(configs.GOOD)
+    wait_for(
+        lambda: zen_status(kube, namespace).get("lastKnownGoodRevision") == good_rev, timeout=60, what="proven good"
+    )
+    kube.apply(configs.configmap("edge-config", BAD_BUT_PARSES), namespace)
+    keepers.append(Keeper(dp, crash_all_on_bad_config(kube, namespace, configs.GOOD)))
+    pending = wait_for(
+        lambda: next((r for r in records(kube, namespace, "ProcessCrash") if r["state"] == "PendingApproval"), None),
+        timeout=90,
+        what="pending rollback",
+    )
+    operator.stop()
+    inc = incident(kube, namespace, "ProcessCrash")
+    assert inc is not None
+    remediations = inc["status"]["remediations"]
+    remediations[-1] = {**pending, "state": "Running", "approvedBy": "alice"}
+    kube.patch_status("zinc", inc["metadata"]["name"], namespace, {"status": {"remediations": remediations}})
+    generation = kube.get("deployment", "edge", namespace)["metadata"]["generation"]  # type: ignore[index]
+    assert config_text(kube, namespace) == BAD_BUT_PARSES
+    operator.start()
+    done = wait_for(
+        lambda: (i := incident(kube, namespace, "ProcessCrash")) and cond(i, "Mitigated")["status"] == "True" and i,
+        timeout=120,
+        what="the rollback finished after the restart",
+    )
+    rollbacks = [r for r in done["status"]["remediations"] if r["action"] == "configRollback"]
+    assert len(rollbacks) == 1 and rollbacks[0]["state"] == "Succeeded"
+    assert any(t["message"].startswith("Resumed after a restart") for t in done["status"]["timeline"])
+    assert config_revision(config_text(kube, namespace)) == good_rev
+    assert kube.get("deployment", "edge", namespace)["metadata"]["generation"] == generation + 1  # type: ignore[index]

@@ -274,9 +274,21 @@ def rec(action: rem.Action, step: int, state: str, minutes_ago: float, **kw: Any
 
 
 def test_in_flight_record_is_verified_not_repeated() -> None:
-    running = rec(rem.Action.RESTART, 0, rem.RUNNING, 1)
-    steps = rem.plan("i", [running], finding(Category.HEALTH_CHECK_FAILURE), ctx())
-    assert kinds(steps) == [("verify", "restart", "Running")]
+    verifying = rec(rem.Action.RESTART, 0, rem.VERIFYING, 1)
+    steps = rem.plan("i", [verifying], finding(Category.HEALTH_CHECK_FAILURE), ctx())
+    assert kinds(steps) == [("verify", "restart", "Verifying")]
+
+
+def test_a_record_left_running_is_resumed_without_a_second_guardrail_check() -> None:
+    """The operator stopped between writing the record and acting: finish it, even on a spent budget."""
+    running = rec(rem.Action.EJECT_TARGETS, 0, rem.RUNNING, 1)
+    ledger = [RemediationLedgerEntry(action="ejectTargets", at=NOW - dt.timedelta(minutes=1))] * 3
+    z = zen(lastKnownGoodRevision="aaaa", remediations=[e.model_dump(by_alias=True, mode="json") for e in ledger])
+    pol = policy(actions={"ejectTargets": {"ttl": "10m"}})
+    steps = rem.plan("i", [running], finding(Category.UPSTREAM_FAILURE), ctx(z=z, snap=snapshot(unhealthy=1), pol=pol))
+    assert kinds(steps) == [("resume", "ejectTargets", "Running")]
+    assert steps[0].params["targets"] == {"api": ["10.0.1.10:8000"]}
+    assert steps[0].params["ttl_seconds"] == 600
 
 
 def test_ladder_advances_after_a_failed_step_and_ends_with_a_page() -> None:

@@ -276,18 +276,30 @@ def guardrail(action: Action, ctx: Context, params: dict[str, object]) -> tuple[
         if not ctx.config_text_valid.get(str(target), False):
             return "refuse", f"the saved copy of revision {target} is missing or does not validate"
     if action == Action.EJECT_TARGETS:
-        plan, why = _eject_plan(ctx)
+        _, why = _eject_plan(ctx)
         if why:
             return "skip", why
-        params["targets"] = plan
-    if action == Action.MEMORY_LIMIT:
-        current = int(str(params["current"]))
-        cap = parse_quantity(r.actions.memory_limit.cap) or current
-        wanted = min(int(current * r.actions.memory_limit.factor), cap)
-        if wanted <= current:
-            return "skip", f"the memory limit is already at the cap ({r.actions.memory_limit.cap})"
-        params["new"] = wanted
+    if action == Action.MEMORY_LIMIT and int(str(params["current"])) >= _memory_target(ctx, params):
+        return "skip", f"the memory limit is already at the cap ({r.actions.memory_limit.cap})"
+    params.update(_derived_params(action, ctx, params))
     return None, ""
+
+
+def _memory_target(ctx: Context, params: dict[str, object]) -> int:
+    m = ctx.policy.remediation.actions.memory_limit
+    current = int(str(params["current"]))
+    cap = parse_quantity(m.cap) or current
+    return min(int(current * m.factor), cap)
+
+
+def _derived_params(action: Action, ctx: Context, params: dict[str, object]) -> dict[str, object]:
+    """What the executor needs beyond applicability: the targets to eject, the new memory limit."""
+    if action == Action.EJECT_TARGETS:
+        plan, _ = _eject_plan(ctx)
+        return {"targets": plan}
+    if action == Action.MEMORY_LIMIT and "current" in params:
+        return {"new": _memory_target(ctx, params)}
+    return {}
 
 
 # ----------------------------------------------------------------------------------- planner
@@ -307,6 +319,17 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
             steps.append(Step("revert", Action(rec.action), rec, f"TTL reached ({rec.revert_at.isoformat()})"))
 
     last = _last(records)
+    if last is not None and last.state == RUNNING:
+        # Recorded, but the operator may have stopped before carrying it out: finish it. Guardrails
+        # passed when it was recorded; the executor looks before it acts, so nothing happens twice.
+        action = Action(last.action)
+        params: dict[str, object] = {}
+        if finding is not None and action != Action.PAGE:
+            _, params, _ = applicable(action, finding, ctx)
+            params.update(_derived_params(action, ctx, params))
+            _with_ttl(params, ctx.policy, action)
+        steps.append(Step("resume", action, last, "resumed after a restart", params))
+        return steps
     if last is not None and last.state in IN_FLIGHT:
         steps.append(Step("verify", Action(last.action), last))
         return steps

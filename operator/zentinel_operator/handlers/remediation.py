@@ -214,6 +214,24 @@ def _apply(
         out.notifications += [(name, n) for n in outcome.notifications]
         metrics.observe(outcome.metrics)
         return outcome.status
+    if step.kind == "resume" and step.record is not None:
+        rec = step.record
+        done_already = executor.already_done(rec, ectx)
+        if done_already is not None:
+            resumed = rec.model_copy(update={"state": rem.VERIFYING, **done_already})
+        elif finding is None:
+            resumed = rec.model_copy(
+                update={
+                    "state": rem.REFUSED,
+                    "finished_at": now,
+                    "reason": "skip: the signal went away before it was carried out",
+                }
+            )
+        else:
+            resumed = executor.execute(step, ectx)
+        st.remediations = _replace(st.remediations, resumed)
+        metrics.REMEDIATIONS.labels(resumed.action, resumed.state).inc()
+        return lc.note_action(st, message=f"Resumed after a restart: {_describe(resumed)}", now=now, policy=policy)
     if step.kind == "execute" and step.record is not None:
         rec = step.record
         if rec.state != rem.DRY_RUN:

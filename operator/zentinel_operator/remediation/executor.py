@@ -509,6 +509,39 @@ def execute(step: Step, ctx: ExecContext) -> RemediationRecord:
     raise AssertionError(action)
 
 
+def already_done(rec: RemediationRecord, ctx: ExecContext) -> dict[str, Any] | None:
+    """For a record left Running by a stopped operator: is the change it names already made?
+
+    Returns the record fields to set when it is, else None. Only the certificate rotation needs this
+    (it makes a new key each time it runs); every other action is idempotent and simply runs again.
+    """
+    if Action(rec.action) != Action.CERTIFICATE_ROTATION or rec.started_at is None:
+        return None
+    from cryptography import x509
+
+    rotated: dict[str, str] = {}
+    for ref in ctx.zen.spec.tls:
+        if rec.target and ref.name not in rec.target:
+            continue
+        secret = k8s.get_secret(ctx.zen.metadata.namespace, ref.secret_name)
+        leaf = read_tls_secret(dict((secret or {}).get("data") or {})).cert_pem
+        if leaf is None:
+            return None
+        try:
+            not_before = x509.load_pem_x509_certificate(leaf).not_valid_before_utc
+        except ValueError:
+            return None
+        if not_before < rec.started_at - dt.timedelta(minutes=6):  # issued before this record: not ours
+            return None
+        rotated[ref.name] = fingerprint_sha256(leaf)
+    if not rotated:
+        return None
+    return {
+        "after": "; ".join(f"{k}: {v[:16]}" for k, v in sorted(rotated.items())),
+        "undo": {"fingerprints": ",".join(f"{k}={v}" for k, v in sorted(rotated.items()))},
+    }
+
+
 def effect_in_place(rec: RemediationRecord, ctx: ExecContext) -> bool:
     """Whether the change a record describes is really in place (read back, not assumed)."""
     action = Action(rec.action)
