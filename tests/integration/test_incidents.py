@@ -161,9 +161,12 @@ def test_acknowledge_by_kubectl_and_mtta_metric(
     assert acked["status"]["state"] == "Acknowledged"
     row = next(x for x in kube.run("get", "zinc", "-n", namespace).stdout.splitlines() if name in x)
     assert "alice" in row.split()
-    metrics = operator.metrics()
-    line = next(
-        x for x in metrics.splitlines() if x.startswith('zentinel_operator_acknowledge_seconds_count{severity="SEV3"}')
+    # Metrics are observed just after the status write the test has seen: allow that moment.
+    prefix = 'zentinel_operator_acknowledge_seconds_count{severity="SEV3"}'
+    line = wait_for(
+        lambda: next((x for x in operator.metrics().splitlines() if x.startswith(prefix)), None),
+        timeout=10,
+        what="the MTTA histogram",
     )
     assert float(line.split()[-1]) == 1.0
 
@@ -189,7 +192,11 @@ def test_unacknowledged_past_target_escalates(
     )
     assert esc["status"]["escalationLevel"] == "secondary"
     assert condition(esc, "Escalated")["reason"] == "ResponseTargetMissed"  # type: ignore[index]
-    assert 'zentinel_operator_escalations_total{level="secondary",severity="SEV3"} 1.0' in operator.metrics()
+    wait_for(
+        lambda: 'zentinel_operator_escalations_total{level="secondary",severity="SEV3"} 1.0' in operator.metrics(),
+        timeout=10,
+        what="the escalation counter",
+    )
 
 
 def test_restart_mid_lifecycle_loses_and_duplicates_nothing(

@@ -325,14 +325,14 @@ def test_every_receiver_type_gets_exact_payloads_and_no_secret_leaks(
         kube, namespace, operator, [slack_token, slack_path, receivers.url(slack_path), routing_key, hook_token]
     )
     # The counter agrees with what status.deliveries says was delivered (every incident of this namespace).
-    metrics = operator.metrics()
     everything = [
         r for i in kube.list("zentinelincidents", namespace) for r in (i.get("status") or {}).get("deliveries", [])
     ]
     for receiver, kind in (("chat", "Slack"), ("pager", "PagerDuty"), ("hook", "Webhook"), ("am", "Alertmanager")):
         count = sum(1 for r in everything if r["receiver"] == receiver and r["state"] == "Delivered")
         assert count >= 3
-        assert f'zentinel_operator_notifications_total{{result="delivered",type="{kind}"}} {float(count)}' in metrics
+        line = f'zentinel_operator_notifications_total{{result="delivered",type="{kind}"}} {float(count)}'
+        wait_for(lambda line=line: line in operator.metrics(), timeout=10, what=line)
 
 
 def test_failing_receivers_are_retried_and_never_stall_the_incident(
@@ -411,7 +411,11 @@ def test_failing_receivers_are_retried_and_never_stall_the_incident(
     assert events_of(receivers.got("/blackhole", name), "event") == ["trigger"] * len(receivers.got("/blackhole", name))
 
     assert_secret_nowhere(kube, namespace, operator, [refused_token, f"/hook/{refused_token}"])
-    assert 'zentinel_operator_notifications_total{result="retrying",type="Webhook"}' in operator.metrics()
+    wait_for(
+        lambda: 'zentinel_operator_notifications_total{result="retrying",type="Webhook"}' in operator.metrics(),
+        timeout=10,
+        what="the retrying counter",
+    )
 
 
 def test_restart_sends_what_is_missing_and_repeats_nothing(
