@@ -133,6 +133,17 @@ def records(kube: Kube, namespace: str, category: str) -> list[dict[str, Any]]:
     return ((inc or {}).get("status") or {}).get("remediations") or []
 
 
+def succeeded(kube: Kube, namespace: str, category: str, action: str) -> dict[str, Any] | None:
+    """The incident once its ``action`` record is Succeeded (verified: in place, and the signal gone).
+
+    Mitigated=True alone is not enough: the lifecycle sets it (SignalsHealthy) as soon as the signal
+    goes, which can be a pass before the action's own verification completes.
+    """
+    i = incident(kube, namespace, category)
+    recs = ((i or {}).get("status") or {}).get("remediations") or []
+    return i if any(r["action"] == action and r["state"] == "Succeeded" for r in recs) else None
+
+
 def cond(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     return next(c for c in obj["status"]["conditions"] if c["type"] == type_)
 
@@ -173,12 +184,7 @@ def test_bad_config_is_rolled_back_to_last_known_good(
     bad_rev = config_revision(BAD_BUT_PARSES)
     keepers.append(Keeper(dp, crash_all_on_bad_config(kube, namespace, configs.GOOD)))
     inc = wait_for(
-        lambda: (
-            (i := incident(kube, namespace, "ProcessCrash"))
-            and cond(i, "Mitigated")["status"] == "True"
-            and i["status"].get("remediations")
-            and i
-        ),
+        lambda: succeeded(kube, namespace, "ProcessCrash", "configRollback"),
         timeout=120,
         what="incident Mitigated by rollback",
     )
@@ -243,7 +249,7 @@ def test_killing_the_operator_mid_remediation_does_not_repeat_it(
     operator.kill()
     operator.start()
     inc = wait_for(
-        lambda: (i := incident(kube, namespace, "ProcessCrash")) and cond(i, "Mitigated")["status"] == "True" and i,
+        lambda: succeeded(kube, namespace, "ProcessCrash", "configRollback"),
         timeout=120,
         what="mitigated after the restart",
     )
@@ -449,11 +455,7 @@ def test_expiring_certificate_with_a_ca_issuer_is_rotated_and_served(
     keepers.append(Keeper(dp, pods_tls.sync))
     try:
         inc = wait_for(
-            lambda: (
-                (i := incident(kube, namespace, "CertificateExpiring"))
-                and cond(i, "Mitigated")["status"] == "True"
-                and i
-            ),
+            lambda: succeeded(kube, namespace, "CertificateExpiring", "certificateRotation"),
             timeout=120,
             what="rotation verified",
         )
@@ -492,11 +494,7 @@ def test_crash_looping_pod_is_deleted_and_replaced(
     pods = running_pods(kube, namespace, "app=edge", 3)
     victim = pods[0]
     crash.crash_loop(kube, victim, restarts=5)
-    inc = wait_for(
-        lambda: (i := incident(kube, namespace, "ProcessCrash")) and cond(i, "Mitigated")["status"] == "True" and i,
-        timeout=90,
-        what="restart verified",
-    )
+    inc = wait_for(lambda: succeeded(kube, namespace, "ProcessCrash", "restart"), timeout=90, what="restart verified")
     rec = next(r for r in inc["status"]["remediations"] if r["action"] == "restart")
     assert rec["state"] == "Succeeded" and rec["after"] == f"deleted {victim['metadata']['name']}"
     after = running_pods(kube, namespace, "app=edge", 3)
@@ -569,7 +567,7 @@ def test_an_action_recorded_but_not_carried_out_is_finished_once_after_a_restart
     assert config_text(kube, namespace) == BAD_BUT_PARSES
     operator.start()
     done = wait_for(
-        lambda: (i := incident(kube, namespace, "ProcessCrash")) and cond(i, "Mitigated")["status"] == "True" and i,
+        lambda: succeeded(kube, namespace, "ProcessCrash", "configRollback"),
         timeout=120,
         what="the rollback finished after the restart",
     )
