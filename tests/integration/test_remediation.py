@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -576,3 +577,42 @@ def test_an_action_recorded_but_not_carried_out_is_finished_once_after_a_restart
     assert any(t["message"].startswith("Resumed after a restart") for t in done["status"]["timeline"])
     assert config_revision(config_text(kube, namespace)) == good_rev
     assert kube.get("deployment", "edge", namespace)["metadata"]["generation"] == generation + 1  # type: ignore[index]
+
+
+def test_an_action_made_but_not_yet_recorded_as_made_is_verified_not_redone(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
+) -> None:
+    """The other window: the change is made (and has already helped), the record still says Running."""
+    dp = start_edge(kube, namespace, dataplanes, actions={"configRollback": {"mode": "NeedsApproval"}})
+    good_rev = config_revision(configs.GOOD)
+    wait_for(
+        lambda: zen_status(kube, namespace).get("lastKnownGoodRevision") == good_rev, timeout=60, what="proven good"
+    )
+    kube.apply(configs.configmap("edge-config", BAD_BUT_PARSES), namespace)
+    keepers.append(Keeper(dp, crash_all_on_bad_config(kube, namespace, configs.GOOD)))
+    pending = wait_for(
+        lambda: next((r for r in records(kube, namespace, "ProcessCrash") if r["state"] == "PendingApproval"), None),
+        timeout=90,
+        what="pending rollback",
+    )
+    operator.stop()
+    # What the executor does, done "just before the SIGKILL": content restored, pods rolled.
+    kube.apply(configs.configmap("edge-config"), namespace)
+    annotations = {"zentinel.io/config-revision": good_rev, "zentinel.io/restarted-for": pending["id"]}
+    patch = json.dumps({"spec": {"template": {"metadata": {"annotations": annotations}}}})
+    kube.run("patch", "deployment", "edge", "-n", namespace, "--type", "merge", "-p", patch)
+    generation = kube.get("deployment", "edge", namespace)["metadata"]["generation"]  # type: ignore[index]
+    inc = incident(kube, namespace, "ProcessCrash")
+    assert inc is not None
+    remediations = inc["status"]["remediations"]
+    remediations[-1] = {**pending, "state": "Running", "approvedBy": "alice"}
+    kube.patch_status("zinc", inc["metadata"]["name"], namespace, {"status": {"remediations": remediations}})
+    operator.start()
+    done = wait_for(
+        lambda: succeeded(kube, namespace, "ProcessCrash", "configRollback"),
+        timeout=120,
+        what="the rollback verified after the restart",
+    )
+    rec = next(r for r in done["status"]["remediations"] if r["action"] == "configRollback")
+    assert rec["after"] == good_rev
+    assert kube.get("deployment", "edge", namespace)["metadata"]["generation"] == generation  # type: ignore[index]

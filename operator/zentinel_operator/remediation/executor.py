@@ -512,10 +512,27 @@ def execute(step: Step, ctx: ExecContext) -> RemediationRecord:
 def already_done(rec: RemediationRecord, ctx: ExecContext) -> dict[str, Any] | None:
     """For a record left Running by a stopped operator: is the change it names already made?
 
-    Returns the record fields to set when it is, else None. Only the certificate rotation needs this
-    (it makes a new key each time it runs); every other action is idempotent and simply runs again.
+    Returns the record fields to set when it is, else None. A certificate rotation must not run twice
+    (it makes a new key each time); a config rollback or a rolling restart that already happened is
+    recognised so that it is verified even when the signal is gone by now. Other actions are
+    idempotent and simply run again.
     """
-    if Action(rec.action) != Action.CERTIFICATE_ROTATION or rec.started_at is None:
+    action = Action(rec.action)
+    if action == Action.CONFIG_ROLLBACK and rec.target and " -> " in rec.target:
+        source, target = (part.removeprefix("revision ").strip() for part in rec.target.split(" -> ", 1))
+        try:
+            current, _ = read_config(ctx.zen)
+        except ActionError:
+            return None
+        if zconfig.config_revision(current) == target:
+            return {"before": source, "after": target, "reason": "rolled back to last known good (before a restart)"}
+        return None
+    if action == Action.RESTART and ctx.deployment is not None:
+        template = ((ctx.deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        if (template.get("annotations") or {}).get(ANN_RESTART) == rec.id:
+            return {"after": "rolling restart (before a restart of the operator)"}
+        return None
+    if action != Action.CERTIFICATE_ROTATION or rec.started_at is None:
         return None
     from cryptography import x509
 
