@@ -350,3 +350,14 @@ def test_plans_are_deterministic() -> None:
     assert rem.plan("i", [], f, ctx(snap=snapshot(unhealthy=1))) == rem.plan(
         "i", [], f, ctx(snap=snapshot(unhealthy=1))
     )
+
+
+def test_a_record_left_running_that_no_longer_applies_is_not_carried_out() -> None:
+    """A rollback recorded Running whose crash no longer follows a config change: resume, but as refused."""
+    running = rec(rem.Action.CONFIG_ROLLBACK, 0, rem.RUNNING, 1, target="revision bbbb -> aaaa")
+    z = zen(lastKnownGoodRevision="aaaa")
+    steps = rem.plan("i", [running], finding(Category.PROCESS_CRASH), ctx(z=z))
+    assert kinds(steps) == [("resume", "configRollback", "Running")]
+    assert steps[0].applies is False
+    assert "does not follow a config change" in steps[0].reason
+    assert steps[0].params == {}

@@ -104,3 +104,27 @@ def test_all_pods_ready() -> None:
     assert all_pods_ready(snap())
     assert not all_pods_ready(snap(ready=2))
     assert not all_pods_ready(snap(desired=0))
+
+
+def test_a_revision_missing_from_a_history_is_a_change_seen_now() -> None:
+    """An operator restarted between a config change and its next status write has no memory of the
+    change: the history decides. The first config ever seen is where watching began, not a change."""
+    from zentinel_operator.models import Zentinel
+    from zentinel_operator.signals.gather import _first_seen
+
+    now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+    earlier = now - dt.timedelta(hours=2)
+    body = {
+        "metadata": {"name": "edge", "namespace": "shop"},
+        "spec": {"workload": {"name": "edge"}, "config": {"configMapName": "edge-config"}},
+    }
+    fresh = Zentinel.model_validate(body)
+    assert _first_seen(fresh, "bbbb", now) is None
+    history = [
+        {"revision": "aaaa", "firstSeen": earlier.isoformat()},
+        {"revision": "cccc", "firstSeen": (earlier + dt.timedelta(hours=1)).isoformat()},
+    ]
+    zen = Zentinel.model_validate({**body, "status": {"revisions": history}})
+    assert _first_seen(zen, "aaaa", now) is None
+    assert _first_seen(zen, "cccc", now) == earlier + dt.timedelta(hours=1)
+    assert _first_seen(zen, "bbbb", now) == now

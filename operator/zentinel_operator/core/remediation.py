@@ -91,6 +91,7 @@ class Step:
     record: RemediationRecord | None = None
     reason: str = ""
     params: dict[str, object] = dataclasses.field(default_factory=dict)
+    applies: bool = True  # resume only: False when today's facts no longer call for the action (see reason)
 
 
 def mode_for(policy: ZentinelIncidentPolicySpec, action: Action) -> RemediationMode:
@@ -322,10 +323,15 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
     if last is not None and last.state == RUNNING:
         # Recorded, but the operator may have stopped before carrying it out: finish it. Guardrails
         # passed when it was recorded; the executor looks before it acts, so nothing happens twice.
+        # A change already made is recognised first (by the executor); one not made and no longer
+        # called for is not made now (applies=False).
         action = Action(last.action)
         params: dict[str, object] = {}
         if finding is not None and action != Action.PAGE:
-            _, params, _ = applicable(action, finding, ctx)
+            ok, params, why_not = applicable(action, finding, ctx)
+            if not ok:
+                steps.append(Step("resume", action, last, f"no longer applies after a restart: {why_not}", {}, False))
+                return steps
             params.update(_derived_params(action, ctx, params))
             _with_ttl(params, ctx.policy, action)
         steps.append(Step("resume", action, last, "resumed after a restart", params))

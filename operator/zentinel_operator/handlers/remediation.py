@@ -105,7 +105,7 @@ def respond(
         valid_targets[lkg] = text is not None and zconfig.check_config(text).valid
     all_incidents = list(incidents)
     for index, inc in enumerate(all_incidents):
-        if inc.spec.source != "operator" or (not lc.is_open(inc.status) and not _needs_revert(inc, now)):
+        if inc.spec.source != "operator" or (not lc.is_open(inc.status) and not _still_acting(inc)):
             continue
         ctx = rem.Context(
             zentinel=zen.model_copy(
@@ -134,9 +134,10 @@ def respond(
     return out
 
 
-def _needs_revert(inc: ZentinelIncident, now: dt.datetime) -> bool:
+def _still_acting(inc: ZentinelIncident) -> bool:
+    """A resolved incident still has work: a change to verify or finish, or a temporary one to undo."""
     return any(
-        r.revert_at is not None and r.state in (rem.SUCCEEDED, rem.VERIFYING, rem.FAILED)
+        r.state in rem.IN_FLIGHT or (r.revert_at is not None and r.state in (rem.SUCCEEDED, rem.VERIFYING, rem.FAILED))
         for r in inc.status.remediations
     )
 
@@ -219,14 +220,9 @@ def _apply(
         done_already = executor.already_done(rec, ectx)
         if done_already is not None:
             resumed = rec.model_copy(update={"state": rem.VERIFYING, **done_already})
-        elif finding is None:
-            resumed = rec.model_copy(
-                update={
-                    "state": rem.REFUSED,
-                    "finished_at": now,
-                    "reason": "skip: the signal went away before it was carried out",
-                }
-            )
+        elif finding is None or not step.applies:
+            why = "the signal went away before it was carried out" if finding is None else step.reason
+            resumed = rec.model_copy(update={"state": rem.REFUSED, "finished_at": now, "reason": f"skip: {why}"})
         else:
             resumed = executor.execute(step, ectx)
         st.remediations = _replace(st.remediations, resumed)

@@ -127,19 +127,21 @@ def _config(zen: Zentinel, memory: PassMemory, now: dt.datetime) -> ConfigSignal
         revision=revision,
         valid=check.valid,
         errors=tuple(check.errors),
-        changed_at=memory.config_changed_at or _first_seen(zen, revision),
+        changed_at=memory.config_changed_at or _first_seen(zen, revision, now),
         last_known_good=zen.status.last_known_good_revision,
     )
 
 
-def _first_seen(zen: Zentinel, revision: str) -> dt.datetime | None:
+def _first_seen(zen: Zentinel, revision: str, now: dt.datetime) -> dt.datetime | None:
     """When this revision replaced an earlier one (None for the first config the operator ever saw:
-    that is where watching began, not a change)."""
+    that is where watching began, not a change). A revision missing from a history that has others
+    is new since the last recorded pass (an operator restarted in between has no memory of it): a
+    change seen now."""
     revisions = zen.status.revisions
     for index, rev in enumerate(revisions):
         if rev.revision == revision:
             return rev.first_seen if index > 0 else None
-    return None
+    return now if revisions else None
 
 
 def _ca_pem(zen: Zentinel, secret_name: str | None) -> bytes | None:
