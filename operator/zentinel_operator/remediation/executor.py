@@ -403,6 +403,12 @@ def _rotate(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, str]:
     return "; ".join(befores), "; ".join(afters) + how, ",".join(f"{k}={v}" for k, v in sorted(fingerprints.items()))
 
 
+def _dry_run(rec: RemediationRecord, *, diff: str, before: str, after: str, now: dt.datetime) -> RemediationRecord:
+    """A config change worked out in full (its diff and revisions) and not written."""
+    reason = "dry run: nothing changed"
+    return rec.model_copy(update={"diff": diff, "before": before, "after": after, "finished_at": now, "reason": reason})
+
+
 def execute(step: Step, ctx: ExecContext) -> RemediationRecord:
     """Run (or dry-run) ``step``; the returned record is Verifying, DryRun or Failed."""
     assert step.record is not None and step.action is not None
@@ -420,15 +426,7 @@ def execute(step: Step, ctx: ExecContext) -> RemediationRecord:
             diff = zconfig.unified_diff(current, good, ctx.zen.spec.config.key)
             before = zconfig.config_revision(current)
             if dry:
-                return rec.model_copy(
-                    update={
-                        "diff": diff,
-                        "before": before,
-                        "after": target,
-                        "finished_at": now,
-                        "reason": "dry run: nothing changed",
-                    }
-                )
+                return _dry_run(rec, diff=diff, before=before, after=target, now=now)
             save_revision(ctx.zen, before, current)  # the bad revision stays retrievable
             _, after, how = write_config(ctx.zen, good, rec.id)
             return rec.model_copy(
@@ -448,15 +446,7 @@ def execute(step: Step, ctx: ExecContext) -> RemediationRecord:
             ttl = float(str(step.params.get("ttl_seconds", 0) or 0))
             revert_at = now + dt.timedelta(seconds=ttl) if ttl else None
             if dry:
-                return rec.model_copy(
-                    update={
-                        "diff": diff,
-                        "before": before,
-                        "after": after,
-                        "finished_at": now,
-                        "reason": "dry run: nothing changed",
-                    }
-                )
+                return _dry_run(rec, diff=diff, before=before, after=after, now=now)
             _, after, how = write_config(ctx.zen, new, rec.id)
             return rec.model_copy(
                 update={
