@@ -21,7 +21,7 @@ import pytest
 from support import configs, crash
 from support.dataplane import Dataplane
 from support.emulator import ZentinelEmulator
-from support.kube import Kube, deployment, running_pods, wait_for
+from support.kube import Kube, deployment, open_incident, running_pods, wait_for
 from support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -87,16 +87,6 @@ def start_edge(
     dp.sync()
     kube.apply(zentinel_obj(reload_mode), namespace)
     return dp, pods
-
-
-def open_incident(
-    kube: Kube, namespace: str, category: str, also: Callable[[dict[str, Any]], bool] = lambda _: True
-) -> dict[str, Any] | None:
-    for inc in kube.list("zentinelincidents", namespace):
-        st = inc.get("status") or {}
-        if inc["spec"]["category"] == category and st.get("state") and not st.get("resolvedAt") and also(inc):
-            return inc
-    return None
 
 
 def crashed_incident(

@@ -14,7 +14,7 @@ import pytest
 
 from support import configs, crash
 from support.dataplane import Dataplane
-from support.kube import Kube, deployment, running_pods, wait_for
+from support.kube import Kube, condition, deployment, open_incident, running_pods, wait_for
 from support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -53,18 +53,6 @@ def policy(name: str = "edge", **spec: Any) -> dict[str, Any]:
 
 def incidents(kube: Kube, namespace: str) -> list[dict[str, Any]]:
     return kube.list("zentinelincidents", namespace)
-
-
-def open_incident(kube: Kube, namespace: str, category: str) -> dict[str, Any] | None:
-    for inc in incidents(kube, namespace):
-        st = inc.get("status") or {}
-        if inc["spec"]["category"] == category and st.get("state") and not st.get("resolvedAt"):
-            return inc
-    return None
-
-
-def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    return next((c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == type_), None)
 
 
 def setup_edge(

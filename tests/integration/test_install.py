@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from support import crash
-from support.kube import Kube, deployment, running_pods, wait_for
+from support.kube import Kube, condition, deployment, open_incident, running_pods, wait_for
 from support.operator import OperatorProcess, free_port
 from zentinel_devcluster import tools
 from zentinel_devcluster.cluster import Cluster
@@ -149,18 +149,6 @@ def policy(**spec: Any) -> dict[str, Any]:
         "metadata": {"name": "edge"},
         "spec": base,
     }
-
-
-def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
-    return next((c for c in ((obj or {}).get("status") or {}).get("conditions", []) if c["type"] == type_), None)
-
-
-def open_incident(kube: Kube, namespace: str) -> dict[str, Any] | None:
-    for inc in kube.list("zentinelincidents", namespace):
-        st = inc.get("status") or {}
-        if inc["spec"]["category"] == "ProcessCrash" and st.get("state") and not st.get("resolvedAt"):
-            return inc
-    return None
 
 
 def denied_lines(log: str) -> list[str]:

@@ -30,7 +30,7 @@ from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
 from support import configs, crash
-from support.kube import Kube, deployment, running_pods, wait_for
+from support.kube import Kube, deployment, open_incident, running_pods, wait_for
 from support.operator import OperatorProcess, free_port
 from zentinel_operator import k8s
 from zentinel_operator.models.incident import DeliveryRecord
@@ -172,14 +172,6 @@ def start_edge(kube: Kube, namespace: str, pol: dict[str, Any]) -> list[dict[str
         namespace,
     )
     return pods
-
-
-def open_incident(kube: Kube, namespace: str, category: str) -> dict[str, Any] | None:
-    for inc in kube.list("zentinelincidents", namespace):
-        st = inc.get("status") or {}
-        if inc["spec"]["category"] == category and st.get("state") and not st.get("resolvedAt"):
-            return inc
-    return None
 
 
 def crash_one(kube: Kube, namespace: str, pods: list[dict[str, Any]]) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from support import configs, crash
 from support.dataplane import Dataplane
-from support.kube import Kube, deployment, running_pods, wait_for
+from support.kube import Kube, condition, deployment, running_pods, wait_for
 from support.operator import OperatorProcess
 from zentinel_operator.core.zconfig import check_config, config_revision
 
@@ -130,9 +130,21 @@ def incident(kube: Kube, namespace: str, category: str) -> dict[str, Any] | None
     return None
 
 
-def records(kube: Kube, namespace: str, category: str) -> list[dict[str, Any]]:
-    inc = incident(kube, namespace, category)
+def remediations(inc: dict[str, Any] | None) -> list[dict[str, Any]]:
     return ((inc or {}).get("status") or {}).get("remediations") or []
+
+
+def records(kube: Kube, namespace: str, category: str) -> list[dict[str, Any]]:
+    return remediations(incident(kube, namespace, category))
+
+
+def record_where(kube: Kube, namespace: str, category: str, **fields: str) -> dict[str, Any] | None:
+    """The first remediation record of the ``category`` incident whose fields have these values."""
+    return next((r for r in records(kube, namespace, category) if all(r.get(k) == v for k, v in fields.items())), None)
+
+
+def is_true(obj: dict[str, Any], type_: str) -> bool:
+    return (condition(obj, type_) or {}).get("status") == "True"
 
 
 def succeeded(kube: Kube, namespace: str, category: str, action: str) -> dict[str, Any] | None:
@@ -142,12 +154,7 @@ def succeeded(kube: Kube, namespace: str, category: str, action: str) -> dict[st
     goes, which can be a pass before the action's own verification completes.
     """
     i = incident(kube, namespace, category)
-    recs = ((i or {}).get("status") or {}).get("remediations") or []
-    return i if any(r["action"] == action and r["state"] == "Succeeded" for r in recs) else None
-
-
-def cond(obj: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next(c for c in obj["status"]["conditions"] if c["type"] == type_)
+    return i if any(r["action"] == action and r["state"] == "Succeeded" for r in remediations(i)) else None
 
 
 def config_text(kube: Kube, namespace: str) -> str:
@@ -193,7 +200,7 @@ def test_bad_config_is_rolled_back_to_last_known_good(
     rec = next(r for r in inc["status"]["remediations"] if r["action"] == "configRollback")
     assert rec["state"] == "Succeeded" and rec["before"] == bad_rev and rec["after"] == good_rev
     assert "request-timeout-secs -1" in rec["diff"]
-    assert cond(inc, "Mitigated")["reason"] == "RemediationSucceeded"
+    assert condition(inc, "Mitigated")["reason"] == "RemediationSucceeded"
     assert config_revision(config_text(kube, namespace)) == good_rev
     # The bad revision is kept, retrievable, owned by the Zentinel.
     saved = kube.get("configmap", f"edge-config-{bad_rev}", namespace)
@@ -217,11 +224,11 @@ def test_unproven_revision_is_not_rolled_back_and_escalates(
     kube.apply(configs.configmap("edge-config", BAD_BUT_PARSES), namespace)
     keepers.append(Keeper(dp, crash_all_on_bad_config(kube, namespace, configs.GOOD)))
     inc = wait_for(
-        lambda: (i := incident(kube, namespace, "ProcessCrash")) and cond(i, "Escalated")["status"] == "True" and i,
+        lambda: (i := incident(kube, namespace, "ProcessCrash")) and is_true(i, "Escalated") and i,
         timeout=90,
         what="escalation instead of rollback",
     )
-    assert cond(inc, "Escalated")["reason"] == "RemediationRefused"
+    assert condition(inc, "Escalated")["reason"] == "RemediationRefused"
     rec = next(r for r in inc["status"]["remediations"] if r["action"] == "configRollback")
     assert rec["state"] == "Refused" and "never rolling back to an unproven config" in rec["reason"]
     assert config_text(kube, namespace) == BAD_BUT_PARSES
@@ -274,7 +281,7 @@ def test_dry_run_records_the_diff_and_changes_nothing(
         actions={"ejectTargets": {"mode": "DryRun"}},
     )
     rec = wait_for(
-        lambda: next((r for r in records(kube, namespace, "UpstreamFailure") if r["state"] == "DryRun"), None),
+        lambda: record_where(kube, namespace, "UpstreamFailure", state="DryRun"),
         timeout=60,
         what="a dry-run record",
     )
@@ -296,7 +303,7 @@ def test_pending_action_runs_only_after_approval(
         actions={"ejectTargets": {"mode": "NeedsApproval", "ttl": "1h"}},
     )
     rec = wait_for(
-        lambda: next((r for r in records(kube, namespace, "UpstreamFailure") if r["state"] == "PendingApproval"), None),
+        lambda: record_where(kube, namespace, "UpstreamFailure", state="PendingApproval"),
         timeout=60,
         what="pending approval",
     )
@@ -349,7 +356,7 @@ def test_quorum_guard_refuses_an_ejection_leaving_too_few_targets(
         actions={"ejectTargets": {"mode": "Automatic", "minRemainingShare": 0.5}},
     )
     rec = wait_for(
-        lambda: next((r for r in records(kube, namespace, "UpstreamFailure") if r["action"] == "ejectTargets"), None),
+        lambda: record_where(kube, namespace, "UpstreamFailure", action="ejectTargets"),
         timeout=60,
         what="an ejection decision",
     )
@@ -372,13 +379,13 @@ def test_exhausted_budget_stops_actions_and_escalates(
     pods = running_pods(kube, namespace, "app=edge", 3)
     crash.crash_loop(kube, pods[0], restarts=5)
     inc = wait_for(
-        lambda: (i := incident(kube, namespace, "ProcessCrash")) and cond(i, "Escalated")["status"] == "True" and i,
+        lambda: (i := incident(kube, namespace, "ProcessCrash")) and is_true(i, "Escalated") and i,
         timeout=60,
         what="escalation on budget",
     )
     rec = next(r for r in inc["status"]["remediations"] if r["action"] == "restart")
     assert rec["state"] == "Refused" and rec["reason"].startswith("budget exhausted")
-    assert cond(inc, "Escalated")["reason"] == "RemediationRefused"
+    assert condition(inc, "Escalated")["reason"] == "RemediationRefused"
     time.sleep(2)
     uids = {p["metadata"]["uid"] for p in kube.list("pods", namespace, "app=edge")}
     assert pods[0]["metadata"]["uid"] in uids  # nothing was deleted
@@ -537,7 +544,7 @@ def test_oom_killed_pods_get_a_higher_memory_limit_within_the_cap(
     limits = dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]  # type: ignore[index]
     assert limits["memory"] == "700Mi"
     wait_for(
-        lambda: (i := incident(kube, namespace, "ProcessCrash")) and cond(i, "Mitigated")["status"] == "True",
+        lambda: (i := incident(kube, namespace, "ProcessCrash")) and is_true(i, "Mitigated"),
         timeout=90,
         what="pods recovered on the new limit",
     )
@@ -562,7 +569,7 @@ def pending_rollback_then_stop(
     kube.apply(configs.configmap("edge-config", BAD_BUT_PARSES), namespace)
     keepers.append(Keeper(dp, crash_all_on_bad_config(kube, namespace, configs.GOOD)))
     pending = wait_for(
-        lambda: next((r for r in records(kube, namespace, "ProcessCrash") if r["state"] == "PendingApproval"), None),
+        lambda: record_where(kube, namespace, "ProcessCrash", state="PendingApproval"),
         timeout=90,
         what="pending rollback",
     )

@@ -62,6 +62,25 @@ class Kube:
         )
 
 
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    """The status condition ``type_`` of ``obj``, if it has one."""
+    return next((c for c in ((obj or {}).get("status") or {}).get("conditions", []) if c["type"] == type_), None)
+
+
+def open_incident(
+    kube: Kube,
+    namespace: str,
+    category: str = "ProcessCrash",
+    also: Callable[[dict[str, Any]], bool] = lambda _: True,
+) -> dict[str, Any] | None:
+    """An incident of ``category`` the operator has recorded (it has a state) and not resolved."""
+    for inc in kube.list("zentinelincidents", namespace):
+        st = inc.get("status") or {}
+        if inc["spec"]["category"] == category and st.get("state") and not st.get("resolvedAt") and also(inc):
+            return inc
+    return None
+
+
 def wait_for(probe: Callable[[], T], *, timeout: float = 60.0, interval: float = 0.5, what: str = "condition") -> T:
     """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
