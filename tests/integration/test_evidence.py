@@ -158,7 +158,7 @@ def test_evidence_redaction_postmortem_and_retention(
     dp.traffic(rps=40, error_share=0.0)
     kube.apply(zentinel(), namespace)
     wait_for(
-        lambda: ((kube.get("zen", "edge", namespace) or {}).get("status") or {}).get("currentRevision"),
+        lambda: kube.status("zen", "edge", namespace).get("currentRevision"),
         timeout=60,
         what="the first pass",
     )

@@ -314,10 +314,7 @@ def test_helm_install_and_the_operator_works_under_the_charts_rbac(
             pods = running_pods(kube, app_namespace, "app=edge", 3)
             kube.apply(zentinel("edge"), app_namespace)
             wait_for(
-                lambda: (
-                    ((kube.get("zen", "edge", app_namespace) or {}).get("status") or {}).get("summary", {}).get("pods")
-                    == "3/3"
-                ),
+                lambda: kube.status("zen", "edge", app_namespace).get("summary", {}).get("pods") == "3/3",
                 timeout=60,
                 what="Zentinel status written by the operator",
             )
@@ -345,8 +342,7 @@ def test_helm_install_and_the_operator_works_under_the_charts_rbac(
                 what="Escalated=True",
             )
             assert escalated and escalated["status"]["escalationLevel"] == "secondary"
-            zen_status = (kube.get("zen", "edge", app_namespace) or {}).get("status") or {}
-            assert name in zen_status.get("incidents", [])
+            assert name in kube.status("zen", "edge", app_namespace).get("incidents", [])
             time.sleep(3)  # a few more passes (1 s interval) under the chart's RBAC
         except BaseException:
             print(f"\n--- operator log ---\n{op.logs()[-8000:]}")

@@ -214,7 +214,7 @@ def open_incidents(kube: Kube, namespace: str, zentinel: str) -> dict[str, dict[
 
 
 def summary(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
-    return dict(((kube.get("zen", name, namespace) or {}).get("status") or {}).get("summary") or {})
+    return dict(kube.status("zen", name, namespace).get("summary") or {})
 
 
 def test_high_error_rate_is_detected_from_prometheus_data(

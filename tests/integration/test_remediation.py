@@ -119,10 +119,6 @@ def start_edge(
     return dp
 
 
-def zen_status(kube: Kube, namespace: str) -> dict[str, Any]:
-    return (kube.get("zen", "edge", namespace) or {}).get("status") or {}
-
-
 def incident(kube: Kube, namespace: str, category: str) -> dict[str, Any] | None:
     for inc in kube.list("zentinelincidents", namespace):
         if inc["spec"]["category"] == category and (inc.get("status") or {}).get("state"):
@@ -184,7 +180,7 @@ def test_bad_config_is_rolled_back_to_last_known_good(
     dp = start_edge(kube, namespace, dataplanes, actions={"configRollback": {"mode": "Automatic"}})
     good_rev = config_revision(configs.GOOD)
     wait_for(
-        lambda: zen_status(kube, namespace).get("lastKnownGoodRevision") == good_rev,
+        lambda: kube.status("zen", "edge", namespace).get("lastKnownGoodRevision") == good_rev,
         timeout=60,
         what="the first config proven good",
     )
@@ -220,7 +216,7 @@ def test_unproven_revision_is_not_rolled_back_and_escalates(
     dp = start_edge(
         kube, namespace, dataplanes, actions={"configRollback": {"mode": "Automatic"}}, provenGoodAfter="1h"
     )
-    wait_for(lambda: zen_status(kube, namespace).get("currentRevision"), timeout=60, what="first pass")
+    wait_for(lambda: kube.status("zen", "edge", namespace).get("currentRevision"), timeout=60, what="first pass")
     kube.apply(configs.configmap("edge-config", BAD_BUT_PARSES), namespace)
     keepers.append(Keeper(dp, crash_all_on_bad_config(kube, namespace, configs.GOOD)))
     inc = wait_for(
@@ -232,7 +228,7 @@ def test_unproven_revision_is_not_rolled_back_and_escalates(
     rec = next(r for r in inc["status"]["remediations"] if r["action"] == "configRollback")
     assert rec["state"] == "Refused" and "never rolling back to an unproven config" in rec["reason"]
     assert config_text(kube, namespace) == BAD_BUT_PARSES
-    assert zen_status(kube, namespace).get("lastKnownGoodRevision") is None
+    assert kube.status("zen", "edge", namespace).get("lastKnownGoodRevision") is None
 
 
 def test_killing_the_operator_mid_remediation_does_not_repeat_it(
@@ -241,7 +237,9 @@ def test_killing_the_operator_mid_remediation_does_not_repeat_it(
     dp = start_edge(kube, namespace, dataplanes, actions={"configRollback": {"mode": "Automatic"}})
     good_rev = config_revision(configs.GOOD)
     wait_for(
-        lambda: zen_status(kube, namespace).get("lastKnownGoodRevision") == good_rev, timeout=60, what="proven good"
+        lambda: kube.status("zen", "edge", namespace).get("lastKnownGoodRevision") == good_rev,
+        timeout=60,
+        what="proven good",
     )
     generation = kube.get("deployment", "edge", namespace)["metadata"]["generation"]  # type: ignore[index]
     kube.apply(configs.configmap("edge-config", BAD_BUT_PARSES), namespace)
@@ -564,7 +562,9 @@ def pending_rollback_then_stop(
     )
     good_rev = config_revision(configs.GOOD)
     wait_for(
-        lambda: zen_status(kube, namespace).get("lastKnownGoodRevision") == good_rev, timeout=60, what="proven good"
+        lambda: kube.status("zen", "edge", namespace).get("lastKnownGoodRevision") == good_rev,
+        timeout=60,
+        what="proven good",
     )
     kube.apply(configs.configmap("edge-config", BAD_BUT_PARSES), namespace)
     keepers.append(Keeper(dp, crash_all_on_bad_config(kube, namespace, configs.GOOD)))

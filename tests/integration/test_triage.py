@@ -10,7 +10,7 @@ import pytest
 
 from support import configs, crash
 from support.dataplane import Dataplane
-from support.kube import Kube, deployment, running_pods, wait_for
+from support.kube import Kube, condition, deployment, running_pods, wait_for
 from support.operator import OperatorProcess
 from zentinel_operator.core.certs import self_signed, tls_secret_data
 
@@ -80,16 +80,11 @@ def test_healthy_edge_has_no_incident_and_a_full_summary(
 ) -> None:
     dp = start_edge(kube, namespace, dataplanes)
     dp.traffic(rps=200, error_share=0.0)
-    zen = wait_for(
-        lambda: (
-            (o := kube.get("zen", "edge", namespace))
-            and (o.get("status") or {}).get("summary", {}).get("errorRate") == "0.00%"
-            and o
-        ),
+    st = wait_for(
+        lambda: (s := kube.status("zen", "edge", namespace)).get("summary", {}).get("errorRate") == "0.00%" and s,
         timeout=60,
         what="an error rate in the summary",
     )
-    st = zen["status"]
     assert st["health"] == "Healthy" and st["openIncidents"] == 0
     assert st["summary"]["pods"] == "3/3"
     conds = {c["type"]: c["status"] for c in st["conditions"]}
@@ -172,13 +167,8 @@ def test_expiring_certificate_then_renewal_resolves(
     assert inc["status"]["severity"] == "SEV2"  # default ladder: 3 days or fewer
     # The Zentinel's status is written at the end of the pass that opened the incident.
     cond = wait_for(
-        lambda: next(
-            (
-                c
-                for c in ((kube.get("zen", "edge", namespace) or {}).get("status") or {}).get("conditions", [])
-                if c["type"] == "CertificatesValid" and c["status"] == "False"
-            ),
-            None,
+        lambda: (
+            (c := condition(kube.get("zen", "edge", namespace), "CertificatesValid")) and c["status"] == "False" and c
         ),
         timeout=30,
         what="CertificatesValid=False on the Zentinel",
@@ -213,18 +203,13 @@ def test_garbage_metrics_make_a_finding_not_a_crash(
     inc = wait_for(lambda: incident(kube, namespace, "MetricsUnavailable"), timeout=60, what="MetricsUnavailable")
     assert inc["status"]["severity"] == "SEV4"
     dp.each(lambda e: e.set_mode("huge", "/metrics"))
-    zen = wait_for(
-        lambda: (
-            # The pass that opened the incident writes the Zentinel's first status only after the evidence bundle,
-            # so the incident can be seen while the Zentinel has no status yet.
-            (o := kube.get("zen", "edge", namespace))
-            and o.get("status", {}).get("summary", {}).get("errorRate") == "unavailable"
-            and o
-        ),
+    # The pass that opened the incident writes the Zentinel's first status only after the evidence bundle, so the
+    # incident can be seen while the Zentinel has no status yet (kube.status is empty then).
+    wait_for(
+        lambda: kube.status("zen", "edge", namespace).get("summary", {}).get("errorRate") == "unavailable",
         timeout=30,
         what="summary",
     )
-    assert zen is not None
     assert operator.proc is not None and operator.proc.poll() is None
     assert "Traceback" not in operator.logs()
 
@@ -235,10 +220,7 @@ def test_invalid_config_is_a_config_error(
     dp = start_edge(kube, namespace, dataplanes)
     dp.traffic(rps=50, error_share=0.0)
     wait_for(
-        lambda: (
-            (kube.get("zen", "edge", namespace) or {}).get("status", {}).get("currentRevision")
-            or (kube.get("zen", "edge", namespace) or {}).get("status", {}).get("summary")
-        ),
+        lambda: (s := kube.status("zen", "edge", namespace)).get("currentRevision") or s.get("summary"),
         timeout=30,
         what="status",
     )

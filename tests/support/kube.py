@@ -43,6 +43,11 @@ class Kube:
         result: dict[str, Any] = json.loads(proc.stdout)
         return result
 
+    def status(self, kind: str, name: str, namespace: str) -> dict[str, Any]:
+        """The object's status; empty while the object or its first status write does not exist yet."""
+        status: dict[str, Any] = (self.get(kind, name, namespace) or {}).get("status") or {}
+        return status
+
     def list(self, kind: str, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
         args = ["get", kind, "-n", namespace, "-o", "json"] + (["-l", selector] if selector else [])
         items: list[dict[str, Any]] = json.loads(self.run(*args).stdout)["items"]
