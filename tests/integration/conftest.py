@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 
 from support.kube import Kube, wait_for
 from support.operator import OperatorProcess
 from zentinel_devcluster import tools
 from zentinel_devcluster.cluster import Cluster
+from zentinel_operator import k8s
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,6 +62,15 @@ def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
     wait_for(lambda: kube.get("serviceaccount", "default", name), timeout=30, what="default ServiceAccount")
     yield name
     kube.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def in_process_api(kube: Kube, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the operator's own API client, in this process, at the test cluster (for driving one function)."""
+    kubernetes.config.load_kube_config(config_file=str(kube.kubeconfig))
+    monkeypatch.setattr(k8s, "_configured", True)
+    k8s.custom.cache_clear()
+    k8s.core.cache_clear()
 
 
 @pytest.fixture

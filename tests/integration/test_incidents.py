@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -16,6 +17,11 @@ from support import configs, crash
 from support.dataplane import Dataplane
 from support.kube import Kube, condition, deployment, open_incident, running_pods, wait_for
 from support.operator import OperatorProcess
+from zentinel_operator import k8s
+from zentinel_operator.core.snapshot import Finding
+from zentinel_operator.handlers.incidents import record
+from zentinel_operator.models.common import Category, Severity
+from zentinel_operator.models.policy import ZentinelIncidentPolicySpec
 
 pytestmark = pytest.mark.integration
 
@@ -278,3 +284,52 @@ def test_manually_resolved_incident_that_flaps_stays_reopened(
     time.sleep(3)
     still = kube.get("zinc", name, namespace)
     assert still is not None and not still["status"].get("resolvedAt") and still["status"]["state"] != "Resolved"
+
+
+class OperatorStoppedError(Exception):
+    """Stands for the operator dying at one API write."""
+
+
+@pytest.mark.parametrize("dies_at", ["patch_custom", "patch_custom_status"])
+def test_operator_stopping_in_a_reopen_neither_resolves_it_again_nor_reopens_twice(
+    kube: Kube, namespace: str, in_process_api: None, monkeypatch: pytest.MonkeyPatch, dies_at: str
+) -> None:
+    """A reopen writes two things: the spec (the old manual resolution is consumed) and the status. Whichever write
+    the operator dies at, the passes after it end with one reopened incident, flapped once, without the old request."""
+    cat = Category.PROCESS_CRASH
+    crashing = Finding(category=cat, severity=Severity.SEV3, summary="1 of 3 pods crash-looping")
+    pol = ZentinelIncidentPolicySpec.model_validate({"lifecycle": {"resolveAfter": "3s", "reopenWindow": "10m"}})
+    t0 = dt.datetime.now(dt.UTC)
+
+    def one_pass(seconds: int) -> None:
+        record(
+            namespace=namespace,
+            zentinel="edge",
+            zentinel_obj=None,
+            policy=pol,
+            findings=[crashing],
+            observable={cat},
+            now=t0 + dt.timedelta(seconds=seconds),
+        )
+
+    one_pass(0)
+    (inc,) = incidents(kube, namespace)
+    name = inc["metadata"]["name"]
+    kube.run("patch", "zinc", name, "-n", namespace, "--type", "merge", "-p", '{"spec": {"resolvedBy": "dave"}}')
+    one_pass(1)  # resolved by hand while the pod still crash-loops
+    assert (kube.get("zinc", name, namespace) or {})["status"]["resolvedBy"] == "dave"
+
+    def die(*args: Any, **kwargs: Any) -> Any:
+        raise OperatorStoppedError(dies_at)
+
+    with monkeypatch.context() as m:
+        m.setattr(k8s, dies_at, die)
+        with pytest.raises(OperatorStoppedError):
+            one_pass(2)  # the pass that reopens it, stopped at one of its writes
+    for s in (3, 4, 5):
+        one_pass(s)
+    (after,) = incidents(kube, namespace)
+    st = after["status"]
+    assert not st.get("resolvedAt") and st["state"] != "Resolved", st.get("conditions")
+    assert st["flapCount"] == 1
+    assert not after["spec"].get("resolvedBy")

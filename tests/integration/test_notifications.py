@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import kubernetes
 import pytest
 from aiohttp import web
 from kubernetes.client.exceptions import ApiException
@@ -548,12 +547,9 @@ def test_alertmanager_alert_opens_pages_and_resolves_an_incident(
 
 # ------------------------------------------------------------------- the status writer
 def test_deliveries_writer_is_optimistic_and_touches_nothing_else(
-    kube: Kube, namespace: str, monkeypatch: pytest.MonkeyPatch
+    kube: Kube, namespace: str, in_process_api: None
 ) -> None:
     """Only ``status.deliveries`` is written, with the resourceVersion read: stale writes get 409 and are redone."""
-    kubernetes.config.load_kube_config(config_file=str(kube.kubeconfig))
-    monkeypatch.setattr(k8s, "_configured", True)
-    k8s.custom.cache_clear()
     name = "inc-20261127-001"
     kube.apply(
         {

@@ -204,9 +204,12 @@ def _advance(
             remediating=remediating,
             signal_known=signal_known,
         )
-    write_status(obj, outcome.status)
     if any(e.reason == "IncidentReopened" for e in outcome.events):
+        # Before the status that reopens: were the operator stopped between the two writes the other way round, the
+        # next pass would find an open incident with the old request and resolve it again. This way round it finds
+        # the incident still resolved with no request, and reopens it once.
         _consume_manual_resolution(obj)
+    write_status(obj, outcome.status)
     _post_events(obj, zentinel_obj, outcome.events, now)
     name = obj["metadata"]["name"]
     result.notifications += [(name, n) for n in outcome.notifications]
