@@ -163,10 +163,19 @@ BAD_BUT_PARSES = configs.GOOD.replace('listener "http" {', 'listener "http" {\n 
 def crash_all_on_bad_config(kube: Kube, namespace: str, good: str) -> Callable[[], None]:
     """Zentinel's behaviour: a pod started with a config it cannot load exits (CrashLoopBackOff)."""
 
+    def bad() -> bool:
+        return config_revision(config_text(kube, namespace)) != config_revision(good)
+
     def tick() -> None:
-        if config_revision(config_text(kube, namespace)) == config_revision(good):
+        if not bad():
             return
-        for pod in kube.list("pods", namespace, "app=edge"):
+        pods = kube.list("pods", namespace, "app=edge")
+        # Read again after listing: a rollback restores the ConfigMap before it rolls the Deployment, so if the list
+        # holds pods of that rollout, they started on the good config and must not be crashed (they would hold the
+        # rollout forever). A config still bad now means every listed pod started on it.
+        if not bad():
+            return
+        for pod in pods:
             cs = (pod.get("status") or {}).get("containerStatuses") or [{}]
             if pod["status"].get("phase") == "Running" and cs[0].get("state", {}).get("waiting") is None:
                 crash.crash_loop(kube, pod, restarts=3, message="Failed to load configuration file")
@@ -605,6 +614,30 @@ def test_an_action_recorded_but_not_carried_out_is_finished_once_after_a_restart
     assert any(t["message"].startswith("Resumed after a restart") for t in done["status"]["timeline"])
     assert config_revision(config_text(kube, namespace)) == good_rev
     assert kube.get("deployment", "edge", namespace)["metadata"]["generation"] == generation + 1  # type: ignore[index]
+
+
+def test_a_rollback_stopped_between_its_config_write_and_its_rollout_is_delivered_after_a_restart(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
+) -> None:
+    """The window between the executor's two writes: the good content is back in the ConfigMap, the pods were not
+    rolled, so the crash-looping pods still run the bad config. The restarted operator makes the rollout."""
+    pending, good_rev = pending_rollback_then_stop(kube, namespace, operator, dataplanes, keepers)
+    kube.apply(configs.configmap("edge-config"), namespace)  # the executor's first write, and nothing after it
+    generation = kube.get("deployment", "edge", namespace)["metadata"]["generation"]  # type: ignore[index]
+    mark_running(kube, namespace, pending)
+    operator.start()
+    done = wait_for(
+        lambda: succeeded(kube, namespace, "ProcessCrash", "configRollback"),
+        timeout=120,
+        what="the rollback delivered and verified after the restart",
+    )
+    rollbacks = [r for r in done["status"]["remediations"] if r["action"] == "configRollback"]
+    assert len(rollbacks) == 1 and rollbacks[0]["after"] == good_rev
+    deployment = kube.get("deployment", "edge", namespace) or {}
+    assert deployment["metadata"]["generation"] == generation + 1
+    template = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert template["zentinel.io/config-revision"] == good_rev
+    assert template["zentinel.io/restarted-for"] == pending["id"]
 
 
 def test_an_action_made_but_not_yet_recorded_as_made_is_verified_not_redone(

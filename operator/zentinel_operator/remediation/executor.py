@@ -504,8 +504,11 @@ def already_done(rec: RemediationRecord, ctx: ExecContext) -> dict[str, Any] | N
 
     Returns the record fields to set when it is, else None. A certificate rotation must not run twice
     (it makes a new key each time); a config rollback or a rolling restart that already happened is
-    recognised so that it is verified even when the signal is gone by now. Other actions are
-    idempotent and simply run again.
+    recognised so that it is verified even when the signal is gone by now. A rollback whose content is
+    back but whose delivery was not made yet (the operator stopped between the ConfigMap write and the
+    Deployment patch) is delivered here, not run again: a second run would record the good revision as
+    "before" with an empty diff, or be refused once the crash no longer follows a config change, and the
+    pods would never load the good config. Other actions are idempotent and simply run again.
     """
     action = Action(rec.action)
     if action == Action.CONFIG_ROLLBACK and rec.target and " -> " in rec.target:
@@ -514,9 +517,15 @@ def already_done(rec: RemediationRecord, ctx: ExecContext) -> dict[str, Any] | N
             current, _ = read_config(ctx.zen)
         except ActionError:
             return None
-        if zconfig.config_revision(current) == target:
-            return {"before": source, "after": target, "reason": "rolled back to last known good (before a restart)"}
-        return None
+        if zconfig.config_revision(current) != target:
+            return None
+        # Made again when it was made already: the same annotations, so no second rollout.
+        how = _deliver(ctx.zen, target, rec.id)
+        return {
+            "before": source,
+            "after": target,
+            "reason": f"rolled back to last known good (before a restart); delivered by {how}",
+        }
     if action == Action.RESTART and ctx.deployment is not None:
         template = ((ctx.deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
         if (template.get("annotations") or {}).get(ANN_RESTART) == rec.id:
