@@ -263,14 +263,7 @@ def test_killing_the_operator_mid_remediation_does_not_repeat_it(
         what="rollback in flight",
     )
     operator.kill()
-    operator.start()
-    inc = wait_for(
-        lambda: succeeded(kube, namespace, "ProcessCrash", "configRollback"),
-        timeout=120,
-        what="mitigated after the restart",
-    )
-    rollbacks = [r for r in inc["status"]["remediations"] if r["action"] == "configRollback"]
-    assert len(rollbacks) == 1 and rollbacks[0]["state"] == "Succeeded"
+    inc, _ = restart_and_finish_rollback(kube, namespace, operator, "mitigated after the restart")
     starts = [t for t in inc["status"]["timeline"] if t["message"].startswith("Starting configRollback")]
     assert len(starts) == 1
     assert kube.get("deployment", "edge", namespace)["metadata"]["generation"] == generation + 1  # type: ignore[index]
@@ -595,6 +588,17 @@ def mark_running(kube: Kube, namespace: str, pending: dict[str, Any]) -> None:
     kube.patch_status("zinc", inc["metadata"]["name"], namespace, {"status": {"remediations": remediations}})
 
 
+def restart_and_finish_rollback(
+    kube: Kube, namespace: str, operator: OperatorProcess, what: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start the operator again; wait until the rollback is Succeeded; return the incident and its one rollback."""
+    operator.start()
+    done = wait_for(lambda: succeeded(kube, namespace, "ProcessCrash", "configRollback"), timeout=120, what=what)
+    rollbacks = [r for r in done["status"]["remediations"] if r["action"] == "configRollback"]
+    assert len(rollbacks) == 1 and rollbacks[0]["state"] == "Succeeded", rollbacks
+    return done, rollbacks[0]
+
+
 def test_an_action_recorded_but_not_carried_out_is_finished_once_after_a_restart(
     kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
 ) -> None:
@@ -603,14 +607,7 @@ def test_an_action_recorded_but_not_carried_out_is_finished_once_after_a_restart
     mark_running(kube, namespace, pending)
     generation = kube.get("deployment", "edge", namespace)["metadata"]["generation"]  # type: ignore[index]
     assert config_text(kube, namespace) == BAD_BUT_PARSES
-    operator.start()
-    done = wait_for(
-        lambda: succeeded(kube, namespace, "ProcessCrash", "configRollback"),
-        timeout=120,
-        what="the rollback finished after the restart",
-    )
-    rollbacks = [r for r in done["status"]["remediations"] if r["action"] == "configRollback"]
-    assert len(rollbacks) == 1 and rollbacks[0]["state"] == "Succeeded"
+    done, _ = restart_and_finish_rollback(kube, namespace, operator, "the rollback finished after the restart")
     assert any(t["message"].startswith("Resumed after a restart") for t in done["status"]["timeline"])
     assert config_revision(config_text(kube, namespace)) == good_rev
     assert kube.get("deployment", "edge", namespace)["metadata"]["generation"] == generation + 1  # type: ignore[index]
@@ -625,14 +622,8 @@ def test_a_rollback_stopped_between_its_config_write_and_its_rollout_is_delivere
     kube.apply(configs.configmap("edge-config"), namespace)  # the executor's first write, and nothing after it
     generation = kube.get("deployment", "edge", namespace)["metadata"]["generation"]  # type: ignore[index]
     mark_running(kube, namespace, pending)
-    operator.start()
-    done = wait_for(
-        lambda: succeeded(kube, namespace, "ProcessCrash", "configRollback"),
-        timeout=120,
-        what="the rollback delivered and verified after the restart",
-    )
-    rollbacks = [r for r in done["status"]["remediations"] if r["action"] == "configRollback"]
-    assert len(rollbacks) == 1 and rollbacks[0]["after"] == good_rev
+    _, rec = restart_and_finish_rollback(kube, namespace, operator, "the rollback delivered and verified")
+    assert rec["after"] == good_rev
     deployment = kube.get("deployment", "edge", namespace) or {}
     assert deployment["metadata"]["generation"] == generation + 1
     template = deployment["spec"]["template"]["metadata"]["annotations"]
@@ -656,12 +647,6 @@ def test_an_action_made_but_not_yet_recorded_as_made_is_verified_not_redone(
     kube.run("patch", "deployment", "edge", "-n", namespace, "--type", "merge", "-p", patch)
     generation = kube.get("deployment", "edge", namespace)["metadata"]["generation"]  # type: ignore[index]
     mark_running(kube, namespace, pending)
-    operator.start()
-    done = wait_for(
-        lambda: succeeded(kube, namespace, "ProcessCrash", "configRollback"),
-        timeout=120,
-        what="the rollback verified after the restart",
-    )
-    rec = next(r for r in done["status"]["remediations"] if r["action"] == "configRollback")
+    _, rec = restart_and_finish_rollback(kube, namespace, operator, "the rollback verified after the restart")
     assert rec["after"] == good_rev
     assert kube.get("deployment", "edge", namespace)["metadata"]["generation"] == generation  # type: ignore[index]
