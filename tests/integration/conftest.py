@@ -69,8 +69,8 @@ def in_process_api(kube: Kube, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point the operator's own API client, in this process, at the test cluster (for driving one function)."""
     kubernetes.config.load_kube_config(config_file=str(kube.kubeconfig))
     monkeypatch.setattr(k8s, "_configured", True)
-    k8s.custom.cache_clear()
-    k8s.core.cache_clear()
+    for client in (k8s.core, k8s.apps, k8s.custom, k8s.policy_api):
+        client.cache_clear()
 
 
 @pytest.fixture
