@@ -142,6 +142,9 @@ def test_config_caused_crash_rolls_back_to_last_known_good() -> None:
     assert kinds(steps) == [("execute", "configRollback", "Running")]
     assert steps[0].params == {"target": "aaaa", "current": "bbbb"}
     assert steps[0].record is not None and steps[0].record.id == "inc-1/0/configRollback"
+    # The record's target is read back after a restart: from the bad revision to the good one.
+    assert rem.rollback_revisions(steps[0].record.target) == ("bbbb", "aaaa")
+    assert rem.rollback_revisions(None) is None and rem.rollback_revisions("routes api") is None
 
 
 def test_rollback_never_targets_an_unproven_revision() -> None:

@@ -458,12 +458,20 @@ def _with_ttl(params: dict[str, object], policy: ZentinelIncidentPolicySpec, act
 
 def _target_text(action: Action, params: dict[str, object]) -> str | None:
     if action == Action.CONFIG_ROLLBACK:
-        return f"revision {params.get('current')} -> {params.get('target')}"
+        return f"revision {params.get('current')} -> {params.get('target')}"  # read back by rollback_revisions
     if action == Action.RATE_LIMIT:
         return "routes " + ", ".join(str(r) for r in params.get("routes", []))  # type: ignore[attr-defined]
     if action == Action.CERTIFICATE_ROTATION:
         return "certificates " + ", ".join(str(c) for c in params.get("certificates", []))  # type: ignore[attr-defined]
     return None
+
+
+def rollback_revisions(target: str | None) -> tuple[str, str] | None:
+    """(from, to) out of a config rollback record's ``target`` as ``_target_text`` writes it; None if it is not one."""
+    if not target or " -> " not in target:
+        return None
+    source, to = (part.removeprefix("revision ").strip() for part in target.split(" -> ", 1))
+    return source, to
 
 
 def verify_outcome(

@@ -25,7 +25,7 @@ from ..core.certs import (
     verify_pair,
 )
 from ..core.quantity import format_memory
-from ..core.remediation import DRY_RUN, FAILED, REVERTED, VERIFYING, Action, Step
+from ..core.remediation import DRY_RUN, FAILED, REVERTED, VERIFYING, Action, Step, rollback_revisions
 from ..core.revisions import snapshot_name
 from ..core.snapshot import Snapshot
 from ..models.incident import RemediationRecord
@@ -511,8 +511,9 @@ def already_done(rec: RemediationRecord, ctx: ExecContext) -> dict[str, Any] | N
     pods would never load the good config. Other actions are idempotent and simply run again.
     """
     action = Action(rec.action)
-    if action == Action.CONFIG_ROLLBACK and rec.target and " -> " in rec.target:
-        source, target = (part.removeprefix("revision ").strip() for part in rec.target.split(" -> ", 1))
+    revisions = rollback_revisions(rec.target) if action == Action.CONFIG_ROLLBACK else None
+    if revisions is not None:
+        source, target = revisions
         try:
             current, _ = read_config(ctx.zen)
         except ActionError:
