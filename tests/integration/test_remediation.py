@@ -153,6 +153,17 @@ def succeeded(kube: Kube, namespace: str, category: str, action: str) -> dict[st
     return i if any(r["action"] == action and r["state"] == "Succeeded" for r in remediations(i)) else None
 
 
+def proven_good(kube: Kube, namespace: str) -> str:
+    """Wait until the operator has proven the example's good config (last known good); return its revision."""
+    good_rev = config_revision(configs.GOOD)
+    wait_for(
+        lambda: kube.status("zen", "edge", namespace).get("lastKnownGoodRevision") == good_rev,
+        timeout=60,
+        what="the good config proven good",
+    )
+    return good_rev
+
+
 def config_text(kube: Kube, namespace: str) -> str:
     return str(kube.get("configmap", "edge-config", namespace)["data"]["zentinel.kdl"])  # type: ignore[index]
 
@@ -187,12 +198,7 @@ def test_bad_config_is_rolled_back_to_last_known_good(
     kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
 ) -> None:
     dp = start_edge(kube, namespace, dataplanes, actions={"configRollback": {"mode": "Automatic"}})
-    good_rev = config_revision(configs.GOOD)
-    wait_for(
-        lambda: kube.status("zen", "edge", namespace).get("lastKnownGoodRevision") == good_rev,
-        timeout=60,
-        what="the first config proven good",
-    )
+    good_rev = proven_good(kube, namespace)
     generation = kube.get("deployment", "edge", namespace)["metadata"]["generation"]  # type: ignore[index]
     kube.apply(configs.configmap("edge-config", BAD_BUT_PARSES), namespace)
     bad_rev = config_revision(BAD_BUT_PARSES)
@@ -244,12 +250,7 @@ def test_killing_the_operator_mid_remediation_does_not_repeat_it(
     kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
 ) -> None:
     dp = start_edge(kube, namespace, dataplanes, actions={"configRollback": {"mode": "Automatic"}})
-    good_rev = config_revision(configs.GOOD)
-    wait_for(
-        lambda: kube.status("zen", "edge", namespace).get("lastKnownGoodRevision") == good_rev,
-        timeout=60,
-        what="proven good",
-    )
+    proven_good(kube, namespace)
     generation = kube.get("deployment", "edge", namespace)["metadata"]["generation"]  # type: ignore[index]
     kube.apply(configs.configmap("edge-config", BAD_BUT_PARSES), namespace)
     keepers.append(Keeper(dp, crash_all_on_bad_config(kube, namespace, configs.GOOD)))
@@ -562,12 +563,7 @@ def pending_rollback_then_stop(
     dp = start_edge(
         kube, namespace, dataplanes, resolve_after=resolve_after, actions={"configRollback": {"mode": "NeedsApproval"}}
     )
-    good_rev = config_revision(configs.GOOD)
-    wait_for(
-        lambda: kube.status("zen", "edge", namespace).get("lastKnownGoodRevision") == good_rev,
-        timeout=60,
-        what="proven good",
-    )
+    good_rev = proven_good(kube, namespace)
     kube.apply(configs.configmap("edge-config", BAD_BUT_PARSES), namespace)
     keepers.append(Keeper(dp, crash_all_on_bad_config(kube, namespace, configs.GOOD)))
     pending = wait_for(
