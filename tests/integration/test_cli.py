@@ -1,4 +1,4 @@
-"""The CLI end to end: the installed console scripts (``zentinel``, ``kubectl-zentinel``, ``python -m
+"""The CLI end to end: the installed console scripts (``zentinelctl``, ``kubectl-zentinel``, ``python -m
 zentinel_operator.cli``) run as subprocesses against the local control plane, with the operator as a
 real process producing the incidents, and ``kubectl zentinel`` found through kubectl's plugin
 mechanism."""
@@ -26,11 +26,11 @@ from support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
 
-BIN = Path(sys.executable).parent  # the venv's bin: zentinel, kubectl-zentinel
+BIN = Path(sys.executable).parent  # the venv's bin: zentinelctl, kubectl-zentinel
 
 
 def zentinel(
-    kube: Kube | None, *args: str, script: str = "zentinel", env: dict[str, str] | None = None
+    kube: Kube | None, *args: str, script: str = "zentinelctl", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The console script as a person types it; KUBECONFIG points at the test cluster."""
     full = dict(os.environ)
@@ -163,6 +163,8 @@ def test_list_show_acknowledge_and_resolve(
         [str(kube.kubectl_path), "plugin", "list"], capture_output=True, text=True, env=plugin_env, check=False
     )
     assert str(BIN / "kubectl-zentinel") in plugins.stdout
+    # The install leaves the proxy's own binary name free.
+    assert (BIN / "zentinelctl").is_file() and not (BIN / "zentinel").exists()
     via_kubectl = subprocess.run(
         [str(kube.kubectl_path), "zentinel", "incidents", "-n", namespace],
         capture_output=True,

@@ -221,7 +221,23 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_program_name_follows_the_plugin_mechanism() -> None:
     assert app._prog("/usr/local/bin/kubectl-zentinel") == "kubectl zentinel"
-    assert app._prog("/venv/bin/zentinel") == "zentinel"
+    assert app._prog("/venv/bin/zentinelctl") == "zentinelctl"
+
+
+def test_no_console_script_takes_the_proxy_binary_name() -> None:
+    """Zentinel's own binary is ``zentinel``: a CLI under that name would hide it (or be hidden) on PATH."""
+    import importlib.metadata
+    import tomllib
+
+    scripts = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert "zentinel" not in scripts
+    assert scripts["zentinelctl"] == scripts["kubectl-zentinel"] == "zentinel_operator.cli:main"
+    installed = {
+        ep.name
+        for ep in importlib.metadata.distribution("zentinel-incident-operator").entry_points
+        if ep.group == "console_scripts"
+    }
+    assert "zentinel" not in installed and {"zentinelctl", "kubectl-zentinel"} <= installed
 
 
 def test_default_user_is_user_then_kubeconfig_user(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -396,7 +412,7 @@ def test_show_has_every_section() -> None:
     assert "Escalated      True     ResponseTargetMissed" in text
     assert "inc-20261127-001/1/restart          restart          PendingApproval" in text
     assert '+0/-1: target "10.0.1.11:8000" weight=1' in text
-    assert "Waiting for approval: inc-20261127-001/1/restart (zentinel approve inc-20261127-001 -n edge-ns)" in text
+    assert "Waiting for approval: inc-20261127-001/1/restart (zentinelctl approve inc-20261127-001 -n edge-ns)" in text
     assert "oncall     trigger   Failed   3" in text and "connection refused" in text
     assert "inc-20261127-001-ev-detection-01   detection   1       9       missing" in text
 

@@ -44,7 +44,12 @@ def test_names_categories_and_short_names() -> None:
     assert names["Zentinel"]["shortNames"] == ["zen"]
     assert names["ZentinelIncidentPolicy"]["shortNames"] == ["zipol"]
     assert names["ZentinelIncident"]["shortNames"] == ["zinc"]
-    assert all(n["categories"] == ["zentinel"] for n in names.values())
+    assert all(n["categories"] == ["zentinel-all"] for n in names.values())
+    # kubectl expands a category before it resolves a name: a category spelled like any name of any
+    # kind makes `kubectl get|delete <that name>` act on every kind of the category.
+    every_name = {n[k] for n in names.values() for k in ("kind", "plural", "singular")}
+    every_name |= {s for n in names.values() for s in n["shortNames"]}
+    assert not {c.lower() for n in names.values() for c in n["categories"]} & {x.lower() for x in every_name}
 
 
 def test_incident_printer_columns() -> None:

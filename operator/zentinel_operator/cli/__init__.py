@@ -1,4 +1,4 @@
-"""``zentinel`` and ``kubectl zentinel`` (the same program, installed under both names).
+"""``zentinelctl`` and ``kubectl zentinel`` (the same program, installed under both names).
 
 Commands: ``incidents``, ``show``, ``ack``, ``resolve``, ``approve``, ``postmortem``, ``evidence``,
 ``triage``; ``--help`` on each lists its options and the exit codes (:mod:`.exits`). Rendering is

@@ -1,4 +1,4 @@
-"""``python -m zentinel_operator.cli``: the same program as ``zentinel`` and ``kubectl zentinel``."""
+"""``python -m zentinel_operator.cli``: the same program as ``zentinelctl`` and ``kubectl zentinel``."""
 
 import sys
 

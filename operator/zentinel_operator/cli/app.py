@@ -1,4 +1,4 @@
-"""Argument parsing, connection and dispatch for ``zentinel`` and ``kubectl zentinel``."""
+"""Argument parsing, connection and dispatch for ``zentinelctl`` and ``kubectl zentinel``."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ against a Zentinel in the cluster or against a host by URL."""
 
 def _prog(argv0: str) -> str:
     name = Path(argv0).name
-    return "kubectl zentinel" if name.startswith("kubectl-") else "zentinel"
+    return "kubectl zentinel" if name.startswith("kubectl-") else "zentinelctl"
 
 
 def _severity(text: str) -> str:
@@ -51,7 +51,7 @@ def _positive(text: str) -> float:
 
 def _common(*, suppress: bool, listing: bool = False) -> argparse.ArgumentParser:
     """Options every subcommand takes. The copy given to subcommands leaves unset options alone, so
-    ``zentinel -n ns show x`` and ``zentinel show x -n ns`` both work."""
+    ``zentinelctl -n ns show x`` and ``zentinelctl show x -n ns`` both work."""
     default: Any = argparse.SUPPRESS if suppress else None
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("cluster and output")
@@ -70,7 +70,7 @@ def _common(*, suppress: bool, listing: bool = False) -> argparse.ArgumentParser
     return p
 
 
-def build_parser(prog: str = "zentinel") -> argparse.ArgumentParser:
+def build_parser(prog: str = "zentinelctl") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description=DESCRIPTION,
@@ -255,7 +255,7 @@ def _triage_cluster(args: argparse.Namespace, api: Api, ns: str, fmt: str) -> tu
 
 
 def main(argv: Sequence[str] | None = None, *, api: Api | None = None, kube_context: KubeContext | None = None) -> int:
-    """Entry point of ``zentinel`` and ``kubectl-zentinel``; ``api`` and ``kube_context`` are for tests."""
+    """Entry point of ``zentinelctl`` and ``kubectl-zentinel``; ``api`` and ``kube_context`` are for tests."""
     parser = build_parser(_prog(sys.argv[0]))
     try:
         args = parser.parse_args(argv)

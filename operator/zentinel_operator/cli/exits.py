@@ -1,4 +1,4 @@
-"""Exit codes of ``zentinel`` / ``kubectl zentinel``, and the error that carries one."""
+"""Exit codes of ``zentinelctl`` / ``kubectl zentinel``, and the error that carries one."""
 
 from __future__ import annotations
 

@@ -320,7 +320,8 @@ def render_show(inc: ZentinelIncident, chunks: Sequence[EvidenceChunk], now: dt.
         )
         pending = pending_approvals(st.remediations)
         if pending:
-            out.append(f"  Waiting for approval: {pending[-1].id} (zentinel approve {meta.name} -n {meta.namespace})")
+            hint = f"zentinelctl approve {meta.name} -n {meta.namespace}"
+            out.append(f"  Waiting for approval: {pending[-1].id} ({hint})")
     if st.escalations:
         section(
             "Escalations",

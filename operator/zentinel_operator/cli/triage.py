@@ -1,4 +1,4 @@
-"""``zentinel triage``: the runbook's Quick Diagnostic Commands and Initial Triage Decision Tree, run
+"""``zentinelctl triage``: the runbook's Quick Diagnostic Commands and Initial Triage Decision Tree, run
 by hand against one Zentinel.
 
 Two ways in: a Zentinel in the cluster (the operator's own gather, twice, ``--interval`` apart so

@@ -12,7 +12,7 @@ from pydantic.alias_generators import to_camel
 GROUP = "zentinel.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-CATEGORY = "zentinel"
+CATEGORY = "zentinel-all"  # no resource may be named like its category: kubectl expands categories first
 
 # Go-style durations as people write them in manifests: 30s, 5m, 1h30m, 2d.
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"

@@ -51,7 +51,7 @@ class ZentinelIncidentSpec(KModel):
     fingerprint: str = Field(min_length=1, description="Zentinel + category; one open incident per fingerprint.")
     source: str = Field(default="operator", description="`operator` (own signals) or `alertmanager` (alert intake).")
     acknowledged_by: str | None = Field(
-        default=None, description="Set by a person (kubectl patch or `zentinel ack`) to acknowledge."
+        default=None, description="Set by a person (kubectl patch or `zentinelctl ack`) to acknowledge."
     )
     resolved_by: str | None = Field(default=None, description="Set by a person to resolve by hand.")
     resolution_note: str | None = Field(default=None, max_length=4096, description="Why it was resolved by hand.")
