@@ -19,13 +19,14 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from . import tools
+from . import kubelet, tools
 from .pki import CA, service_account_keypair
 
 NODE_NAME = "kwok-node-0"
@@ -34,7 +35,9 @@ NODE_NAME = "kwok-node-0"
 POD_RANGE_BASE = (127, 128)
 SERVICE_CIDR = "10.96.0.0/16"
 LOOPBACK = "127.0.0.1"
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "process-kubelet")
+# The process node's pod IPs: a /20 of 127.192.0.0/10, at the same offset as the kwok node's range.
+PROCESS_RANGE_SHIFT = 64
 
 
 class ClusterError(RuntimeError):
@@ -101,6 +104,7 @@ class Ports:
     etcd_peer: int
     apiserver: int
     kwok: int
+    process_kubelet: int = 0
 
     @classmethod
     def choose(cls, apiserver: int | None = None) -> Ports:
@@ -114,6 +118,7 @@ class Ports:
             etcd_peer=_free_port(),
             apiserver=apiserver or _free_port(),
             kwok=_free_port(),
+            process_kubelet=_free_port(),
         )
 
 
@@ -127,6 +132,12 @@ def pod_cidr_for(state_dir: Path) -> str:
     return f"{POD_RANGE_BASE[0]}.{second}.{third}.0/20"
 
 
+def process_cidr_for(pod_cidr: str) -> str:
+    """The process node's range: the kwok range moved up by :data:`PROCESS_RANGE_SHIFT` in the second octet."""
+    first, second, rest = pod_cidr.split(".", 2)
+    return f"{first}.{(int(second) + PROCESS_RANGE_SHIFT) % 256}.{rest}"
+
+
 class Cluster:
     """One local control plane whose files live in ``state_dir``."""
 
@@ -138,6 +149,8 @@ class Cluster:
         self.developer_kubeconfig = self.state_dir / "kubeconfig-developer"
         self.state_file = self.state_dir / "state.json"
         self.pod_cidr = pod_cidr_for(self.state_dir)
+        self.process_cidr = process_cidr_for(self.pod_cidr)
+        self.pods_dir = self.state_dir / "process-pods"
 
     # ------------------------------------------------------------------ state
     def _read_state(self) -> dict[str, object] | None:
@@ -243,7 +256,11 @@ class Cluster:
             self._start_scheduler()
             self._create_node()
             self._start_kwok(ports)
+            self._start_process_kubelet(ports)
             self._wait(self._node_ready, f"node {NODE_NAME} Ready (kwok)", timeout)
+            self._wait(
+                lambda: self._node_ready(kubelet.NODE_NAME, [kubelet.TAINT]), f"node {kubelet.NODE_NAME}", timeout
+            )
             self._wait(self._default_sa_exists, "default ServiceAccount (controller-manager)", timeout)
         except BaseException:
             self.down(log=False, keep_logs=True)
@@ -257,16 +274,17 @@ class Cluster:
         except (OSError, ssl.SSLError):
             return False
 
-    def _node_ready(self) -> bool:
+    def _node_ready(self, name: str = NODE_NAME, taints: list[dict[str, str]] | None = None) -> bool:
         """Ready, and the node-lifecycle controller has lifted the not-ready taint (pods can schedule)."""
-        proc = self.kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
+        proc = self.kubectl("get", "node", name, "-o", "json", check=False)
         if proc.returncode != 0:
             return False
         node = json.loads(proc.stdout)
         ready = any(
             c.get("type") == "Ready" and c.get("status") == "True" for c in node.get("status", {}).get("conditions", [])
         )
-        return ready and not node.get("spec", {}).get("taints")
+        left = [{k: t.get(k) for k in ("key", "value", "effect")} for t in node.get("spec", {}).get("taints") or []]
+        return ready and left == (taints or [])
 
     def _default_sa_exists(self) -> bool:
         return self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0
@@ -322,6 +340,15 @@ class Cluster:
         ca.issue_to(self.pki, "scheduler", "system:kube-scheduler", client=True)
         # kwok updates node and pod status for every node it manages: it acts as the kubelet.
         ca.issue_to(self.pki, "kwok", "kwok", organizations=("system:masters",), client=True)
+        ca.issue_to(self.pki, "process-kubelet", "process-kubelet", organizations=("system:masters",), client=True)
+        ca.issue_to(
+            self.pki,
+            "process-kubelet-serving",
+            kubelet.NODE_NAME,
+            ip_addresses=(LOOPBACK,),
+            dns_names=("localhost",),
+            server=True,
+        )
         ca.issue_to(
             self.pki,
             "kwok-serving",
@@ -360,16 +387,16 @@ class Cluster:
         server = f"https://{LOOPBACK}:{ports.apiserver}"
         self.kubeconfig.write_text(self._kubeconfig_text(server, "admin"))
         self.developer_kubeconfig.write_text(self._kubeconfig_text(server, "developer"))
-        for user in ("controller-manager", "scheduler", "kwok"):
+        for user in ("controller-manager", "scheduler", "kwok", "process-kubelet"):
             (self.state_dir / f"{user}.kubeconfig").write_text(self._kubeconfig_text(server, user))
         for p in (self.kubeconfig, self.developer_kubeconfig):
             p.chmod(0o600)
 
     # -------------------------------------------------------------- processes
-    def _spawn(self, name: str, args: Sequence[str]) -> None:
+    def _spawn(self, name: str, args: Sequence[str], *, python: bool = False) -> None:
         log_file = (self.logs / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [str(tools.binary(args[0])), *args[1:]],
+            [sys.executable, *args] if python else [str(tools.binary(args[0])), *args[1:]],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -520,6 +547,26 @@ class Cluster:
                 "--enable-crds=Logs",
                 *[f"--config={s}" for s in stages],
             ],
+        )
+
+    def _start_process_kubelet(self, ports: Ports) -> None:
+        """Pods bound for the process node run as local processes (:mod:`.kubelet`)."""
+        p = self.pki
+        binary = tools.zentinel_binary()
+        self._spawn(
+            "process-kubelet",
+            [
+                "-m",
+                "zentinel_devcluster.kubelet",
+                f"--kubeconfig={self.state_dir / 'process-kubelet.kubeconfig'}",
+                f"--state-dir={self.pods_dir}",
+                f"--cidr={self.process_cidr}",
+                f"--port={ports.process_kubelet}",
+                f"--tls-cert-file={p / 'process-kubelet-serving.crt'}",
+                f"--tls-private-key-file={p / 'process-kubelet-serving.key'}",
+                *([f"--zentinel={binary}"] if binary.exists() else []),
+            ],
+            python=True,
         )
 
     # ------------------------------------------------------------------- down

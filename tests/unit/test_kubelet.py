@@ -1,0 +1,69 @@
+"""The process kubelet's pure parts: the config rewrite, the back-off, the log server's paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zentinel_devcluster import kubelet
+from zentinel_devcluster.cluster import pod_cidr_for, process_cidr_for
+
+
+def test_rewrite_binds_the_pod_ip_and_reads_mounts_locally(tmp_path: Path) -> None:
+    mounts = {"/etc/zentinel": tmp_path / "config", "/etc/zentinel/tls": tmp_path / "tls"}
+    text = """listeners {
+    listener "http" { address "0.0.0.0:8080" }
+    listener "v6" {
+        address "[::]:8443"
+        tls { cert-file "/etc/zentinel/tls/tls.crt"; key-file "/etc/zentinel/tls/tls.key"; }
+    }
+    listener "fixed" { address "127.0.0.1:9000" }
+}
+include "/etc/zentinel/extra.kdl"
+upstream "api" { target "10.0.0.0:80" }
+"""
+    out = kubelet.rewrite(text, "127.192.0.7", mounts)
+    assert 'address "127.192.0.7:8080"' in out and 'address "127.192.0.7:8443"' in out
+    assert 'address "127.0.0.1:9000"' in out  # an explicit address is the user's
+    assert f'cert-file "{tmp_path}/tls/tls.crt"' in out and f'key-file "{tmp_path}/tls/tls.key"' in out
+    assert f'include "{tmp_path}/config/extra.kdl"' in out
+    assert 'target "10.0.0.0:80"' in out  # "0.0.0.0:" inside another address is left alone
+
+
+def test_rewrite_leaves_a_path_that_only_starts_like_a_mount(tmp_path: Path) -> None:
+    out = kubelet.rewrite('file "/etc/zentinel-other/x"', "127.1.1.1", {"/etc/zentinel": tmp_path})
+    assert out == 'file "/etc/zentinel-other/x"'
+    assert kubelet.rewrite("-c /etc/zentinel/zentinel.kdl", "127.1.1.1", {"/etc/zentinel/": tmp_path}) == (
+        f"-c {tmp_path}/zentinel.kdl"
+    )
+
+
+@pytest.mark.parametrize(
+    ("crashes", "expected"),
+    [(1, 10.0), (2, 20.0), (3, 40.0), (5, 160.0), (6, 300.0), (20, 300.0)],
+)
+def test_backoff_doubles_from_ten_seconds_to_five_minutes(crashes: int, expected: float) -> None:
+    assert kubelet.backoff_delay(crashes, 10.0, 300.0) == expected
+
+
+def test_exit_reasons_follow_the_container_runtime() -> None:
+    assert kubelet.exit_reason(0) == "Completed"
+    assert kubelet.exit_reason(1) == "Error"
+
+
+def test_process_range_is_loopback_and_apart_from_kwoks(tmp_path: Path) -> None:
+    import ipaddress
+
+    kwok = ipaddress.ip_network(pod_cidr_for(tmp_path))
+    proc = ipaddress.ip_network(process_cidr_for(str(kwok)))
+    assert proc.is_loopback and kwok.is_loopback and not proc.overlaps(kwok)
+    assert proc.prefixlen == kwok.prefixlen == 20
+
+
+def test_tail_text_is_the_end_of_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "0.log"
+    log.write_bytes(b"x" * 5000 + b"\nFailed to load configuration file\n")
+    tail = kubelet.tail_text(log, 100)
+    assert tail.endswith("Failed to load configuration file") and len(tail) <= 100
+    assert kubelet.tail_text(tmp_path / "missing.log") == ""
