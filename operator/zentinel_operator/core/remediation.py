@@ -53,6 +53,8 @@ LADDERS: dict[Category, tuple[Action, ...]] = {
 }
 
 TEMPORARY = {Action.EJECT_TARGETS, Action.RATE_LIMIT, Action.CONNECTION_LIMITS}
+# Actions that change the config: verified on each pod's /admin/config as well as in the ConfigMap.
+CONFIG_ACTIONS = {Action.CONFIG_ROLLBACK, *TEMPORARY}
 
 # Record states.
 PLANNED = "Planned"

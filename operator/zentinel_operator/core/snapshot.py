@@ -12,6 +12,7 @@ import datetime as dt
 import enum
 
 from ..models.common import Category, Severity
+from .liveconfig import LiveConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +191,8 @@ class Snapshot:
     certificates: tuple[CertificateSignal, ...] = ()
     config: ConfigSignal | None = None
     logs: tuple[LogMatch, ...] = ()
+    # Each running pod's /admin/config, read while a config change awaits verification (else empty).
+    live_configs: tuple[LiveConfig, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

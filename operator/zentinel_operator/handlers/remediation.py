@@ -30,6 +30,7 @@ class Responded:
     notifications: list[tuple[str, lc.Notification]] = dataclasses.field(default_factory=list)
     ledger: list[RemediationLedgerEntry] = dataclasses.field(default_factory=list)
     incidents: list[ZentinelIncident] = dataclasses.field(default_factory=list)
+    awaiting_live: bool = False  # a config change awaits verification: the next gather reads /admin/config
 
 
 def ledger_of(incidents: Sequence[ZentinelIncident]) -> list[RemediationLedgerEntry]:
@@ -131,6 +132,11 @@ def respond(
         all_incidents[index] = inc.model_copy(update={"status": st})
     out.incidents = all_incidents
     out.ledger = ledger_of(all_incidents)
+    out.awaiting_live = zen.spec.config.verify_live and any(
+        r.state in rem.IN_FLIGHT and r.action in rem.CONFIG_ACTIONS
+        for inc in all_incidents
+        for r in inc.status.remediations
+    )
     return out
 
 
@@ -171,12 +177,15 @@ def _apply(
         if state != rem.VERIFYING:
             updates["finished_at"] = now
             if state == rem.FAILED:
+                gap = None if in_place else executor.live_gap(rec, ectx)
                 updates["reason"] = (
                     (rec.reason or "")
                     + ("; " if rec.reason else "")
                     + (
                         "the change is in place but the signal persists"
                         if in_place
+                        else f"not live on the pods in time: {gap}"
+                        if gap
                         else "the change did not take effect in time"
                     )
                 )

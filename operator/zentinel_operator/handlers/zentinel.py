@@ -145,6 +145,7 @@ async def reconcile(
         config_changed_by_operator=memory.config_written_by_operator,
     )
     ctx.cluster_actions[(zen.metadata.namespace, zen.metadata.name)] = [e.at for e in responded.ledger]
+    memory.want_live_config = responded.awaiting_live
     # Keep the evidence (detection, resolution), draft post-mortems, enforce retention.
     await asyncio.to_thread(evidence.collect, zen=zen_now, recorded=recorded, memory=memory, policy=policy, now=now)
     open_now = [i for i in responded.incidents if lc.is_open(i.status)]

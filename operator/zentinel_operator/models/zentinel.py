@@ -47,6 +47,15 @@ class ConfigRef(KModel):
             "(the operator patches a pod-template annotation). The image has no shell, so there is no SIGHUP."
         ),
     )
+    verify_live: bool = Field(
+        default=True,
+        description=(
+            "After a config change (rollback, ejection, rate limit, connection limits), confirm from every pod's "
+            "`/admin/config` (`spec.admin.configPath`) that the change is the one running, not only that the "
+            "ConfigMap was written; not live within `verifyTimeout` fails the step. Turn off only for proxies "
+            "without the config route."
+        ),
+    )
 
 
 class Issuer(KModel):

@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from .. import k8s
-from ..core import zconfig
+from ..core import liveconfig, zconfig
 from ..core.certs import (
     fingerprint_sha256,
     issue_from_ca,
@@ -25,7 +25,16 @@ from ..core.certs import (
     verify_pair,
 )
 from ..core.quantity import format_memory
-from ..core.remediation import DRY_RUN, FAILED, REVERTED, VERIFYING, Action, Step, rollback_revisions
+from ..core.remediation import (
+    CONFIG_ACTIONS,
+    DRY_RUN,
+    FAILED,
+    REVERTED,
+    VERIFYING,
+    Action,
+    Step,
+    rollback_revisions,
+)
 from ..core.revisions import snapshot_name
 from ..core.snapshot import Snapshot
 from ..models.incident import RemediationRecord
@@ -562,8 +571,8 @@ def already_done(rec: RemediationRecord, ctx: ExecContext) -> dict[str, Any] | N
 def effect_in_place(rec: RemediationRecord, ctx: ExecContext) -> bool:
     """Whether the change a record describes is really in place (read back, not assumed)."""
     action = Action(rec.action)
-    if action in (Action.CONFIG_ROLLBACK, Action.EJECT_TARGETS, Action.RATE_LIMIT, Action.CONNECTION_LIMITS):
-        return config_in_place(ctx.zen, ctx.deployment, rec.after)
+    if action in CONFIG_ACTIONS:
+        return config_in_place(ctx.zen, ctx.deployment, rec.after) and live_gap(rec, ctx) is None
     if action in (Action.RESTART, Action.MEMORY_LIMIT):
         if rec.after and rec.after.startswith("deleted "):
             gone = set(rec.after.removeprefix("deleted ").split(", "))
@@ -577,6 +586,22 @@ def effect_in_place(rec: RemediationRecord, ctx: ExecContext) -> bool:
                 return False
         return bool(fps) or "cert-manager" in (rec.after or "")
     return False
+
+
+def live_gap(rec: RemediationRecord, ctx: ExecContext) -> str | None:
+    """Why a config change is not yet running on every pod (None: it is, or the Zentinel opted out).
+
+    Read from each running pod's ``/admin/config`` in this pass's snapshot, against the config in the
+    ConfigMap (which :func:`config_in_place` has checked is the record's revision).
+    """
+    if Action(rec.action) not in CONFIG_ACTIONS or not ctx.zen.spec.config.verify_live:
+        return None
+    try:
+        text, _ = read_config(ctx.zen)
+    except ActionError as e:
+        return str(e)
+    pods = [p.name for p in ctx.snapshot.pods if p.process_running and not p.deleting]
+    return liveconfig.live_gap(zconfig.check_config(text), ctx.snapshot.live_configs, pods)
 
 
 def revert(rec: RemediationRecord, ctx: ExecContext) -> RemediationRecord:

@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import k8s
 from ..core.certs import fingerprint_sha256, inspect_tls_secret, read_tls_secret
+from ..core.liveconfig import LiveConfig, parse_live_config
 from ..core.snapshot import (
     CertificateSignal,
     ConfigSignal,
@@ -52,6 +53,7 @@ class PassMemory:
     config_text: str | None = None  # the current content, to keep a copy of each revision
     config_written_by_operator: bool = False
     deployment: dict[str, Any] | None = None  # as read in the last pass
+    want_live_config: bool = False  # a config change awaits verification: read each pod's /admin/config
 
 
 @dataclasses.dataclass
@@ -320,6 +322,29 @@ async def _admin(
     return metrics, upstreams
 
 
+async def _live_configs(
+    zen: Zentinel, pods: tuple[PodSignal, ...], settings: GatherSettings, session: Any
+) -> tuple[LiveConfig, ...]:
+    """Each running pod's ``/admin/config``: what the process really runs (for verifying a config change)."""
+    a = zen.spec.admin
+    urls = {p.name: f"{a.scheme}://{p.ip}:{a.port}{a.config_path}" for p in _scrape_targets(zen, pods)}
+    results = await fetch_many(
+        list(urls.values()),
+        concurrency=settings.scrape_concurrency,
+        timeout=settings.scrape_timeout,
+        max_bytes=settings.scrape_max_bytes,
+        session=session,
+    )
+    out = []
+    for pod, url in urls.items():
+        res = results[url]
+        if not res.ok or res.body is None:
+            out.append(LiveConfig(pod=pod, error=f"{a.config_path} unreadable: {res.error}"))
+        else:
+            out.append(parse_live_config(pod, res.body))
+    return tuple(out)
+
+
 async def gather(
     zen: Zentinel,
     memory: PassMemory,
@@ -332,6 +357,7 @@ async def gather(
     kube = await asyncio.to_thread(_kube_part, zen, memory, now, settings)
     certificates = await _served(zen, kube["pods"], kube["certificates"], settings.scrape_timeout)
     metrics, upstreams = await _admin(zen, kube["pods"], memory, now, settings, session, prometheus)
+    live = await _live_configs(zen, kube["pods"], settings, session) if memory.want_live_config else ()
     return Snapshot(
         namespace=zen.metadata.namespace,
         zentinel=zen.metadata.name,
@@ -343,4 +369,5 @@ async def gather(
         certificates=certificates,
         metrics=metrics,
         upstreams=upstreams,
+        live_configs=live,
     )
