@@ -7,6 +7,7 @@ for lack of a cluster: when it cannot start, the tests error with the reason.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -28,6 +29,11 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     tools.ensure(["k8s", "etcd", "kwok"])
+    # The process kubelet, kubelet-like but quicker: volumes refreshed every second (kubelet: about a
+    # minute), CrashLoopBackOff from 1 s doubling to 8 s (kubelet: 10 s to 5 min).
+    os.environ.setdefault("ZENTINEL_KUBELET_SYNC_SECONDS", "1")
+    os.environ.setdefault("ZENTINEL_KUBELET_BACKOFF", "1,8")
+    os.environ.setdefault("ZENTINEL_KUBELET_MAX_GRACE", "3")
     state = tmp_path_factory.mktemp("cluster")
     c = Cluster(state)
     c.up(log=True)

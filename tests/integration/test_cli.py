@@ -64,7 +64,13 @@ def zentinel_obj(reload_mode: str = "RollingRestart") -> dict[str, Any]:
         "metadata": {"name": "edge", "labels": {"tier": "edge"}},
         "spec": {
             "workload": {"name": "edge"},
-            "config": {"configMapName": "edge-config", "reloadMode": reload_mode},
+            "config": {
+                "configMapName": "edge-config",
+                "reloadMode": reload_mode,
+                # The emulator serves /admin/config but does not run the ConfigMap's config: live
+                # verification is proven on real Zentinel (test_runbook_e2e.py).
+                "verifyLive": False,
+            },
         },
     }
 
