@@ -74,15 +74,24 @@ class CA:
         return cls(cert, key)
 
     @classmethod
-    def load(cls, cert_path: Path, key_path: Path) -> CA:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    def from_pem(cls, cert_pem: bytes, key_pem: bytes) -> CA:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         return cls(cert, key)
 
+    @classmethod
+    def load(cls, cert_path: Path, key_path: Path) -> CA:
+        return cls.from_pem(cert_path.read_bytes(), key_path.read_bytes())
+
+    def pem(self) -> tuple[bytes, bytes]:
+        """The certificate and its key (PKCS#8), PEM-encoded."""
+        return self.cert.public_bytes(serialization.Encoding.PEM), _pem_key(self.key)
+
     def save(self, cert_path: Path, key_path: Path) -> None:
-        _write(cert_path, self.cert.public_bytes(serialization.Encoding.PEM))
-        _write(key_path, _pem_key(self.key), private=True)
+        cert_pem, key_pem = self.pem()
+        _write(cert_path, cert_pem)
+        _write(key_path, key_pem, private=True)
 
     def issue(
         self,

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from support import configs, crash
+from support.certs import leaf, tls_secret
 from support.dataplane import Dataplane
 from support.kube import Kube, condition, deployment, running_pods, wait_for
 from support.operator import OperatorProcess
@@ -398,49 +399,10 @@ def test_exhausted_budget_stops_actions_and_escalates(
     assert pods[0]["metadata"]["uid"] in uids  # nothing was deleted
 
 
-def _leaf(ca: Any, sans: list[str], days: float) -> tuple[bytes, bytes]:
-    """A leaf signed by ``ca`` (zentinel_devcluster.pki.CA) that expires in ``days``."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, sans[0])]))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=88))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca.key, hashes.SHA256())
-    )
-    return (
-        cert.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-    )
-
-
-def _secret(name: str, cert: bytes, key: bytes) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": {"name": name},
-        "data": {"tls.crt": base64.b64encode(cert).decode(), "tls.key": base64.b64encode(key).decode()},
-    }
-
-
 def test_expiring_certificate_with_a_ca_issuer_is_rotated_and_served(
     kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
 ) -> None:
     import asyncio
-
-    from cryptography.hazmat.primitives import serialization
 
     from support.tlspods import TLSPods
     from zentinel_devcluster.pki import CA
@@ -448,14 +410,11 @@ def test_expiring_certificate_with_a_ca_issuer_is_rotated_and_served(
     from zentinel_operator.signals.tls_probe import served_certificate
 
     ca = CA.create("edge test CA")
-    ca_pem = ca.cert.public_bytes(serialization.Encoding.PEM)
-    ca_key = ca.key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    kube.apply(_secret("edge-ca", ca_pem, ca_key), namespace)
+    ca_pem, ca_key = ca.pem()
+    kube.apply(tls_secret("edge-ca", ca_pem, ca_key), namespace)
     sans = ["edge.example.com", "www.edge.example.com"]
-    old_cert, old_key = _leaf(ca, sans, days=2)
-    kube.apply(_secret("edge-tls", old_cert, old_key), namespace)
+    old_cert, old_key = leaf(ca, sans, days=2)
+    kube.apply(tls_secret("edge-tls", old_cert, old_key), namespace)
     tls = [
         {
             "name": "public",

@@ -7,9 +7,13 @@ Configs name the backend pods by IP: nothing here sends traffic off the machine.
 
 from __future__ import annotations
 
+import collections
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from zentinel_devcluster import kubelet
@@ -255,3 +259,45 @@ def live_config(pod_ip: str) -> dict[str, Any]:
     assert status == 200, body[:500]
     doc: dict[str, Any] = json.loads(body)
     return doc
+
+
+class Traffic:
+    """Requests to the Zentinel pods' listener from the bounded load generator, in one-second runs.
+
+    Each run is :func:`zentinel_devcluster.loadgen.run` (loopback only, bounded rate and duration); the
+    runs stop when :meth:`stop` is called or after ``max_seconds``, whichever comes first. Counts by
+    status accumulate in :attr:`counts`.
+    """
+
+    def __init__(self, urls: Callable[[], list[str]], rps: float, *, max_seconds: float = 600) -> None:
+        self.urls = urls
+        self.rps = rps
+        self.max_seconds = max_seconds
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from zentinel_devcluster import loadgen
+
+        deadline = time.monotonic() + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            urls = self.urls()
+            if not urls:
+                self._stop.wait(0.5)
+                continue
+            try:
+                summary = loadgen.run(urls, rate=self.rps, duration=1.0, concurrency=16, timeout=3.0)
+            except Exception:  # a pod replaced mid-run: the next run takes the new IPs
+                self._stop.wait(0.2)
+                continue
+            for key, value in summary.to_dict()["counts"].items():
+                self.counts[str(key)] += int(value)
+
+    def set_rate(self, rps: float) -> None:
+        self.rps = rps
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
