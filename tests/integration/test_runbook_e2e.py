@@ -11,6 +11,7 @@ mitigate go to ``$ZENTINEL_E2E_FIGURES`` (JSON lines); ``scripts/runbook-e2e`` r
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from support import configs, realpods
+from support import certs, configs, realpods
 from support.kube import Kube, condition, wait_for
 from support.operator import OperatorProcess
 from zentinel_devcluster import tools
@@ -276,3 +277,194 @@ def test_bad_config_with_auto_reload_is_rejected_and_rolled_back(edge_factory: C
     assert all((p["status"]["containerStatuses"][0]["restartCount"] == 0) for p in edge.pods())
     inc = edge.incident("ConfigError") or {}
     clock.write(category="ConfigError", severity=inc["status"]["severity"], action=f"configRollback ({rec['target']})")
+
+
+# ----------------------------------------------------------------------------- upstreams and errors
+
+
+def test_every_backend_refusing_is_zentinels_own_503s_at_sev1(edge_factory: Callable[..., Edge]) -> None:
+    edge = edge_factory(actions={})
+    clock = Clock("every backend refusing", "Upstream failure / high error rate → page, resolve on recovery")
+
+    clock.inject()
+    for pod in edge.backends:
+        realpods.set_backend_mode(edge.kube, edge.namespace, pod["metadata"]["name"], "refuse")
+    inc = wait_for(
+        lambda: (i := edge.incident("HighErrorRate")) and i["status"]["severity"] == "SEV1" and i,
+        timeout=60, interval=0.25, what="HighErrorRate SEV1",
+    )  # fmt: skip
+    clock.mark("detect_s")
+    assert realpods.get(edge.urls()[0])[0] == 503  # Zentinel's own answer for a refused upstream
+    assert edge.traffic is not None and edge.traffic.counts["503"] > 0
+
+    for pod in edge.backends:
+        realpods.set_backend_mode(edge.kube, edge.namespace, pod["metadata"]["name"], "ok")
+    wait_for(
+        lambda: (edge.incident("HighErrorRate") or {}).get("status", {}).get("resolvedAt"),
+        timeout=60, interval=0.25, what="the incident resolved after the backends came back",
+    )  # fmt: skip
+    clock.mark("mitigate_s")
+    assert realpods.get(edge.urls()[0])[0] == 200
+    clock.write(category="HighErrorRate", severity=inc["status"]["severity"], action="page; resolved on recovery")
+
+
+def test_one_backend_answering_500_is_ejected_and_put_back_after_the_ttl(edge_factory: Callable[..., Edge]) -> None:
+    edge = edge_factory(actions={"ejectTargets": {"mode": "Automatic", "ttl": "20s", "minRemainingShare": 0.5}})
+    wait_proven_good(edge)
+    clock = Clock("one backend of three answering 500", "High error rate → remove the bad upstream target")
+    bad = edge.backends[0]
+    bad_target = f"{bad['status']['podIP']}:{realpods.BACKEND_PORT}"
+
+    clock.inject()
+    realpods.set_backend_mode(edge.kube, edge.namespace, bad["metadata"]["name"], "error")
+    inc = wait_for(lambda: edge.incident("HighErrorRate"), timeout=60, interval=0.25, what="HighErrorRate")
+    clock.mark("detect_s")
+    assert inc["status"]["severity"] in ("SEV2", "SEV3")  # a third of the requests: the runbook's > 10 %
+    rec = wait_for(
+        lambda: edge.record("HighErrorRate", "ejectTargets", "Succeeded"), timeout=90, interval=0.25,
+        what="the ejection verified on the live proxies",
+    )  # fmt: skip
+    clock.mark("mitigate_s")
+    for ip in edge.ips():
+        assert bad_target not in live_targets(ip)
+    assert all(realpods.get(url)[0] == 200 for url in edge.urls() for _ in range(10))
+    # The TTL puts it back, on the live proxies too.
+    wait_for(
+        lambda: all(bad_target in live_targets(ip) for ip in edge.ips()),
+        timeout=90, interval=0.5, what="the target back on every pod after the TTL",
+    )  # fmt: skip
+    clock.mark("restored_s")
+    clock.write(category="HighErrorRate", severity=inc["status"]["severity"], action=f"ejectTargets ({rec['target']})")
+
+
+def test_a_slow_backend_is_performance_degradation_from_zentinels_histogram(edge_factory: Callable[..., Edge]) -> None:
+    edge = edge_factory(actions={}, rps=30)
+    clock = Clock("slow backends", "Performance degradation (p99 from zentinel_request_duration_seconds) → page")
+
+    clock.inject()
+    for pod in edge.backends:
+        realpods.set_backend_mode(edge.kube, edge.namespace, pod["metadata"]["name"], "slow:1.2")
+    inc = wait_for(
+        lambda: edge.incident("PerformanceDegradation"), timeout=90, interval=0.25, what="PerformanceDegradation"
+    )
+    clock.mark("detect_s")
+    assert "p99" in (inc["status"].get("summary") or "").lower() or inc["status"].get("findings")
+    for pod in edge.backends:
+        realpods.set_backend_mode(edge.kube, edge.namespace, pod["metadata"]["name"], "ok")
+    wait_for(
+        lambda: (edge.incident("PerformanceDegradation") or {}).get("status", {}).get("resolvedAt"),
+        timeout=90, interval=0.25, what="resolved after the backends are fast again",
+    )  # fmt: skip
+    clock.mark("mitigate_s")
+    clock.write(
+        category="PerformanceDegradation", severity=inc["status"]["severity"], action="page; resolved on recovery"
+    )
+
+
+# ----------------------------------------------------------------------------- certificates
+
+
+def test_a_certificate_near_expiry_is_rotated_and_served_by_real_zentinel(
+    kube: Kube, namespace: str, edge_factory: Callable[..., Edge]
+) -> None:
+    from zentinel_devcluster.pki import CA
+    from zentinel_operator.core.certs import fingerprint_sha256
+
+    ca = CA.create("edge e2e CA")
+    ca_pem, ca_key = ca.pem()
+    kube.apply(certs.tls_secret("edge-ca", ca_pem, ca_key), namespace)
+    old_cert, old_key = certs.leaf(ca, [SAN], days=2)
+    clock = Clock("certificate 2 days from expiry", "TLS certificate renewal → rotation → pods serve the new one")
+    clock.inject()  # the expiring certificate is there from the start: detection is the first passes
+    kube.apply(certs.tls_secret("edge-tls", old_cert, old_key), namespace)
+    edge = edge_factory(tls=True, actions={"certificateRotation": {"mode": "Automatic"}})
+    assert {served_fingerprint(ip) for ip in edge.ips()} == {fingerprint_sha256(old_cert)}
+
+    inc = wait_for(lambda: edge.incident("CertificateExpiring"), timeout=60, interval=0.25, what="CertificateExpiring")
+    clock.mark("detect_s")
+    wait_for(
+        lambda: edge.record("CertificateExpiring", "certificateRotation", "Succeeded"), timeout=120, interval=0.25,
+        what="the rotation verified by a handshake",
+    )  # fmt: skip
+    clock.mark("mitigate_s")
+    new_cert = base64.b64decode((kube.get("secret", "edge-tls", namespace) or {})["data"]["tls.crt"])
+    assert fingerprint_sha256(new_cert) != fingerprint_sha256(old_cert)
+    wait_for(edge.all_ready, timeout=60, what="3 Ready pods")
+    assert {served_fingerprint(ip) for ip in edge.ips()} == {fingerprint_sha256(new_cert)}
+    clock.write(category="CertificateExpiring", severity=inc["status"]["severity"], action="certificateRotation (CA)")
+
+
+def served_fingerprint(ip: str) -> str | None:
+    import asyncio
+
+    from zentinel_operator.signals.tls_probe import served_certificate
+
+    probe = asyncio.run(served_certificate(ip, realpods.TLS_PORT, server_name=SAN, timeout=5))
+    assert probe.ok, probe
+    return probe.fingerprint
+
+
+# ----------------------------------------------------------------------------- traffic
+
+
+def test_a_flood_is_rate_limited_with_real_429s_and_reverted_after_the_ttl(edge_factory: Callable[..., Edge]) -> None:
+    edge = edge_factory(
+        actions={"rateLimit": {"mode": "Automatic", "ttl": "20s", "requestsPerSecond": 20, "burst": 20}}, rps=30
+    )
+    wait_proven_good(edge)
+    time.sleep(5)  # a baseline of normal traffic
+    clock = Clock("request flood", "DDoS / attack → route rate limit → Zentinel answers 429")
+    assert edge.traffic is not None
+
+    clock.inject()
+    edge.traffic.set_rate(400)
+    inc = wait_for(lambda: edge.incident("TrafficSpike"), timeout=60, interval=0.25, what="TrafficSpike")
+    clock.mark("detect_s")
+    rec = wait_for(
+        lambda: edge.record("TrafficSpike", "rateLimit", "Succeeded"), timeout=90, interval=0.25,
+        what="the rate limit verified",
+    )  # fmt: skip
+    clock.mark("mitigate_s")
+    before = edge.traffic.counts["429"]
+    wait_for(lambda: edge.traffic.counts["429"] > before + 50, timeout=30, what="real 429 answers under the flood")
+    edge.traffic.set_rate(30)
+    wait_for(
+        lambda: edge.record("TrafficSpike", "rateLimit", "Reverted"), timeout=90, interval=0.5,
+        what="the rate limit undone after its TTL",
+    )  # fmt: skip
+    clock.mark("reverted_s")
+    assert "rate-limit" not in edge.config_text()
+    clock.write(category="TrafficSpike", severity=inc["status"]["severity"], action=f"rateLimit ({rec['target']})")
+
+
+def test_connection_limits_are_lowered_on_the_live_proxy_and_reverted(edge_factory: Callable[..., Edge]) -> None:
+    limits = {"mode": "Automatic", "ttl": "20s", "maxTotalConnections": 500, "maxConnectionsPerClient": 50}
+    edge = edge_factory(actions={"connectionLimits": limits}, rps=30)
+    wait_proven_good(edge)
+    time.sleep(5)
+    clock = Clock("request flood, connection limits", "DDoS / resource limits → lower connection limits")
+    assert edge.traffic is not None
+
+    clock.inject()
+    edge.traffic.set_rate(400)
+    inc = wait_for(lambda: edge.incident("TrafficSpike"), timeout=60, interval=0.25, what="TrafficSpike")
+    clock.mark("detect_s")
+    wait_for(
+        lambda: edge.record("TrafficSpike", "connectionLimits", "Succeeded"), timeout=90, interval=0.25,
+        what="the connection limits verified on the live proxies",
+    )  # fmt: skip
+    clock.mark("mitigate_s")
+    for ip in edge.ips():
+        live = realpods.live_config(ip)["config"]["limits"]
+        assert (live["max_total_connections"], live["max_connections_per_client"]) == (500, 50)
+    edge.traffic.set_rate(30)
+
+    def original_limits() -> bool:
+        return all(realpods.live_config(ip)["config"]["limits"]["max_total_connections"] == 10_000 for ip in edge.ips())
+
+    wait_for(
+        original_limits,
+        timeout=90, interval=0.5, what="the original limits live again after the TTL",
+    )  # fmt: skip
+    clock.mark("reverted_s")
+    clock.write(category="TrafficSpike", severity=inc["status"]["severity"], action="connectionLimits (500 / 50)")
