@@ -260,6 +260,10 @@ def a_pass(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """One pass with the API faked: a snapshot, one open incident; every stage's I/O recorded or made to fail."""
     state: dict[str, Any] = {"fail": set(), "status": [], "events": [], "notifier": Notifier()}
     inc = incident("inc-1", Category.HEALTH_CHECK_FAILURE)
+    restarted = RemediationRecord(id="inc-1/2/restart", action="restart", mode="Automatic", state=rem.SUCCEEDED)
+    restarted.started_at = NOW - dt.timedelta(minutes=5)
+    inc.status.remediations = [restarted]
+    ledger = handler.ledger_of([inc])
 
     def stage(name: str, result: Any) -> Any:
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -277,7 +281,7 @@ def a_pass(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(zentinel_handlers, "gather", gather)
     monkeypatch.setattr(incidents, "record", stage("record", lambda: incidents.Recorded(open=[inc], all=[inc])))
-    monkeypatch.setattr(handler, "respond", stage("respond", lambda: handler.Responded(incidents=[inc])))
+    monkeypatch.setattr(handler, "respond", stage("respond", lambda: handler.Responded(incidents=[inc], ledger=ledger)))
     monkeypatch.setattr(evidence, "collect", stage("evidence", []))
     monkeypatch.setattr(zentinel_handlers, "_keep_revisions", stage("revisions", None))
 
@@ -323,6 +327,8 @@ async def test_a_failing_stage_is_reported_and_the_others_still_run(
     assert degraded(written)["status"] == "True" and degraded(written)["reason"] == reason
     assert degraded(written)["message"].endswith("ConfigMap forbidden (403)")
     assert written["health"] == "Degraded" and written["openIncidents"] == 1  # the rest of the status is there
+    # The actions already taken still count against the budget, whichever stage failed.
+    assert [e["id"] for e in written["remediations"]] == ["inc-1/2/restart"]
     assert a_pass["events"] == [("Zentinel", "PassDegraded")]
     # The next pass with the same failure: nothing new written, no second Event.
     again = await run_pass(a_pass, stored=written)
