@@ -161,7 +161,9 @@ async def reconcile(
             failed("Revisions", e)
 
     # Respond: plan, guard, act, verify, undo temporary changes (contained per incident inside).
-    responded = remediation.Responded(incidents=list(recorded.all) if recorded else [])
+    # Should the stage fail: the incidents as recorded, and the ledger their records make (budgets keep counting).
+    before = list(recorded.all) if recorded else []
+    responded = remediation.Responded(incidents=before, ledger=remediation.ledger_of(before))
     if snapshot is not None and recorded is not None:
         window = parse_duration(policy.remediation.budget.window)
         cluster_recent = sum(1 for stamps in ctx.cluster_actions.values() for t in stamps if now - t < window)
