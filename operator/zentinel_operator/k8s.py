@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from typing import Any
 
 import kubernetes
@@ -76,6 +77,60 @@ def is_not_found(e: Exception) -> bool:
 
 def is_conflict(e: Exception) -> bool:
     return isinstance(e, ApiException) and e.status == 409
+
+
+# Resource plurals as the API's Status details name them -> kinds, for messages a person reads.
+_KINDS = {
+    "deployments": "Deployment",
+    "configmaps": "ConfigMap",
+    "secrets": "Secret",
+    "pods": "Pod",
+    "events": "Event",
+    "poddisruptionbudgets": "PodDisruptionBudget",
+    "certificates": "Certificate",
+    "zentinels": "Zentinel",
+    "zentinelincidents": "ZentinelIncident",
+    "zentinelincidentpolicies": "ZentinelIncidentPolicy",
+}
+_STATUS_WORDS = {
+    "NotFound": "not found",
+    "AlreadyExists": "already exists",
+    "Conflict": "was changed concurrently (conflict)",
+    "Invalid": "is invalid",
+    "Forbidden": "forbidden",
+    "Unauthorized": "unauthorized",
+    "Gone": "gone",
+    "TooManyRequests": "throttled",
+    "Timeout": "timed out",
+    "ServerTimeout": "timed out",
+    "InternalError": "internal error",
+    "ServiceUnavailable": "unavailable",
+}
+
+
+def describe_error(e: BaseException) -> str:
+    """One line for a record, an event or a log: e.g. ``Deployment edge not found (404)``.
+
+    Built from the API's Status (kind, name, reason, code, the names of invalid fields), never from its
+    message text, which can quote submitted values: nothing a request carried ends up here.
+    """
+    if not isinstance(e, ApiException):
+        return type(e).__name__
+    try:
+        parsed = json.loads(e.body) if e.body else {}
+    except (TypeError, ValueError):
+        parsed = {}
+    body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+    details: dict[str, Any] = body["details"] if isinstance(body.get("details"), dict) else {}
+    kind = _KINDS.get(str(details.get("kind") or ""), str(details.get("kind") or "")) or "API request"
+    name = str(details.get("name") or "")
+    reason = str(body.get("reason") or "")
+    words = _STATUS_WORDS.get(reason) or (reason or str(e.reason or "failed")).lower()
+    text = f"{kind} {name} {words}" if name else f"{kind} {words}"
+    fields = [str(c["field"]) for c in details.get("causes") or [] if isinstance(c, dict) and c.get("field")]
+    if fields:
+        text += ": " + ", ".join(dict.fromkeys(fields))[:300]
+    return f"{text} ({e.status})" if e.status else text
 
 
 # ------------------------------------------------------------------ custom objects

@@ -193,12 +193,17 @@ def crash_all_on_bad_config(kube: Kube, namespace: str, good: str) -> Callable[[
         # rollout forever). A config still bad now means every listed pod started on it.
         if not bad():
             return
-        for pod in pods:
-            cs = (pod.get("status") or {}).get("containerStatuses") or [{}]
-            if pod["status"].get("phase") == "Running" and cs[0].get("state", {}).get("waiting") is None:
-                crash.crash_loop(kube, pod, restarts=3, message="Failed to load configuration file")
+        crash_running(kube, pods, message="Failed to load configuration file")
 
     return tick
+
+
+def crash_running(kube: Kube, pods: list[dict[str, Any]], message: str = "") -> None:
+    """Put every listed pod that runs into CrashLoopBackOff (those already crashing are left as they are)."""
+    for pod in pods:
+        cs = (pod.get("status") or {}).get("containerStatuses") or [{}]
+        if pod["status"].get("phase") == "Running" and cs[0].get("state", {}).get("waiting") is None:
+            crash.crash_loop(kube, pod, restarts=3, message=message)
 
 
 def test_bad_config_is_rolled_back_to_last_known_good(
@@ -232,7 +237,21 @@ def test_bad_config_is_rolled_back_to_last_known_good(
     assert sum(1 for r in inc["status"]["remediations"] if r["action"] == "configRollback") == 1
 
 
-def test_unproven_revision_is_not_rolled_back_and_escalates(
+def not_escalated(kube: Kube, namespace: str, category: str, seconds: float = 4) -> dict[str, Any]:
+    """The incident, after watching it for ``seconds``: still at the primary level, the secondary never paged."""
+    deadline = time.monotonic() + seconds
+    while True:
+        inc = incident(kube, namespace, category)
+        assert inc is not None
+        assert not is_true(inc, "Escalated"), condition(inc, "Escalated")
+        assert inc["status"]["escalationLevel"] == "primary"
+        assert [e["level"] for e in inc["status"]["escalations"]] == ["primary"]
+        if time.monotonic() >= deadline:
+            return inc
+        time.sleep(0.5)
+
+
+def test_unproven_revision_is_not_rolled_back_and_pages_nobody_past_the_primary(
     kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
 ) -> None:
     dp = start_edge(
@@ -241,14 +260,14 @@ def test_unproven_revision_is_not_rolled_back_and_escalates(
     wait_for(lambda: kube.status("zen", "edge", namespace).get("currentRevision"), timeout=60, what="first pass")
     kube.apply(configs.configmap("edge-config", BAD_BUT_PARSES), namespace)
     keepers.append(Keeper(dp, crash_all_on_bad_config(kube, namespace, configs.GOOD)))
-    inc = wait_for(
-        lambda: (i := incident(kube, namespace, "ProcessCrash")) and is_true(i, "Escalated") and i,
+    rec = wait_for(
+        lambda: record_where(kube, namespace, "ProcessCrash", action="configRollback", state="Refused"),
         timeout=90,
-        what="escalation instead of rollback",
+        what="the rollback refused",
     )
-    assert condition(inc, "Escalated")["reason"] == "RemediationRefused"
-    rec = next(r for r in inc["status"]["remediations"] if r["action"] == "configRollback")
-    assert rec["state"] == "Refused" and "never rolling back to an unproven config" in rec["reason"]
+    assert "never rolling back to an unproven config" in rec["reason"]
+    # A refusal is recorded; the response target, not the refusal, decides when the team lead is paged.
+    not_escalated(kube, namespace, "ProcessCrash")
     assert config_text(kube, namespace) == BAD_BUT_PARSES
     assert kube.status("zen", "edge", namespace).get("lastKnownGoodRevision") is None
 
@@ -374,7 +393,7 @@ def test_quorum_guard_refuses_an_ejection_leaving_too_few_targets(
     assert config_text(kube, namespace) == configs.GOOD
 
 
-def test_exhausted_budget_stops_actions_and_escalates(
+def test_exhausted_budget_stops_actions_and_pages_nobody_past_the_primary(
     kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
 ) -> None:
     start_edge(
@@ -386,15 +405,13 @@ def test_exhausted_budget_stops_actions_and_escalates(
     )
     pods = running_pods(kube, namespace, "app=edge", 3)
     crash.crash_loop(kube, pods[0], restarts=5)
-    inc = wait_for(
-        lambda: (i := incident(kube, namespace, "ProcessCrash")) and is_true(i, "Escalated") and i,
+    rec = wait_for(
+        lambda: record_where(kube, namespace, "ProcessCrash", action="restart", state="Refused"),
         timeout=60,
-        what="escalation on budget",
+        what="the restart refused on the budget",
     )
-    rec = next(r for r in inc["status"]["remediations"] if r["action"] == "restart")
-    assert rec["state"] == "Refused" and rec["reason"].startswith("budget exhausted")
-    assert condition(inc, "Escalated")["reason"] == "RemediationRefused"
-    time.sleep(2)
+    assert rec["reason"].startswith("budget exhausted")
+    not_escalated(kube, namespace, "ProcessCrash", seconds=2)
     uids = {p["metadata"]["uid"] for p in kube.list("pods", namespace, "app=edge")}
     assert pods[0]["metadata"]["uid"] in uids  # nothing was deleted
 
@@ -611,3 +628,127 @@ def test_an_action_made_but_not_yet_recorded_as_made_is_verified_not_redone(
     _, rec = restart_and_finish_rollback(kube, namespace, operator, "the rollback verified after the restart")
     assert rec["after"] == good_rev
     assert kube.get("deployment", "edge", namespace)["metadata"]["generation"] == generation  # type: ignore[index]
+
+
+# ------------------------------------------------------------- containment, escalation that means something
+def test_a_deployment_deleted_mid_rollback_fails_that_step_once_and_the_passes_go_on(
+    kube: Kube,
+    namespace: str,
+    operator: OperatorProcess,
+    dataplanes: list[Any],
+    keepers: list[Keeper],
+    in_process_api: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One pass driven in this process, so that the Deployment goes between the pass reading it and the rollback
+    rolling it: the API's 404 fails that step, with its reason. Then the operator's own passes go on."""
+    import asyncio
+
+    from zentinel_operator.handlers import remediation as respond_handler
+    from zentinel_operator.handlers import zentinel as zentinel_handlers
+    from zentinel_operator.signals.gather import GatherSettings
+
+    pending, good_rev = pending_rollback_then_stop(kube, namespace, operator, dataplanes, keepers)
+    name = incident(kube, namespace, "ProcessCrash")["metadata"]["name"]  # type: ignore[index]
+    kube.run("annotate", "zinc", name, "-n", namespace, "zentinel.io/approved-by=alice")
+    real_respond = respond_handler.respond
+
+    def delete_then_respond(**kwargs: Any) -> Any:
+        kube.run("delete", "deployment", "edge", "-n", namespace, "--wait=true")
+        wait_for(lambda: kube.get("deployment", "edge", namespace) is None, timeout=30, what="Deployment gone")
+        return real_respond(**kwargs)
+
+    monkeypatch.setattr(respond_handler, "respond", delete_then_respond)
+
+    async def one_pass() -> list[Any]:
+        ctx = zentinel_handlers.PassContext(gather=GatherSettings())
+        try:
+            return await zentinel_handlers.reconcile(
+                kube.get("zen", "edge", namespace) or {},
+                ctx=ctx,
+                policies=kube.list("zentinelincidentpolicies", namespace),
+            )
+        finally:
+            await ctx.close()
+
+    assert asyncio.run(one_pass()) == []  # a Failed step is the ladder's business, not a failed pass
+    rec = record_where(kube, namespace, "ProcessCrash", id=pending["id"])
+    assert rec is not None and rec["state"] == "Failed" and rec["failedIn"] == "Action"
+    assert rec["reason"] == "Deployment edge not found (404)"
+    assert config_revision(config_text(kube, namespace)) == good_rev  # the write before the rollout is recorded
+    assert rec["after"] == good_rev and rec["approvedBy"] == "alice"
+
+    # The operator's own passes: the ladder goes on past the failed step (nothing retries it), status and
+    # evidence are written, the incident's notifications are worked on; no pass fails.
+    operator.start()
+    page = wait_for(
+        lambda: record_where(kube, namespace, "ProcessCrash", action="page"),
+        timeout=60,
+        what="the ladder at its end",
+    )
+    assert page["state"] == "Refused" and "failed: configRollback" in page["reason"]
+    wait_for(
+        lambda: (kube.status("zen", "edge", namespace).get("summary") or {}).get("pods") == "no workload",
+        timeout=30,
+        what="the Zentinel's status written after the failure",
+    )
+    time.sleep(3)  # a few more passes
+    done = incident(kube, namespace, "ProcessCrash")
+    assert done is not None
+    rollbacks = [r for r in remediations(done) if r["action"] == "configRollback"]
+    assert [(r["state"], r["reason"]) for r in rollbacks] == [("Failed", "Deployment edge not found (404)")]
+    assert [e["phase"] for e in done["status"]["evidence"]].count("detection") >= 1
+    assert done["status"]["deliveries"], "no notification was worked on"
+    zen_status = kube.status("zen", "edge", namespace)
+    assert (condition({"status": zen_status}, "PassDegraded") or {}).get("status") == "False"
+    assert "failed with an exception" not in operator.logs()  # kopf's words for a pass that raised
+    not_escalated(kube, namespace, "ProcessCrash", seconds=1)
+
+
+def test_a_dry_run_only_ladder_does_not_page_the_secondary_before_the_response_target(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
+) -> None:
+    start_edge(
+        kube,
+        namespace,
+        dataplanes,
+        reload_mode="AutoReload",
+        setup=configs.upstream_health(("10.0.1.11:8000",)),
+        defaultMode="DryRun",
+        verifyTimeout="2s",
+    )
+    page = wait_for(
+        lambda: record_where(kube, namespace, "UpstreamFailure", action="page"),
+        timeout=90,
+        what="the ladder at its end",
+    )
+    assert page["state"] == "Refused"
+    assert "no real action ran and failed its verification (dry run: ejectTargets, restart)" in page["reason"]
+    inc = not_escalated(kube, namespace, "UpstreamFailure")
+    assert [(r["action"], r["state"]) for r in remediations(inc)] == [
+        ("ejectTargets", "DryRun"),
+        ("restart", "DryRun"),
+        ("page", "Refused"),
+    ]
+    assert config_text(kube, namespace) == configs.GOOD
+
+
+def test_a_real_action_that_did_not_recover_escalates_to_the_secondary(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
+) -> None:
+    dp = start_edge(kube, namespace, dataplanes, actions={"restart": {"mode": "Automatic"}}, verifyTimeout="4s")
+    keepers.append(Keeper(dp, lambda: crash_running(kube, kube.list("pods", namespace, "app=edge"))))
+    inc = wait_for(
+        lambda: (i := incident(kube, namespace, "ProcessCrash")) and is_true(i, "Escalated") and i,
+        timeout=120,
+        what="escalation after the restart did not help",
+    )
+    assert condition(inc, "Escalated")["reason"] == "RemediationExhausted"  # type: ignore[index]
+    assert "restart ran and verification showed no recovery" in condition(inc, "Escalated")["message"]  # type: ignore[index]
+    restart = next(r for r in remediations(inc) if r["action"] == "restart")
+    assert restart["state"] == "Failed" and restart["failedIn"] == "Verification"
+    assert restart["after"].startswith("deleted ")  # it really ran
+    assert [(e["level"], e["receivers"]) for e in inc["status"]["escalations"]] == [
+        ("primary", ["oncall"]),
+        ("secondary", ["lead"]),
+    ]

@@ -149,7 +149,8 @@ def test_config_caused_crash_rolls_back_to_last_known_good() -> None:
 
 def test_rollback_never_targets_an_unproven_revision() -> None:
     steps = rem.plan("inc-1", [], finding(Category.PROCESS_CRASH, config_caused=True), ctx(z=zen()))
-    assert kinds(steps) == [("record", "configRollback", "Refused"), ("escalate", "page", None)]
+    # Refused, recorded, and nobody paged past the primary for it (the response target decides that).
+    assert kinds(steps) == [("record", "configRollback", "Refused")]
     assert "never rolling back to an unproven config" in (steps[0].record.reason or "")  # type: ignore[union-attr]
 
 
@@ -213,7 +214,7 @@ def test_budget_per_zentinel_and_per_cluster() -> None:
     ledger = [RemediationLedgerEntry(action="restart", at=NOW - dt.timedelta(minutes=m)) for m in (5, 10, 15)]
     z = zen(lastKnownGoodRevision="aaaa", remediations=[e.model_dump(by_alias=True, mode="json") for e in ledger])
     steps = rem.plan("i", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(z=z))
-    assert kinds(steps) == [("record", "restart", "Refused"), ("escalate", "page", None)]
+    assert kinds(steps) == [("record", "restart", "Refused")]
     assert "budget exhausted: 3 actions" in (steps[0].record.reason or "")  # type: ignore[union-attr]
     old = [RemediationLedgerEntry(action="restart", at=NOW - dt.timedelta(hours=2))] * 5
     z_old = zen(remediations=[e.model_dump(by_alias=True, mode="json") for e in old])
@@ -267,7 +268,7 @@ def rec(action: rem.Action, step: int, state: str, minutes_ago: float, **kw: Any
     return RemediationRecord(
         id=f"i/{step}/{action.value}",
         action=action.value,
-        mode="Automatic",
+        mode=kw.pop("mode", "Automatic"),
         state=state,
         step=step,
         started_at=NOW - dt.timedelta(minutes=minutes_ago),
@@ -295,9 +296,17 @@ def test_a_record_left_running_is_resumed_without_a_second_guardrail_check() -> 
 
 
 def test_ladder_advances_after_a_failed_step_and_ends_with_a_page() -> None:
-    failed = rec(rem.Action.RESTART, 0, rem.FAILED, 5, finished_at=NOW - dt.timedelta(minutes=1))
+    failed = rec(
+        rem.Action.RESTART,
+        0,
+        rem.FAILED,
+        5,
+        finished_at=NOW - dt.timedelta(minutes=1),
+        failed_in=rem.FAILED_IN_VERIFICATION,
+    )
     steps = rem.plan("i", [failed], finding(Category.HEALTH_CHECK_FAILURE), ctx())
     assert kinds(steps) == [("escalate", "page", "Succeeded")]
+    assert steps[0].reason == "remediation did not recover: restart ran and verification showed no recovery"
     done = rem.plan("i", [failed, steps[0].record], finding(Category.HEALTH_CHECK_FAILURE), ctx())  # type: ignore[list-item]
     assert done == []
 
@@ -306,7 +315,10 @@ def test_success_gets_its_verify_window_before_the_next_rung() -> None:
     ok = rec(rem.Action.RESTART, 0, rem.SUCCEEDED, 2, finished_at=NOW - dt.timedelta(minutes=1))
     assert rem.plan("i", [ok], finding(Category.HEALTH_CHECK_FAILURE), ctx()) == []
     stale = rec(rem.Action.RESTART, 0, rem.SUCCEEDED, 10, finished_at=NOW - dt.timedelta(minutes=5))
-    assert kinds(rem.plan("i", [stale], finding(Category.HEALTH_CHECK_FAILURE), ctx()))[0][0] == "escalate"
+    # The next rung is the page; a step that verified is no ground to page past the primary.
+    assert kinds(rem.plan("i", [stale], finding(Category.HEALTH_CHECK_FAILURE), ctx())) == [
+        ("record", "page", "Refused")
+    ]
 
 
 def test_temporary_change_is_reverted_after_its_ttl_even_when_healthy() -> None:
@@ -345,7 +357,7 @@ def test_certificate_rotation_only_for_rotatable_issuers() -> None:
     assert kinds(steps) == [("execute", "certificateRotation", "Running")]
     assert steps[0].params["certificates"] == ["public"]
     external = rem.plan("i", [], finding(Category.CERTIFICATE_EXPIRING, subjects=("partner",)), ctx())
-    assert kinds(external) == [("escalate", "page", "Succeeded")]
+    assert kinds(external) == [("record", "page", "Refused")]  # nothing ran: the response target decides
 
 
 def test_plans_are_deterministic() -> None:
@@ -364,3 +376,94 @@ def test_a_record_left_running_that_no_longer_applies_is_not_carried_out() -> No
     assert steps[0].applies is False
     assert "does not follow a config change" in steps[0].reason
     assert steps[0].params == {}
+
+
+# ------------------------------------------------------------------ escalation that means something
+def stale(action: rem.Action, state: str, **kw: Any) -> RemediationRecord:
+    """A record whose verify window is over, so the planner moves on to the next rung (the page here)."""
+    return rec(action, 0, state, 10, finished_at=NOW - dt.timedelta(minutes=5), **kw)
+
+
+def page_after(*records: RemediationRecord) -> list[tuple[str, str | None, str | None]]:
+    return kinds(rem.plan("i", list(records), finding(Category.HEALTH_CHECK_FAILURE), ctx()))
+
+
+def test_a_dry_run_only_ladder_ends_without_paging_past_the_primary() -> None:
+    dry = stale(rem.Action.RESTART, rem.DRY_RUN, mode="DryRun")
+    steps = rem.plan("i", [dry], finding(Category.HEALTH_CHECK_FAILURE), ctx())
+    assert kinds(steps) == [("record", "page", "Refused")]
+    reason = steps[0].record.reason or ""  # type: ignore[union-attr]
+    assert "no real action ran and failed its verification (dry run: restart)" in reason
+    assert "secondary is paged at the response target" in reason
+    # The ladder is over: the next pass does nothing more (and pages nobody).
+    assert rem.plan("i", [dry, steps[0].record], finding(Category.HEALTH_CHECK_FAILURE), ctx()) == []  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("record", "escalates"),
+    [
+        # The demo's case: a dry run that itself failed.
+        (stale(rem.Action.RESTART, rem.FAILED, mode="DryRun", failed_in=rem.FAILED_IN_ACTION), False),
+        # Not carried out: the API refused it (the Deployment was gone).
+        (
+            stale(rem.Action.RESTART, rem.FAILED, failed_in=rem.FAILED_IN_ACTION, reason="Deployment edge not found"),
+            False,
+        ),
+        (stale(rem.Action.RESTART, rem.FAILED, failed_in=rem.FAILED_IN_REVERT), False),
+        (stale(rem.Action.RESTART, rem.REFUSED, reason="skip: the Deployment does not exist"), False),
+        (stale(rem.Action.RESTART, rem.REVERTED), False),
+        # Carried out, verified, no recovery.
+        (stale(rem.Action.RESTART, rem.FAILED, failed_in=rem.FAILED_IN_VERIFICATION), True),
+        # A dry run never escalates, even one marked as failed in verification.
+        (stale(rem.Action.RESTART, rem.FAILED, mode="DryRun", failed_in=rem.FAILED_IN_VERIFICATION), False),
+        # Written before failedIn existed: verification's own words tell.
+        (stale(rem.Action.RESTART, rem.FAILED, reason=f"rolling restart; {rem.NOT_RECOVERED_IN_PLACE}"), True),
+        (stale(rem.Action.RESTART, rem.FAILED, reason=rem.NOT_RECOVERED_NOT_IN_PLACE), True),
+        (stale(rem.Action.RESTART, rem.FAILED, reason="Deployment edge not found (404)"), False),
+    ],
+)
+def test_only_a_real_action_that_did_not_recover_escalates_at_the_end_of_the_ladder(
+    record: RemediationRecord, escalates: bool
+) -> None:
+    assert rem.failed_verification(record) is escalates
+    expected = ("escalate", "page", "Succeeded") if escalates else ("record", "page", "Refused")
+    assert page_after(record) == [expected]
+
+
+def test_a_page_record_is_never_grounds_for_escalation() -> None:
+    page = stale(rem.Action.PAGE, rem.FAILED, failed_in=rem.FAILED_IN_VERIFICATION)
+    assert not rem.failed_verification(page) and rem.ran_without_recovery([page]) == []
+
+
+def test_one_real_failure_among_dry_runs_and_refusals_is_enough() -> None:
+    records = [
+        rec(rem.Action.CONFIG_ROLLBACK, 0, rem.FAILED, 20, failed_in=rem.FAILED_IN_VERIFICATION),
+        rec(rem.Action.EJECT_TARGETS, 1, rem.DRY_RUN, 15, mode="DryRun"),
+        rec(rem.Action.RATE_LIMIT, 2, rem.REFUSED, 10, reason="skip: no route to limit"),
+    ]
+    assert rem.ran_without_recovery(records) == records[:1]
+    assert rem.escalation_message(records[:1]).startswith("remediation did not recover: configRollback ran")
+    text = rem.not_escalated_reason(records[1:])
+    assert "(dry run: ejectTargets; refused: rateLimit)" in text
+    assert "(no step applied)" in rem.not_escalated_reason([])
+
+
+def test_a_refusal_escalates_only_after_a_real_action_did_not_recover() -> None:
+    ledger = [RemediationLedgerEntry(action="restart", at=NOW - dt.timedelta(minutes=m)) for m in (5, 10, 15)]
+    z = zen(lastKnownGoodRevision="aaaa", remediations=[e.model_dump(by_alias=True, mode="json") for e in ledger])
+    spent = ctx(z=z)
+    alone = rem.plan("i", [], finding(Category.HEALTH_CHECK_FAILURE), spent)
+    assert kinds(alone) == [("record", "restart", "Refused")]
+    # UpstreamFailure: the ejection ran and did not help; the restart is refused on the budget: nothing is left.
+    ejected = rec(rem.Action.EJECT_TARGETS, 0, rem.FAILED, 10, failed_in=rem.FAILED_IN_VERIFICATION)
+    after = rem.plan("i", [ejected], finding(Category.UPSTREAM_FAILURE), spent)
+    assert kinds(after) == [("record", "restart", "Refused"), ("escalate", "page", None)]
+    assert "restart refused: budget exhausted" in after[1].reason
+    assert "ejectTargets ran and verification showed no recovery" in after[1].reason
+
+
+def test_a_verification_failure_names_why() -> None:
+    r = rec(rem.Action.RESTART, 0, rem.VERIFYING, 5, reason="rolling restart")
+    assert rem.verify_failure_reason(r, in_place=True) == f"rolling restart; {rem.NOT_RECOVERED_IN_PLACE}"
+    bare = r.model_copy(update={"reason": None})
+    assert rem.verify_failure_reason(bare, in_place=False) == rem.NOT_RECOVERED_NOT_IN_PLACE

@@ -69,6 +69,14 @@ REVERTED = "Reverted"
 WAITING = "Waiting"
 IN_FLIGHT = {RUNNING, VERIFYING}
 
+# Where a Failed step failed (RemediationRecord.failed_in).
+FAILED_IN_ACTION = "Action"  # not carried out: an API error, the executor's own refusal
+FAILED_IN_VERIFICATION = "Verification"  # carried out; the signal did not recover
+FAILED_IN_REVERT = "Revert"
+# The reasons verification gives when it fails (also how records written before failed_in existed are read).
+NOT_RECOVERED_IN_PLACE = "the change is in place but the signal persists"
+NOT_RECOVERED_NOT_IN_PLACE = "the change did not take effect in time"
+
 
 @dataclasses.dataclass(frozen=True)
 class Context:
@@ -349,13 +357,13 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
         action = Action(last.action)
         approved = last.model_copy(update={"approved_by": who, "started_at": now})
         if finding is None:
-            return steps + _refusal(action, approved, "skip", "approved, but the signal is gone", now)
+            return steps + _refusal(action, approved, "skip", "approved, but the signal is gone", now, records)
         ok, params, why_not = applicable(action, finding, ctx)
         kind, reason = guardrail(action, ctx, params) if ok else ("skip", why_not)
         if kind == "wait":
             return steps  # approved, but a cooldown or hold-off is on: it runs when that clears
         if kind is not None:
-            return steps + _refusal(action, approved, kind, reason, now)
+            return steps + _refusal(action, approved, kind, reason, now, records)
         _with_ttl(params, ctx.policy, action)
         steps.append(
             Step("execute", action, approved.model_copy(update={"state": RUNNING}), f"approved by {who}", params)
@@ -405,17 +413,24 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
             steps.append(Step("record", action, base.model_copy(update={"state": WAITING, "reason": reason})))
             return steps
         if kind == "skip":
-            steps += _refusal(action, base, kind, reason, now)
+            steps += _refusal(action, base, kind, reason, now, records)
             continue
         if kind == "refuse":
-            return steps + _refusal(action, base, kind, reason, now)
+            return steps + _refusal(action, base, kind, reason, now, records)
         if action == Action.PAGE:
+            grounds = ran_without_recovery(records)
+            if not grounds:
+                # Dry runs, refusals and actions that could not be carried out page nobody by themselves.
+                why = not_escalated_reason(records)
+                closing: dict[str, object] = {"state": REFUSED, "finished_at": now, "reason": why}
+                steps.append(Step("record", action, base.model_copy(update=closing)))
+                return steps
             steps.append(
                 Step(
                     "escalate",
                     action,
                     base.model_copy(update={"state": SUCCEEDED, "finished_at": now, "reason": "ladder exhausted"}),
-                    "every remediation step ran without recovery",
+                    escalation_message(grounds),
                 )
             )
             return steps
@@ -442,13 +457,71 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
     return steps
 
 
-def _refusal(action: Action, rec: RemediationRecord, kind: str, reason: str, now: dt.datetime) -> list[Step]:
-    """Record a refused step; 'skip' moves on to the next rung, 'refuse' escalates at once."""
+def _refusal(
+    action: Action,
+    rec: RemediationRecord,
+    kind: str,
+    reason: str,
+    now: dt.datetime,
+    records: Sequence[RemediationRecord],
+) -> list[Step]:
+    """Record a refused step; 'skip' moves on to the next rung, 'refuse' ends the ladder.
+
+    A refusal pages nobody by itself: it escalates past the primary only when an earlier real action
+    ran and did not help (then there is nothing left to try); otherwise the response target decides.
+    """
     text = f"skip: {reason}" if kind == "skip" else reason
     steps = [Step("record", action, rec.model_copy(update={"state": REFUSED, "reason": text, "finished_at": now}))]
-    if kind == "refuse":
-        steps.append(Step("escalate", Action.PAGE, None, f"{action.value} refused: {reason}"))
+    grounds = ran_without_recovery(records)
+    if kind == "refuse" and grounds:
+        message = f"{action.value} refused: {reason}; {escalation_message(grounds)}"
+        steps.append(Step("escalate", Action.PAGE, None, message))
     return steps
+
+
+def failed_verification(rec: RemediationRecord) -> bool:
+    """A real action (not a dry run, not refused, not a page) that was carried out and did not bring recovery."""
+    if rec.state != FAILED or rec.action == Action.PAGE.value or rec.mode == RemediationMode.DRY_RUN.value:
+        return False
+    if rec.failed_in is not None:
+        return rec.failed_in == FAILED_IN_VERIFICATION
+    # Written before failed_in existed: verification's own words say so.
+    reason = rec.reason or ""
+    return reason.endswith((NOT_RECOVERED_IN_PLACE, NOT_RECOVERED_NOT_IN_PLACE))
+
+
+def ran_without_recovery(records: Sequence[RemediationRecord]) -> list[RemediationRecord]:
+    """The grounds for escalating past the primary before the response target (empty: there are none)."""
+    return [r for r in records if failed_verification(r)]
+
+
+def escalation_message(grounds: Sequence[RemediationRecord]) -> str:
+    actions = ", ".join(dict.fromkeys(r.action for r in grounds))
+    return f"remediation did not recover: {actions} ran and verification showed no recovery"
+
+
+def not_escalated_reason(records: Sequence[RemediationRecord]) -> str:
+    """Why the end of the ladder pages nobody new: what was tried instead of a real, verified action."""
+    tried: dict[str, list[str]] = {}
+    for r in records:
+        if r.action == Action.PAGE.value:
+            continue
+        label = "dry run" if r.state == DRY_RUN or r.mode == RemediationMode.DRY_RUN.value else r.state.lower()
+        tried.setdefault(label, []).append(r.action)
+    what = "; ".join(f"{k}: {', '.join(dict.fromkeys(v))}" for k, v in tried.items()) or "no step applied"
+    return (
+        f"ladder ended without escalation: no real action ran and failed its verification ({what}); "
+        "the primary was paged at detection, the secondary is paged at the response target"
+    )
+
+
+def verify_failure_reason(rec: RemediationRecord, *, in_place: bool, live_gap: str | None = None) -> str:
+    """A Failed verification's reason: the record's own reason, then why it did not help (with what the
+    pods' ``/admin/config`` showed instead, when the change never reached the live processes)."""
+    why = NOT_RECOVERED_IN_PLACE if in_place else NOT_RECOVERED_NOT_IN_PLACE
+    if live_gap and not in_place:
+        why = f"not live on the pods ({live_gap}); {why}"
+    return f"{rec.reason}; {why}" if rec.reason else why
 
 
 def _with_ttl(params: dict[str, object], policy: ZentinelIncidentPolicySpec, action: Action) -> None:

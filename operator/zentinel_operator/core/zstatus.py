@@ -2,14 +2,66 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
-from ..models.common import Category, ConditionStatus, Severity
+from ..models.common import Category, Condition, ConditionStatus, Severity
 from ..models.incident import ZentinelIncident
 from ..models.zentinel import SignalSummary, ZentinelStatus
-from .conditions import set_condition
+from .conditions import get_condition, set_condition
+from .lifecycle import EventNote
 from .snapshot import Finding, Snapshot
+
+DEGRADED_CONDITION = "PassDegraded"
+MAX_FAILURE_MESSAGE = 2000
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class StageFailure:
+    """One stage of a pass that failed: ``Gather``, ``Incidents``, ``Revisions``, ``Remediation``, ``Evidence``,
+    ``Notifications`` or ``Status``; ``what`` names the object and the API's reason, never a secret value."""
+
+    stage: str
+    what: str
+
+
+def pass_condition(
+    conditions: Sequence[Condition],
+    failures: Sequence[StageFailure],
+    *,
+    now: dt.datetime,
+    generation: int | None,
+) -> tuple[list[Condition], EventNote | None]:
+    """``PassDegraded``: True while any stage of the pass fails, naming the stages and what failed.
+
+    Returns the new conditions and the Event to post: a Warning when the condition turns True or what
+    fails changes, a Normal one when it clears; None while nothing changes (no Event every interval).
+    """
+    old = get_condition(conditions, DEGRADED_CONDITION)
+    if not failures:
+        new = set_condition(
+            conditions,
+            DEGRADED_CONDITION,
+            False,
+            "AllStagesSucceeded",
+            "Every stage of the last pass succeeded",
+            now=now,
+            generation=generation,
+        )
+        if old is not None and old.status == ConditionStatus.TRUE:
+            return new, EventNote("PassRecovered", f"Every stage succeeded again (was: {old.message})")
+        return new, None
+    unique = sorted(set(failures))
+    stages = list(dict.fromkeys(f.stage for f in unique))
+    reason = ",".join(f"{stage}Failed" for stage in stages)
+    message = "; ".join(f"{f.stage.lower()}: {f.what}" for f in unique)
+    if len(message) > MAX_FAILURE_MESSAGE:
+        message = message[: MAX_FAILURE_MESSAGE - 1] + "…"
+    new = set_condition(conditions, DEGRADED_CONDITION, True, reason, message, now=now, generation=generation)
+    if old is not None and old.status == ConditionStatus.TRUE and old.message == message:
+        return new, None
+    return new, EventNote(DEGRADED_CONDITION, message, "Warning")
 
 
 def observable_categories(snapshot: Snapshot) -> set[Category]:

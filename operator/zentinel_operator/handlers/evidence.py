@@ -81,11 +81,13 @@ def collect(
     policy: ZentinelIncidentPolicySpec,
     now: dt.datetime,
     scrape: Scrape | None = None,
-) -> None:
+) -> list[str]:
     """Evidence at detection and at resolution, retention, and post-mortem drafts for one Zentinel's incidents.
 
-    Never raises: a failure is logged (without response bodies) and retried in the next pass.
+    Never raises: a failure is logged (without response bodies), returned (one line per incident, for the
+    Zentinel's status) and retried in the next pass.
     """
+    failures: list[str] = []
     gatherer = _Gatherer(zen, memory, policy, scrape or default_scrape, [i.metadata.name for i in recorded.all])
     seen: set[str] = set()
     for inc in recorded.all:
@@ -97,6 +99,8 @@ def collect(
             _one(inc, zen=zen, policy=policy, now=now, gatherer=gatherer)
         except Exception as e:  # one incident's trouble must not stop the others, nor the pass
             log.warning("evidence/post-mortem for %s/%s: %s", zen.metadata.namespace, name, evidence_io.api_error(e))
+            failures.append(f"{name}: {k8s.describe_error(e)}")
+    return failures
 
 
 def _one(

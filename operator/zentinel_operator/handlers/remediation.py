@@ -16,6 +16,7 @@ from ..core import remediation as rem
 from ..core import zconfig
 from ..core.patches import merge_patch
 from ..core.snapshot import Finding, Snapshot
+from ..models.common import Category
 from ..models.incident import RemediationRecord, ZentinelIncident, ZentinelIncidentStatus
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import RemediationLedgerEntry, Zentinel
@@ -31,6 +32,7 @@ class Responded:
     ledger: list[RemediationLedgerEntry] = dataclasses.field(default_factory=list)
     incidents: list[ZentinelIncident] = dataclasses.field(default_factory=list)
     awaiting_live: bool = False  # a config change awaits verification: the next gather reads /admin/config
+    failures: list[str] = dataclasses.field(default_factory=list)  # per incident, for the Zentinel's status
 
 
 def ledger_of(incidents: Sequence[ZentinelIncident]) -> list[RemediationLedgerEntry]:
@@ -102,13 +104,18 @@ def respond(
     valid_targets: dict[str, bool] = {}
     lkg = zen.status.last_known_good_revision
     if lkg:
-        text = executor.revision_text(zen, lkg)
+        try:
+            text = executor.revision_text(zen, lkg)
+        except Exception as e:  # unreadable now: not a target this pass (a rollback is refused, not attempted)
+            out.failures.append(f"saved revision {lkg}: {k8s.describe_error(e)}")
+            log.warning("remediation for %s/%s: %s", zen.metadata.namespace, zen.metadata.name, out.failures[-1])
+            text = None
         valid_targets[lkg] = text is not None and zconfig.check_config(text).valid
     all_incidents = list(incidents)
     for index, inc in enumerate(all_incidents):
         if inc.spec.source != "operator" or (not lc.is_open(inc.status) and not _still_acting(inc)):
             continue
-        ctx = rem.Context(
+        base = rem.Context(
             zentinel=zen.model_copy(
                 update={"status": zen.status.model_copy(update={"remediations": ledger_of(all_incidents)})}
             ),
@@ -120,16 +127,11 @@ def respond(
             config_changed_by_operator=config_changed_by_operator,
             approvals=approvals(inc),
         )
-        finding = by_cat.get(inc.spec.category) if lc.is_open(inc.status) else None
-        steps = rem.plan(inc.metadata.name, inc.status.remediations, finding, ctx)
-        if not steps:
-            continue
-        old = inc.status
-        st = old.model_copy(deep=True)
-        for step in steps:
-            st = _apply(step, inc, st, ectx, finding, policy, out)
-        _write(inc, old, st)
-        all_incidents[index] = inc.model_copy(update={"status": st})
+        try:
+            all_incidents[index] = _respond_one(inc, base, by_cat, ectx, out)
+        except Exception as e:  # one incident's trouble stops neither the others nor the pass
+            out.failures.append(f"{inc.metadata.name}: {k8s.describe_error(e)}")
+            log.warning("remediation of %s/%s failed: %s", inc.metadata.namespace, inc.metadata.name, out.failures[-1])
     out.incidents = all_incidents
     out.ledger = ledger_of(all_incidents)
     out.awaiting_live = zen.spec.config.verify_live and any(
@@ -138,6 +140,28 @@ def respond(
         for r in inc.status.remediations
     )
     return out
+
+
+def _respond_one(
+    inc: ZentinelIncident,
+    ctx: rem.Context,
+    by_cat: Mapping[Category, Finding],
+    ectx: executor.ExecContext,
+    out: Responded,
+) -> ZentinelIncident:
+    """Plan and carry out what one incident needs now; returns it with its new status (written)."""
+    finding = by_cat.get(inc.spec.category) if lc.is_open(inc.status) else None
+    steps = rem.plan(inc.metadata.name, inc.status.remediations, finding, ctx)
+    if not steps:
+        return inc
+    old = inc.status
+    st = old.model_copy(deep=True)
+    try:
+        for step in steps:
+            st = _apply(step, inc, st, ectx, finding, ctx.policy, out)
+    finally:
+        _write(inc, old, st)  # what the steps before a failure did is recorded, so nothing is done twice
+    return inc.model_copy(update={"status": st})
 
 
 def _still_acting(inc: ZentinelIncident) -> bool:
@@ -178,17 +202,8 @@ def _apply(
             updates["finished_at"] = now
             if state == rem.FAILED:
                 gap = None if in_place else executor.live_gap(rec, ectx)
-                updates["reason"] = (
-                    (rec.reason or "")
-                    + ("; " if rec.reason else "")
-                    + (
-                        "the change is in place but the signal persists"
-                        if in_place
-                        else f"not live on the pods in time: {gap}"
-                        if gap
-                        else "the change did not take effect in time"
-                    )
-                )
+                updates["reason"] = rem.verify_failure_reason(rec, in_place=in_place, live_gap=gap)
+                updates["failed_in"] = rem.FAILED_IN_VERIFICATION
         rec = rec.model_copy(update=updates)
         st.remediations = _replace(st.remediations, rec)
         if state == rem.SUCCEEDED:

@@ -22,12 +22,14 @@ from .. import k8s
 from .. import operator_metrics as metrics
 from ..core import lifecycle as lc
 from ..core.durations import parse_duration
+from ..core.lifecycle import EventNote
 from ..core.patches import merge_patch
 from ..core.revisions import HistoryUpdate, snapshot_name, update_history
 from ..core.selection import choose_policy
+from ..core.snapshot import Snapshot
 from ..core.triage import triage
-from ..core.zstatus import build_status, observable_categories
-from ..models import Zentinel
+from ..core.zstatus import StageFailure, build_status, observable_categories, pass_condition
+from ..models import API_VERSION, Zentinel
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import ZentinelStatus
 from ..remediation import executor
@@ -82,84 +84,160 @@ def policy_for(zen: Zentinel, policies: Sequence[Mapping[str, Any]]) -> tuple[st
 
 async def reconcile(
     body: Mapping[str, Any], *, ctx: PassContext, policies: Sequence[Mapping[str, Any]], now: dt.datetime | None = None
-) -> None:
+) -> list[StageFailure]:
+    """One pass. Each stage is contained: one that fails is reported (a ``PassDegraded`` condition and a
+    Warning Event on the Zentinel) and the others still run, on what could be observed. Returns the failures."""
     started = time.monotonic()
     zen = parse(body)
+    ns, name = zen.metadata.namespace, zen.metadata.name
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     _, policy = policy_for(zen, policies)
-    memory = ctx.memory(zen.metadata.namespace, zen.metadata.name)
-    snapshot = await gather(zen, memory, now=now, settings=ctx.gather, session=ctx.http(), prometheus=ctx.prometheus)
-    findings = triage(snapshot, policy.thresholds)
+    memory = ctx.memory(ns, name)
+    failures: list[StageFailure] = []
+
+    def failed(stage: str, e: BaseException, what: str = "") -> None:
+        text = f"{what}: {k8s.describe_error(e)}" if what else k8s.describe_error(e)
+        failures.append(StageFailure(stage, text))
+        log.warning("%s/%s: pass stage %s failed: %s", ns, name, stage, text)
+
+    # Observe. Without the workload there is no snapshot: the signals are unknown this pass (never healthy),
+    # but incidents still get their escalation timers and people's input, and notifications still go out.
+    gaps: list[str] = []
+    snapshot: Snapshot | None = None
+    try:
+        snapshot = await gather(
+            zen, memory, now=now, settings=ctx.gather, session=ctx.http(), prometheus=ctx.prometheus, failures=gaps
+        )
+    except Exception as e:
+        failed("Gather", e, "workload")
+    failures += [StageFailure("Gather", g) for g in gaps]
+    findings = triage(snapshot, policy.thresholds) if snapshot is not None else []
     if ctx.alerts is not None:
-        findings = ctx.alerts.merge(zen.metadata.namespace, zen.metadata.name, findings)
-    observable = observable_categories(snapshot)
-    recorded = await asyncio.to_thread(
-        incidents.record,
-        namespace=zen.metadata.namespace,
-        zentinel=zen.metadata.name,
-        zentinel_obj=dict(body),
-        policy=policy,
-        findings=findings,
-        observable=observable,
-        now=now,
-        alerts=ctx.alerts,
-    )
-    metrics.observe(recorded.metrics)
+        findings = ctx.alerts.merge(ns, name, findings)
+    observable = observable_categories(snapshot) if snapshot is not None else set()
+    recorded: incidents.Recorded | None = None
+    try:
+        recorded = await asyncio.to_thread(
+            incidents.record,
+            namespace=ns,
+            zentinel=name,
+            zentinel_obj=dict(body),
+            policy=policy,
+            findings=findings,
+            observable=observable,
+            now=now,
+            alerts=ctx.alerts,
+        )
+        metrics.observe(recorded.metrics)
+    except Exception as e:
+        failed("Incidents", e)
 
     # Config history: keep a copy of every revision; prove revisions good before trusting them.
-    cfg = snapshot.config
-    hist = update_history(
-        zen.status.revisions,
-        zentinel=zen.metadata.name,
-        current=cfg.revision if cfg and cfg.present else None,
-        current_valid=bool(cfg and cfg.present and cfg.valid),
-        snapshot=snapshot,
-        open_incidents=len(recorded.open),
-        now=now,
-        proven_good_after=policy.remediation.proven_good_after,
-        limit=policy.remediation.config_history_limit,
-        last_known_good=zen.status.last_known_good_revision,
-    )
-    await asyncio.to_thread(_keep_revisions, zen, hist, memory.config_text)
-    zen_now = zen.model_copy(
-        update={
-            "status": zen.status.model_copy(
-                update={"revisions": hist.revisions, "last_known_good_revision": hist.last_known_good}
+    zen_now = zen
+    cfg = snapshot.config if snapshot is not None else None
+    if snapshot is not None and recorded is not None:
+        hist = update_history(
+            zen.status.revisions,
+            zentinel=name,
+            current=cfg.revision if cfg and cfg.present else None,
+            current_valid=bool(cfg and cfg.present and cfg.valid),
+            snapshot=snapshot,
+            open_incidents=len(recorded.open),
+            now=now,
+            proven_good_after=policy.remediation.proven_good_after,
+            limit=policy.remediation.config_history_limit,
+            last_known_good=zen.status.last_known_good_revision,
+        )
+        try:
+            await asyncio.to_thread(_keep_revisions, zen, hist, memory.config_text)
+            zen_now = zen.model_copy(
+                update={
+                    "status": zen.status.model_copy(
+                        update={"revisions": hist.revisions, "last_known_good_revision": hist.last_known_good}
+                    )
+                }
             )
-        }
-    )
+        except Exception as e:  # the history stays as it was; the next pass tries again
+            failed("Revisions", e)
 
-    # Respond: plan, guard, act, verify, undo temporary changes.
-    window = parse_duration(policy.remediation.budget.window)
-    cluster_recent = sum(1 for stamps in ctx.cluster_actions.values() for t in stamps if now - t < window)
-    responded = await asyncio.to_thread(
-        remediation.respond,
-        zen=zen_now,
-        deployment=memory.deployment,
-        snapshot=snapshot,
-        findings=findings,
-        policy=policy,
-        incidents=recorded.all,
-        now=now,
-        cluster_recent=cluster_recent,
-        config_changed_by_operator=memory.config_written_by_operator,
-    )
-    ctx.cluster_actions[(zen.metadata.namespace, zen.metadata.name)] = [e.at for e in responded.ledger]
-    memory.want_live_config = responded.awaiting_live
-    # Keep the evidence (detection, resolution), draft post-mortems, enforce retention.
-    await asyncio.to_thread(evidence.collect, zen=zen_now, recorded=recorded, memory=memory, policy=policy, now=now)
-    open_now = [i for i in responded.incidents if lc.is_open(i.status)]
-    for name, note in [*recorded.notifications, *responded.notifications]:
-        log.info("%s: %s to %s (%s)", name, note.event, ",".join(note.receivers) or "nobody", note.level)
-    if ctx.notifier is not None:
-        # Level-based: open and resolved incidents, so a restarted operator sends what it still owes.
-        for incident in responded.incidents:
-            await ctx.notifier.sync(zen.metadata.namespace, incident, policy)
-    status = build_status(zen_now.status, snapshot, findings, open_now, now=now, generation=zen.metadata.generation)
-    status.current_revision = cfg.revision if cfg and cfg.present else None
-    status.remediations = responded.ledger[-20:]
-    await write_status(zen.metadata.namespace, zen.metadata.name, dict(body.get("status") or {}), status)
+    # Respond: plan, guard, act, verify, undo temporary changes (contained per incident inside).
+    # Should the stage fail: the incidents as recorded, and the ledger their records make (budgets keep counting).
+    before = list(recorded.all) if recorded else []
+    responded = remediation.Responded(incidents=before, ledger=remediation.ledger_of(before))
+    if snapshot is not None and recorded is not None:
+        window = parse_duration(policy.remediation.budget.window)
+        cluster_recent = sum(1 for stamps in ctx.cluster_actions.values() for t in stamps if now - t < window)
+        try:
+            responded = await asyncio.to_thread(
+                remediation.respond,
+                zen=zen_now,
+                deployment=memory.deployment,
+                snapshot=snapshot,
+                findings=findings,
+                policy=policy,
+                incidents=recorded.all,
+                now=now,
+                cluster_recent=cluster_recent,
+                config_changed_by_operator=memory.config_written_by_operator,
+            )
+            ctx.cluster_actions[(ns, name)] = [e.at for e in responded.ledger]
+            memory.want_live_config = responded.awaiting_live
+        except Exception as e:
+            failed("Remediation", e)
+        failures += [StageFailure("Remediation", f) for f in responded.failures]
+
+    if recorded is not None:
+        # Keep the evidence (detection, resolution), draft post-mortems, enforce retention.
+        try:
+            gaps = await asyncio.to_thread(
+                evidence.collect, zen=zen_now, recorded=recorded, memory=memory, policy=policy, now=now
+            )
+            failures += [StageFailure("Evidence", g) for g in gaps]
+        except Exception as e:
+            failed("Evidence", e)
+        for note_name, note in [*recorded.notifications, *responded.notifications]:
+            log.info("%s: %s to %s (%s)", note_name, note.event, ",".join(note.receivers) or "nobody", note.level)
+        if ctx.notifier is not None:
+            # Level-based: open and resolved incidents, so a restarted operator sends what it still owes.
+            for incident in responded.incidents:
+                try:
+                    await ctx.notifier.sync(ns, incident, policy)
+                except Exception as e:
+                    failed("Notifications", e, incident.metadata.name)
+
+    if snapshot is not None and recorded is not None:
+        open_now = [i for i in responded.incidents if lc.is_open(i.status)]
+        status = build_status(zen_now.status, snapshot, findings, open_now, now=now, generation=zen.metadata.generation)
+        status.current_revision = cfg.revision if cfg and cfg.present else None
+        status.remediations = responded.ledger[-20:]
+    else:  # what was known stays; only the condition says this pass could not see or record
+        status = zen_now.status.model_copy(deep=True)
+    status.conditions, event = pass_condition(status.conditions, failures, now=now, generation=zen.metadata.generation)
+    try:
+        await write_status(ns, name, dict(body.get("status") or {}), status)
+    except Exception as e:
+        failed("Status", e)
+        # Not in the status, then, but in an Event: against the condition as computed, what fails now differs.
+        _, event = pass_condition(status.conditions, failures, now=now, generation=zen.metadata.generation)
+    if event is not None:
+        await asyncio.to_thread(_post_event, body, event, now)
+    if failures:
+        metrics.PASS_ERRORS.inc()
     metrics.PASS_SECONDS.observe(time.monotonic() - started)
+    return failures
+
+
+def _post_event(body: Mapping[str, Any], event: EventNote, now: dt.datetime) -> None:
+    meta = body.get("metadata") or {}
+    involved = {
+        "apiVersion": body.get("apiVersion") or API_VERSION,
+        "kind": "Zentinel",
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid")},
+    }
+    try:
+        k8s.post_event(involved, reason=event.reason, message=event.message, type_=event.type, now=now)
+    except Exception as e:  # events are best effort; the condition is the record
+        log.warning("could not post event %s: %s", event.reason, k8s.describe_error(e))
 
 
 def _keep_revisions(zen: Zentinel, hist: HistoryUpdate, text: str | None) -> None:

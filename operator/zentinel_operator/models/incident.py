@@ -115,6 +115,12 @@ class RemediationRecord(KModel):
         default=None, description="What it takes to undo a temporary config edit (anchored on the KDL, not offsets)."
     )
     verified_at: dt.datetime | None = Field(default=None, description="When its effect was seen in place.")
+    failed_in: str | None = Field(
+        default=None,
+        description="Where a `Failed` step failed: `Action` (it could not be carried out, e.g. an API error), "
+        "`Verification` (it was carried out and the signal did not recover) or `Revert` (undoing it failed). "
+        "Only a `Verification` failure of a real action escalates past the primary before the response target.",
+    )
     approved_by: str | None = Field(default=None, description="Who approved it (NeedsApproval).")
 
 

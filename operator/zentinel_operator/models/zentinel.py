@@ -185,7 +185,8 @@ class ZentinelStatus(KModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="`Healthy`, `ConfigValid`, `CertificatesValid`, `UpstreamsHealthy`.",
+        description="`Healthy`, `ConfigValid`, `CertificatesValid`, `UpstreamsHealthy`, `PassDegraded` (a stage of the "
+        "last pass failed: which, and why).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     summary: SignalSummary | None = Field(default=None, description="Latest signals at a glance.")

@@ -13,6 +13,9 @@ import datetime as dt
 import logging
 from typing import Any
 
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
 from .. import k8s
 from ..core import liveconfig, zconfig
 from ..core.certs import (
@@ -29,6 +32,8 @@ from ..core.remediation import (
     CONFIG_ACTIONS,
     DRY_RUN,
     FAILED,
+    FAILED_IN_ACTION,
+    FAILED_IN_REVERT,
     REVERTED,
     VERIFYING,
     Action,
@@ -418,93 +423,110 @@ def _dry_run(rec: RemediationRecord, *, diff: str, before: str, after: str, now:
     return rec.model_copy(update={"diff": diff, "before": before, "after": after, "finished_at": now, "reason": reason})
 
 
+def failure_reason(e: BaseException) -> str:
+    """Why an action could not be carried out, for its record and event: never a secret value."""
+    if isinstance(e, ActionError | zconfig.ConfigEditError):
+        return str(e)[:1000]
+    if isinstance(e, ApiException):
+        return k8s.describe_error(e)
+    if isinstance(e, urllib3.exceptions.HTTPError):
+        return f"the API server could not be reached ({type(e).__name__})"
+    return f"unexpected error ({type(e).__name__})"
+
+
+def failed(rec: RemediationRecord, e: BaseException, *, now: dt.datetime, stage: str) -> RemediationRecord:
+    """``rec`` as a terminal Failed record (the ladder moves on; nothing retries it every pass)."""
+    reason = failure_reason(e)
+    if isinstance(e, ActionError | zconfig.ConfigEditError | ApiException | urllib3.exceptions.HTTPError):
+        log.warning("remediation %s failed: %s", rec.id, reason)
+    else:  # a bug: keep the traceback (exception messages here carry names, never secret values)
+        log.error("remediation %s failed: %s", rec.id, reason, exc_info=e)
+    return rec.model_copy(update={"state": FAILED, "reason": reason, "finished_at": now, "failed_in": stage})
+
+
 def execute(step: Step, ctx: ExecContext) -> RemediationRecord:
-    """Run (or dry-run) ``step``; the returned record is Verifying, DryRun or Failed."""
+    """Run (or dry-run) ``step``; the returned record is Verifying, DryRun or Failed, never an exception.
+
+    An API error (the Deployment is gone, a conflict, an invalid patch) fails this step with its reason;
+    what was learned before it (diff, revisions) is kept on the record, since part of a change may be made.
+    """
+    assert step.record is not None
+    progress: dict[str, Any] = {}
+    try:
+        return _execute(step, ctx, progress)
+    except Exception as e:
+        return failed(step.record.model_copy(update=progress), e, now=ctx.now, stage=FAILED_IN_ACTION)
+
+
+def _execute(step: Step, ctx: ExecContext, progress: dict[str, Any]) -> RemediationRecord:
     assert step.record is not None and step.action is not None
     rec = step.record
     dry = rec.state == DRY_RUN
     action = step.action
     now = ctx.now
-    try:
-        if action == Action.CONFIG_ROLLBACK:
-            target = str(step.params["target"])
-            good = revision_text(ctx.zen, target)
-            if good is None:
-                raise ActionError(f"the saved copy of revision {target} is gone")
-            current, _ = read_config(ctx.zen)
-            diff = zconfig.unified_diff(current, good, ctx.zen.spec.config.key)
-            before = zconfig.config_revision(current)
-            if dry:
-                return _dry_run(rec, diff=diff, before=before, after=target, now=now)
-            save_revision(ctx.zen, before, current)  # the bad revision stays retrievable
-            _, after, how = write_config(ctx.zen, good, rec.id)
-            return rec.model_copy(
-                update={
-                    "state": VERIFYING,
-                    "diff": diff,
-                    "before": before,
-                    "after": after,
-                    "reason": f"rolled back to last known good; delivered by {how}",
-                }
-            )
-        if action in (Action.EJECT_TARGETS, Action.RATE_LIMIT, Action.CONNECTION_LIMITS):
-            current, _ = read_config(ctx.zen)
-            new, diff, undos = _edit_text(action, current, step, ctx)
-            before = zconfig.config_revision(current)
-            after = zconfig.config_revision(new)
-            ttl = float(str(step.params.get("ttl_seconds", 0) or 0))
-            revert_at = now + dt.timedelta(seconds=ttl) if ttl else None
-            if dry:
-                return _dry_run(rec, diff=diff, before=before, after=after, now=now)
-            _, after, how = write_config(ctx.zen, new, rec.id)
-            return rec.model_copy(
-                update={
-                    "state": VERIFYING,
-                    "diff": diff,
-                    "before": before,
-                    "after": after,
-                    "undo": {"edits": undos},
-                    "revert_at": revert_at,
-                    "reason": f"temporary change, delivered by {how}",
-                }
-            )
-        if action == Action.RESTART:
-            target, before, after = _restart(step, ctx, dry)
-            return rec.model_copy(
-                update={
-                    "state": DRY_RUN if dry else VERIFYING,
-                    "target": target,
-                    "before": before,
-                    "after": after,
-                    "diff": f"would {after}" if dry else None,
-                    "finished_at": now if dry else None,
-                }
-            )
-        if action == Action.MEMORY_LIMIT:
-            before, after = _memory(step, ctx, dry)
-            return rec.model_copy(
-                update={
-                    "state": DRY_RUN if dry else VERIFYING,
-                    "before": before,
-                    "after": after,
-                    "diff": f"resources.limits.memory: {before} -> {after}",
-                    "finished_at": now if dry else None,
-                }
-            )
-        if action == Action.CERTIFICATE_ROTATION:
-            before, after, fps = _rotate(step, ctx, dry)
-            return rec.model_copy(
-                update={
-                    "state": DRY_RUN if dry else VERIFYING,
-                    "before": before,
-                    "after": after,
-                    "diff": f"would install a new certificate ({after})" if dry else None,
-                    "undo": {"fingerprints": fps} if fps else None,
-                    "finished_at": now if dry else None,
-                }
-            )
-    except (ActionError, zconfig.ConfigEditError) as e:
-        return rec.model_copy(update={"state": FAILED, "reason": str(e)[:1000], "finished_at": now})
+    if action == Action.CONFIG_ROLLBACK:
+        target = str(step.params["target"])
+        good = revision_text(ctx.zen, target)
+        if good is None:
+            raise ActionError(f"the saved copy of revision {target} is gone")
+        current, _ = read_config(ctx.zen)
+        diff = zconfig.unified_diff(current, good, ctx.zen.spec.config.key)
+        before = zconfig.config_revision(current)
+        if dry:
+            return _dry_run(rec, diff=diff, before=before, after=target, now=now)
+        progress.update(diff=diff, before=before, after=target)
+        save_revision(ctx.zen, before, current)  # the bad revision stays retrievable
+        _, after, how = write_config(ctx.zen, good, rec.id)
+        reason = f"rolled back to last known good; delivered by {how}"
+        return rec.model_copy(update={**progress, "state": VERIFYING, "after": after, "reason": reason})
+    if action in (Action.EJECT_TARGETS, Action.RATE_LIMIT, Action.CONNECTION_LIMITS):
+        current, _ = read_config(ctx.zen)
+        new, diff, undos = _edit_text(action, current, step, ctx)
+        before = zconfig.config_revision(current)
+        after = zconfig.config_revision(new)
+        ttl = float(str(step.params.get("ttl_seconds", 0) or 0))
+        revert_at = now + dt.timedelta(seconds=ttl) if ttl else None
+        if dry:
+            return _dry_run(rec, diff=diff, before=before, after=after, now=now)
+        progress.update(diff=diff, before=before, after=after, undo={"edits": undos}, revert_at=revert_at)
+        _, after, how = write_config(ctx.zen, new, rec.id)
+        reason = f"temporary change, delivered by {how}"
+        return rec.model_copy(update={**progress, "state": VERIFYING, "after": after, "reason": reason})
+    if action == Action.RESTART:
+        target, before, after = _restart(step, ctx, dry)
+        return rec.model_copy(
+            update={
+                "state": DRY_RUN if dry else VERIFYING,
+                "target": target,
+                "before": before,
+                "after": after,
+                "diff": f"would {after}" if dry else None,
+                "finished_at": now if dry else None,
+            }
+        )
+    if action == Action.MEMORY_LIMIT:
+        before, after = _memory(step, ctx, dry)
+        return rec.model_copy(
+            update={
+                "state": DRY_RUN if dry else VERIFYING,
+                "before": before,
+                "after": after,
+                "diff": f"resources.limits.memory: {before} -> {after}",
+                "finished_at": now if dry else None,
+            }
+        )
+    if action == Action.CERTIFICATE_ROTATION:
+        before, after, fps = _rotate(step, ctx, dry)
+        return rec.model_copy(
+            update={
+                "state": DRY_RUN if dry else VERIFYING,
+                "before": before,
+                "after": after,
+                "diff": f"would install a new certificate ({after})" if dry else None,
+                "undo": {"fingerprints": fps} if fps else None,
+                "finished_at": now if dry else None,
+            }
+        )
     raise AssertionError(action)
 
 
@@ -615,15 +637,9 @@ def revert(rec: RemediationRecord, ctx: ExecContext) -> RemediationRecord:
         diff = zconfig.unified_diff(current, new, ctx.zen.spec.config.key)
         if new != current:
             write_config(ctx.zen, new, rec.id + "/revert")
-    except (ActionError, zconfig.ConfigEditError, ValueError) as e:
-        return rec.model_copy(
-            update={
-                "reason": f"revert failed: {str(e)[:500]}",
-                "finished_at": ctx.now,
-                "state": FAILED,
-                "revert_at": None,
-            }
-        )
+    except Exception as e:  # an API error as much as an edit that no longer applies: terminal, not retried each pass
+        out = failed(rec, e, now=ctx.now, stage=FAILED_IN_REVERT)
+        return out.model_copy(update={"reason": f"revert failed: {(out.reason or '')[:500]}", "revert_at": None})
     return rec.model_copy(
         update={
             "state": REVERTED,

@@ -13,7 +13,8 @@ import base64
 import dataclasses
 import datetime as dt
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .. import k8s
 from ..core.certs import fingerprint_sha256, inspect_tls_secret, read_tls_secret
@@ -38,6 +39,7 @@ from .prometheus import PrometheusSource
 from .scrape import fetch_many
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -185,8 +187,22 @@ def _certificates(zen: Zentinel, now: dt.datetime) -> tuple[CertificateSignal, .
     return tuple(signals)
 
 
-def _kube_part(zen: Zentinel, memory: PassMemory, now: dt.datetime, settings: GatherSettings) -> dict[str, Any]:
+def _part(failures: list[str], what: str, read: Callable[[], T], unknown: T) -> T:
+    """One part of the snapshot; a part that cannot be read is unknown (never healthy), and said so."""
+    try:
+        return read()
+    except Exception as e:
+        failures.append(f"{what}: {k8s.describe_error(e)}")
+        log.warning("gather %s", failures[-1])
+        return unknown
+
+
+def _kube_part(
+    zen: Zentinel, memory: PassMemory, now: dt.datetime, settings: GatherSettings, failures: list[str]
+) -> dict[str, Any]:
+    """The workload and its pods (without them there is no snapshot: this raises), then the optional parts."""
     ns = zen.metadata.namespace
+    no_certificates: tuple[CertificateSignal, ...] = ()
     deployment = k8s.get_deployment(ns, zen.spec.workload.name)
     memory.deployment = deployment
     workload, pods, raw = _pods(zen, deployment, memory)
@@ -196,8 +212,8 @@ def _kube_part(zen: Zentinel, memory: PassMemory, now: dt.datetime, settings: Ga
         "pods": pods,
         "raw_pods": raw,
         "logs": _logs(ns, pods, settings.log_tail_lines),
-        "config": _config(zen, memory, now),
-        "certificates": _certificates(zen, now),
+        "config": _part(failures, "config", lambda: _config(zen, memory, now), None),
+        "certificates": _part(failures, "certificates", lambda: _certificates(zen, now), no_certificates),
     }
 
 
@@ -353,11 +369,30 @@ async def gather(
     settings: GatherSettings,
     session: Any = None,
     prometheus: PrometheusSource | None = None,
+    failures: list[str] | None = None,
 ) -> Snapshot:
-    kube = await asyncio.to_thread(_kube_part, zen, memory, now, settings)
-    certificates = await _served(zen, kube["pods"], kube["certificates"], settings.scrape_timeout)
-    metrics, upstreams = await _admin(zen, kube["pods"], memory, now, settings, session, prometheus)
-    live = await _live_configs(zen, kube["pods"], settings, session) if memory.want_live_config else ()
+    """Observe one Zentinel. Parts that fail are left unknown and described in ``failures``."""
+    failures = [] if failures is None else failures
+    kube = await asyncio.to_thread(_kube_part, zen, memory, now, settings, failures)
+    try:
+        certificates = await _served(zen, kube["pods"], kube["certificates"], settings.scrape_timeout)
+    except Exception as e:
+        failures.append(f"served certificates: {k8s.describe_error(e)}")
+        log.warning("gather %s", failures[-1])
+        certificates = kube["certificates"]
+    try:
+        metrics, upstreams = await _admin(zen, kube["pods"], memory, now, settings, session, prometheus)
+    except Exception as e:
+        failures.append(f"admin endpoints: {k8s.describe_error(e)}")
+        log.warning("gather %s", failures[-1])
+        metrics, upstreams = None, None
+    live: tuple[LiveConfig, ...] = ()
+    if memory.want_live_config:
+        try:
+            live = await _live_configs(zen, kube["pods"], settings, session)
+        except Exception as e:
+            failures.append(f"live configs: {k8s.describe_error(e)}")
+            log.warning("gather %s", failures[-1])
     return Snapshot(
         namespace=zen.metadata.namespace,
         zentinel=zen.metadata.name,
