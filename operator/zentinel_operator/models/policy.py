@@ -12,7 +12,17 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from .common import Condition, CRDInfo, Duration, KModel, LabelSelector, Meta, SecretKeyRef, Severity
+from .common import (
+    QUANTITY_PATTERN,
+    Condition,
+    CRDInfo,
+    Duration,
+    KModel,
+    LabelSelector,
+    Meta,
+    SecretKeyRef,
+    Severity,
+)
 
 
 class Ladder(KModel):
@@ -193,8 +203,8 @@ class MemoryLimitPolicy(ActionPolicy):
     factor: float = Field(default=1.5, gt=1, le=10, description="Multiply the container memory limit by this.")
     cap: str = Field(
         default="4Gi",
-        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$",
-        description="Never raise the limit above this quantity.",
+        pattern=QUANTITY_PATTERN,
+        description="Never raise the limit above this quantity (any Kubernetes quantity: `4Gi`, `1Pi`, `5e9`).",
     )
 
 
