@@ -94,7 +94,7 @@ def test_crash_loop_opens_one_sev1_incident_shown_by_kubectl(
     zen_out = kube.run("get", "zentinel", "-n", namespace).stdout
     assert "zentinel.zentinel.io/edge" in zen_out and "zentinelincident.zentinel.io/inc-" in zen_out
     zen_row = kube.run("get", "zen", "edge", "-n", namespace).stdout.splitlines()
-    assert zen_row[0].split()[:4] == ["NAME", "WORKLOAD", "HEALTH", "OPEN"]
+    assert zen_row[0].split() == ["NAME", "WORKLOAD", "READY", "HEALTH", "OPEN", "PODS", "PAUSED", "AGE"]
     wait_for(
         lambda: "Down" in kube.run("get", "zen", "edge", "-n", namespace).stdout,
         timeout=30,
