@@ -17,10 +17,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# Dependencies first: this layer is rebuilt only when the lock changes.
+# Dependencies first: this layer is rebuilt only when the lock changes. The lock pins every file by
+# its sha256 (regenerate it with scripts/lock, which runs pip-compile --generate-hashes).
 COPY requirements.lock ./
 RUN python -m venv /opt/operator \
-    && /opt/operator/bin/pip install --no-deps --only-binary=:all: -r requirements.lock
+    && /opt/operator/bin/pip install --require-hashes --no-deps --only-binary=:all: -r requirements.lock
 # The operator's wheel, built with pinned build tools outside the runtime virtualenv.
 COPY pyproject.toml README.md ./
 COPY operator/ operator/

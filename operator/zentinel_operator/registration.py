@@ -9,7 +9,7 @@ import kopf
 
 from . import config, k8s, webhook
 from . import operator_metrics as metrics
-from .core.policy_checks import check_policy, check_zentinel
+from .core.policy_checks import check_policy_beyond_schema, check_zentinel
 from .handlers import policies as policy_handlers
 from .handlers import zentinel as zentinel_handlers
 from .models.common import GROUP, VERSION
@@ -139,7 +139,8 @@ if SETTINGS.webhook_enabled:
     # Ids double as webhook paths (/validate-policy): the chart's webhook configuration points at them.
     @kopf.on.validate(GROUP, VERSION, POLICIES, id="validate-policy", operations=["CREATE", "UPDATE"])
     def validate_policy(spec: kopf.Spec, **_: Any) -> None:
-        problems = check_policy(dict(spec))
+        # The CRD's CEL rules refuse everything else before the API server calls this webhook.
+        problems = check_policy_beyond_schema(dict(spec))
         if problems:
             raise kopf.AdmissionError("; ".join(problems), code=422)
 

@@ -91,10 +91,10 @@ def test_crash_loop_opens_one_sev1_incident_shown_by_kubectl(
     assert row[1:5] == ["SEV1", "ProcessCrash", "edge", "Detected"]
     wide = kube.run("get", "zinc", "-n", namespace, "-o", "wide").stdout.splitlines()[0]
     assert "COUNT" in wide and "SUMMARY" in wide
-    zen_out = kube.run("get", "zentinel", "-n", namespace).stdout
+    zen_out = kube.run("get", "zentinel-all", "-n", namespace).stdout
     assert "zentinel.zentinel.io/edge" in zen_out and "zentinelincident.zentinel.io/inc-" in zen_out
     zen_row = kube.run("get", "zen", "edge", "-n", namespace).stdout.splitlines()
-    assert zen_row[0].split()[:4] == ["NAME", "WORKLOAD", "HEALTH", "OPEN"]
+    assert zen_row[0].split() == ["NAME", "WORKLOAD", "READY", "HEALTH", "OPEN", "PODS", "PAUSED", "AGE"]
     wait_for(
         lambda: "Down" in kube.run("get", "zen", "edge", "-n", namespace).stdout,
         timeout=30,

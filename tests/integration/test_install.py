@@ -33,6 +33,7 @@ import pytest
 import yaml
 
 from support import crash
+from support.bad_objects import BEYOND_SCHEMA
 from support.kube import Kube, condition, deployment, open_incident, running_pods, wait_for
 from support.operator import OperatorProcess, free_port
 from zentinel_devcluster import tools
@@ -382,22 +383,24 @@ def test_the_charts_webhook_refuses_a_bad_policy(
     tmp_path: Path,
 ) -> None:
     """The chart's ValidatingWebhookConfiguration (service clientConfig, Helm-generated CA in
-    caBundle) reaches the operator serving the chart's certificate, and the operator refuses."""
+    caBundle) reaches the operator serving the chart's certificate, and the operator refuses what the
+    CRD's schema and CEL rules cannot (those the API server refuses before calling any webhook)."""
     with installed_chart(
         helm, kube, cluster, namespace, tmp_path, "--set", f"watchNamespaces={{{app_namespace}}}"
     ) as r:
         op = start_operator(kube, r, app_namespace, tmp_path)
         try:
-            bad = policy(escalation={"sev1": {"primary": ["nobody"]}})
+            case = BEYOND_SCHEMA[0]
+            bad = policy(**case.spec)
 
             def refused() -> str | None:
                 proc = kube.run("apply", "-n", app_namespace, "-f", "-", input=json.dumps(bad), check=False)
                 assert proc.returncode != 0, "the webhook admitted a bad policy"
                 # Until the operator serves, the API server reports that it cannot call the webhook.
-                return proc.stderr if "is not defined in spec.receivers" in proc.stderr else None
+                return proc.stderr if case.message in proc.stderr else None
 
             message = wait_for(refused, timeout=60, interval=1, what="the webhook refusing a bad policy")
-            assert message and "spec.escalation.sev1.primary[0]: receiver 'nobody' is not defined" in message
+            assert message and "denied the request" in message and f"{case.field}: {case.message}" in message
             kube.apply(policy(), app_namespace)  # a good one passes the same webhook
             wait_for(
                 lambda: (

@@ -235,3 +235,32 @@ def test_invalid_config_is_a_config_error(
         timeout=60,
         what="ConfigError resolved",
     )
+
+
+def test_ready_condition_serves_kubectl_wait_and_the_printer_columns(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
+) -> None:
+    dp = start_edge(kube, namespace, dataplanes)
+    dp.traffic(rps=200, error_share=0.0)
+    for obj in ("zen/edge", "zipol/edge"):
+        proc = kube.run("wait", "--for=condition=Ready", obj, "-n", namespace, "--timeout=60s", check=False)
+        assert proc.returncode == 0, proc.stderr
+    zen = kube.get("zen", "edge", namespace)
+    assert zen is not None
+    ready = condition(zen, "Ready")
+    assert ready is not None and ready["reason"] == "Healthy"
+    assert ready["observedGeneration"] == zen["metadata"]["generation"] == zen["status"]["observedGeneration"]
+    header, row = kube.run("get", "zen", "edge", "-n", namespace).stdout.splitlines()[:2]
+    columns = dict(zip(header.split(), row.split(), strict=False))
+    assert (columns["READY"], columns["PAUSED"]) == ("True", "false")
+    header, row = kube.run("get", "zipol", "edge", "-n", namespace).stdout.splitlines()[:2]
+    columns = dict(zip(header.split(), row.split(), strict=False))
+    assert (columns["ACCEPTED"], columns["READY"]) == ("True", "True")
+    # Every pod crash-looping: Ready flips to False with the finding's reason; kubectl waits for that too.
+    for pod in running_pods(kube, namespace, "app=edge", 3):
+        crash.crash_loop(kube, pod, restarts=4)
+    proc = kube.run("wait", "--for=condition=Ready=false", "zen/edge", "-n", namespace, "--timeout=60s", check=False)
+    assert proc.returncode == 0, proc.stderr
+    flipped = condition(kube.get("zen", "edge", namespace), "Ready")
+    assert flipped is not None and flipped["reason"] == "ProcessCrash"
+    assert flipped["lastTransitionTime"] >= ready["lastTransitionTime"]

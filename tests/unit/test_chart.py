@@ -824,13 +824,33 @@ def test_dockerignore_sends_only_what_the_build_needs() -> None:
     assert {"!pyproject.toml", "!README.md", "!requirements.lock", "!operator/"} <= set(lines)
 
 
+def _lock_entries() -> dict[str, tuple[str, list[str]]]:
+    """requirements.lock as {name: (version, hashes)}; continuation lines joined, comments dropped."""
+    text = (REPO / "requirements.lock").read_text()
+    logical = [" ".join(part.split("#", 1)[0].split()) for part in text.replace("\\\n", " ").splitlines()]
+    entries: dict[str, tuple[str, list[str]]] = {}
+    for line in filter(None, logical):
+        pin, *options = line.split()
+        name, _, version = pin.partition("==")
+        assert version, f"not a pin: {line!r}"
+        hashes = [o.removeprefix("--hash=") for o in options if o.startswith("--hash=sha256:")]
+        assert len(hashes) == len(options), f"only --hash options may follow a pin: {line!r}"
+        entries[canonicalize_name(name)] = (version, hashes)
+    return entries
+
+
+def test_requirements_lock_has_a_sha256_for_every_pin() -> None:
+    """scripts/lock (pip-compile --generate-hashes): the Dockerfile's pip install runs in hash-checking mode."""
+    entries = _lock_entries()
+    assert len(entries) > 10
+    for name, (version, hashes) in entries.items():
+        assert hashes, f"{name}=={version} has no --hash in requirements.lock"
+        assert all(len(h) == len("sha256:") + 64 for h in hashes), name
+    assert "--require-hashes" in _dockerfile()
+
+
 def test_requirements_lock_pins_every_runtime_dependency() -> None:
-    pins: dict[str, str] = {}
-    for line in (REPO / "requirements.lock").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            assert version and " " not in line, f"not a pin: {line!r}"
-            pins[canonicalize_name(name)] = version
+    pins = {name: version for name, (version, _) in _lock_entries().items()}
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     for dep in project["dependencies"]:
         req = Requirement(dep)

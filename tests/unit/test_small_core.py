@@ -43,11 +43,50 @@ def test_format_duration() -> None:
     assert format_duration(dt.timedelta(days=3, hours=4)) == "3d4h"
 
 
-def test_quantities() -> None:
-    assert parse_quantity("512Mi") == 536870912
-    assert parse_quantity("1G") == 10**9
-    assert parse_quantity("garbage") is None
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("512Mi", 536870912),
+        ("1G", 10**9),
+        ("1.5Gi", 1610612736),
+        # Suffixes the old table did not know: the official client's parser reads every one.
+        ("2Pi", 2 * 2**50),
+        ("1Ei", 2**60),
+        ("1E", 10**18),
+        ("1e3", 1000),
+        ("500m", 1),  # fractions of a byte round up, like the API server's Quantity.Value()
+        ("garbage", None),
+        ("1ki", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_quantities(text: str | None, expected: int | None) -> None:
+    assert parse_quantity(text) == expected
+
+
+def test_format_memory() -> None:
     assert format_memory(805306368) == "768Mi"
+
+
+def test_core_imports_only_the_pure_quantity_module_of_kubernetes() -> None:
+    """The import-layer contract ignores exactly core.quantity -> kubernetes; this pins what that import is."""
+    import ast
+    from pathlib import Path
+
+    import zentinel_operator.core as core
+
+    found = []
+    for path in sorted(Path(core.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            found += [(path.name, n) for n in names if n.split(".")[0] == "kubernetes"]
+    assert list(found) == [("quantity.py", "kubernetes.utils.quantity")]
 
 
 def test_selectors() -> None:

@@ -1,7 +1,15 @@
-"""What a schema cannot say about a policy or a Zentinel, checked at admission time (pure).
+"""Every rule about a policy or a Zentinel, in Python (pure).
 
-Each problem is reported as ``spec.<field path>: <rule>`` so that a refused ``kubectl apply``
-names the field and the rule.
+Each problem is reported as ``spec.<field path>: <rule>`` so that it names the field and the rule.
+
+Where the rules live: the CRDs carry them as schema and CEL (``x-kubernetes-validations``, written in
+the models), so the API server refuses a bad policy at ``kubectl apply`` on either install path. The
+admission webhook runs only :func:`check_policy_beyond_schema`, what CEL cannot say. :func:`check_policy`
+still checks everything, because two readers see objects the API server never refused: the
+``Accepted`` condition (a policy stored before a rule existed stays stored; CEL runs on writes only,
+and ratcheting lets an update keep an unchanged bad field) and ``zentinelctl triage --policy FILE``,
+which reads a file without any cluster. ``tests/unit/test_policy_rules.py`` holds both to one table of
+bad policies, so the Python and the CEL say the same thing.
 """
 
 from __future__ import annotations
@@ -12,51 +20,38 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
-from ..models.common import LabelSelector
-from ..models.policy import Ladder, ReceiverType, ZentinelIncidentPolicySpec
+from ..models.common import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, POSITIVE_DURATION_MESSAGE, LabelSelector
+from ..models.policy import LADDER_RULES, Ladder, LadderRule, ReceiverType, ZentinelIncidentPolicySpec
 from ..models.zentinel import ZentinelSpec
 from .durations import DurationError, parse_duration
 
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-
-# (field, higher_is_worse, upper bound)
-_LADDERS: tuple[tuple[str, str, bool, float | None], ...] = (
-    ("error_rate", "errorRate", True, 1.0),
-    ("failing_routes", "failingRoutes", True, None),
-    ("latency_p99_seconds", "latencyP99Seconds", True, None),
-    ("memory_share_of_limit", "memoryShareOfLimit", True, 1.0),
-    ("unhealthy_upstream_share", "unhealthyUpstreamShare", True, 1.0),
-    ("certificate_days_left", "certificateDaysLeft", False, None),
-    ("traffic_spike_factor", "trafficSpikeFactor", True, None),
-)
+_LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
+_LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
 
 
 def _pydantic_errors(prefix: str, e: ValidationError) -> list[str]:
     out = []
     for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        out.append(f"{prefix}.{loc}: {err['msg']}" if loc else f"{prefix}: {err['msg']}")
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        out.append(f"{prefix}{loc}: {err['msg']}")
     return out
 
 
-def _ladder_order(path: str, ladder: Ladder, higher_is_worse: bool, upper: float | None) -> list[str]:
+def _ladder_order(path: str, ladder: Ladder, rule: LadderRule) -> list[str]:
     problems = []
     rungs = ladder.rungs()
     for sev, value in rungs:
-        if upper is not None and value > upper:
-            problems.append(f"{path}.{sev.value.lower()}: {value} is above the maximum {upper}")
+        if rule.upper is not None and value > rule.upper:
+            problems.append(f"{path}.{sev.value.lower()}: {value} is above the maximum {rule.upper}")
     for (worse, worse_v), (better, better_v) in itertools.pairwise(rungs):
-        if higher_is_worse and not worse_v > better_v:
+        if rule.higher_is_worse and not worse_v > better_v:
             problems.append(
                 f"{path}: {worse.value.lower()} ({worse_v}) must be greater than {better.value.lower()} ({better_v}); "
                 "a worse severity needs a worse value"
             )
-        if not higher_is_worse and not worse_v < better_v:
+        if not rule.higher_is_worse and not worse_v < better_v:
             problems.append(
                 f"{path}: {worse.value.lower()} ({worse_v}) must be less than {better.value.lower()} ({better_v}); "
                 "a worse severity needs fewer days left"
@@ -121,8 +116,8 @@ def check_policy(spec_body: Mapping[str, Any]) -> list[str]:
         return _pydantic_errors("spec", e)
     problems: list[str] = []
     thresholds = spec.thresholds
-    for attr, name, higher, upper in _LADDERS:
-        problems += _ladder_order(f"spec.thresholds.{name}", getattr(thresholds, attr), higher, upper)
+    for attr, rule in LADDER_RULES.items():
+        problems += _ladder_order(f"spec.thresholds.{to_camel(attr)}", getattr(thresholds, attr), rule)
     for path, value, positive in _duration_fields(spec):
         if value is None:
             continue
@@ -132,7 +127,7 @@ def check_policy(spec_body: Mapping[str, Any]) -> list[str]:
             problems.append(f"{path}: {e}")
             continue
         if positive and delta.total_seconds() <= 0:
-            problems.append(f"{path}: must be longer than zero")
+            problems.append(f"{path}: {POSITIVE_DURATION_MESSAGE}")
     names = [r.name for r in spec.receivers]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"spec.receivers: the name {dup!r} is used more than once")
@@ -155,12 +150,26 @@ def check_policy(spec_body: Mapping[str, Any]) -> list[str]:
                         f"spec.escalation.{sev}.{level}[{j}]: receiver {receiver!r} is not defined in spec.receivers"
                     )
         if levels.management and not levels.management_after:
-            problems.append(f"spec.escalation.{sev}.managementAfter: required when management receivers are set")
+            problems.append(f"spec.escalation.{sev}.managementAfter: needed when management receivers are set")
     problems += check_selector(spec.selector, "spec.selector")
     b = spec.remediation.budget
     if b.per_cluster < b.per_zentinel:
         problems.append(f"spec.remediation.budget.perCluster: {b.per_cluster} is below perZentinel ({b.per_zentinel})")
     return problems
+
+
+def check_policy_beyond_schema(spec_body: Mapping[str, Any]) -> list[str]:
+    """What the CRD's schema and CEL rules cannot say; the admission webhook runs only this.
+
+    The keys of ``selector.matchLabels``: a map's keys have no schema, and a CEL regex over keys of
+    unbounded length exceeds the API server's cost budget. (Everything else in :func:`check_policy`
+    is refused by the API server before a webhook is called.)
+    """
+    try:
+        selector = LabelSelector.model_validate((spec_body or {}).get("selector") or {})
+    except ValidationError as e:
+        return _pydantic_errors("spec.selector", e)
+    return [p for p in check_selector(selector, "spec.selector") if p.startswith("spec.selector.matchLabels:")]
 
 
 def check_zentinel(spec_body: Mapping[str, Any]) -> list[str]:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from ..models.common import Category, Condition, ConditionStatus, Severity
 from ..models.incident import ZentinelIncident
 from ..models.zentinel import SignalSummary, ZentinelStatus
-from .conditions import get_condition, set_condition
+from .conditions import get_condition, set_condition, with_ready
 from .lifecycle import EventNote
 from .snapshot import Finding, Snapshot
 
@@ -196,5 +196,14 @@ def build_status(
         "AllTargetsHealthy",
         "Every upstream target healthy",
         Category.UPSTREAM_FAILURE in observable,
+    )
+    st.conditions = with_ready(
+        st.conditions,
+        required=("Healthy",),
+        blocking=("ConfigValid", "CertificatesValid", "UpstreamsHealthy"),
+        reason="Healthy",
+        message="Watched by the operator; no open incident",
+        now=now,
+        generation=generation,
     )
     return st

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import k8s
-from ..core.conditions import set_condition
+from ..core.conditions import set_condition, with_ready
 from ..core.patches import merge_patch
 from ..core.policy_checks import check_policy
 from ..core.selection import choose_policy
@@ -67,6 +67,14 @@ def reconcile(
             now=now,
             generation=meta.get("generation"),
         )
+    new.conditions = with_ready(
+        new.conditions,
+        required=("Accepted",),
+        reason="Accepted",
+        message="The policy is in force",
+        now=now,
+        generation=meta.get("generation"),
+    )
     patch = merge_patch(dict(body.get("status") or {}), new.dump())
     if not patch:
         return False

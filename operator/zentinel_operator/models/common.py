@@ -14,12 +14,65 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORY = "zentinel-all"  # no resource may be named like its category: kubectl expands categories first
 
-# Go-style durations as people write them in manifests: 30s, 5m, 1h30m, 2d.
+
+def cel(
+    rule: str,
+    message: str | None = None,
+    *,
+    message_expression: str | None = None,
+    field_path: str | None = None,
+    reason: str | None = None,
+) -> dict[str, str]:
+    """One ``x-kubernetes-validations`` rule: the API server refuses an object for which ``rule`` is false.
+
+    ``field_path`` (relative to the object the rule sits on, e.g. ``.sev2``) makes kubectl's error name
+    that field; ``message_expression`` builds the message from the object's values.
+    """
+    out = {"rule": rule}
+    for key, value in (
+        ("message", message),
+        ("messageExpression", message_expression),
+        ("fieldPath", field_path),
+        ("reason", reason),
+    ):
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def validations(*rules: dict[str, str]) -> dict[str, Any]:
+    """``json_schema_extra`` carrying CEL rules into the generated CRD (crdgen keeps the key as it is)."""
+    return {"x-kubernetes-validations": list(rules)}
+
+
+# Go-style durations as people write them in manifests: 30s, 5m, 1h30m, 2d. CEL's duration() knows
+# no days, so the schema checks the form with a pattern; the length bound keeps CEL rules on
+# durations within the API server's cost budget.
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
+DURATION_MAX_LENGTH = 32
 Duration = Annotated[
     str,
-    Field(pattern=DURATION_PATTERN, json_schema_extra={"x-zentinel-format": "duration"}),
+    Field(
+        pattern=DURATION_PATTERN, max_length=DURATION_MAX_LENGTH, json_schema_extra={"x-zentinel-format": "duration"}
+    ),
 ]
+POSITIVE_DURATION_MESSAGE = "must be longer than zero"
+# A duration that must be longer than zero. Its form is already the pattern's (digits, dots, units),
+# so it is longer than zero exactly when some digit is not 0.
+PositiveDuration = Annotated[
+    str,
+    Field(
+        pattern=DURATION_PATTERN,
+        max_length=DURATION_MAX_LENGTH,
+        json_schema_extra={
+            "x-zentinel-format": "duration",
+            **validations(cel("self.matches('[1-9]')", POSITIVE_DURATION_MESSAGE)),
+        },
+    ),
+]
+# A non-negative resource quantity as the API server reads one (apimachinery's resource.Quantity).
+_DECIMAL = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+QUANTITY_PATTERN = rf"^{_DECIMAL}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_DECIMAL}))?$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
@@ -96,16 +149,60 @@ class Condition(KModel):
     )
 
 
+# Label syntax (apimachinery's validation): an optional DNS-subdomain prefix and a name of at most 63.
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
 class LabelSelectorRequirement(KModel):
-    key: str = Field(min_length=1, description="Label key.")
-    operator: str = Field(description="`In`, `NotIn`, `Exists` or `DoesNotExist`.")
-    values: list[str] = Field(default_factory=list, description="Values for `In` and `NotIn`.")
+    # The schema and CEL refuse what core.policy_checks.check_selector reports; the Python model stays
+    # lenient (json_schema_extra, not pydantic constraints) so that objects stored before these rules
+    # still parse and show Accepted=False instead of failing every pass.
+    model_config = KModel.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
+                message_expression="'operator ' + self.operator + ' needs at least one value'",
+                field_path=".values",
+            ),
+            cel(
+                "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
+                message_expression="'operator ' + self.operator + ' takes no values'",
+                field_path=".values",
+            ),
+        )
+    }
+
+    key: str = Field(
+        min_length=1,
+        description="Label key.",
+        json_schema_extra={"maxLength": 317, "pattern": LABEL_KEY_PATTERN},
+    )
+    operator: str = Field(
+        description="`In`, `NotIn`, `Exists` or `DoesNotExist`.",
+        # maxLength bounds the CEL messages that quote it (the API server's cost estimate).
+        json_schema_extra={"enum": list(SELECTOR_OPERATORS), "maxLength": 16},
+    )
+    values: list[str] = Field(
+        default_factory=list,
+        description="Values for `In` and `NotIn`.",
+        json_schema_extra={"items": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE_PATTERN}},
+    )
 
 
 class LabelSelector(KModel):
     """A standard Kubernetes label selector. Empty selects every Zentinel in the namespace."""
 
-    match_labels: dict[str, str] = Field(default_factory=dict, description="Labels that must all match.")
+    match_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels that must all match.",
+        # Values have a schema; keys of a map have none (checked by the admission webhook).
+        json_schema_extra={"additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE_PATTERN}},
+    )
     match_expressions: list[LabelSelectorRequirement] = Field(
         default_factory=list, description="Set-based requirements, all of which must hold."
     )

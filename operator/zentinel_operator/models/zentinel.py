@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from .common import Condition, CRDInfo, KModel, Meta, ObjectName
+from .common import Condition, CRDInfo, KModel, Meta, ObjectName, cel, validations
 
 
 class ReloadMode(enum.StrEnum):
@@ -58,7 +58,23 @@ class ConfigRef(KModel):
     )
 
 
+def _issuer_needs(issuer_type: str, field: str) -> dict[str, str]:
+    return cel(
+        f"self.type != '{issuer_type}' || has(self.{field})",
+        f"required when issuer.type is {issuer_type}",
+        field_path=f".{field}",
+        reason="FieldValueRequired",
+    )
+
+
 class Issuer(KModel):
+    # The CRD refuses what _refs_present refuses; the pydantic check stays for parsing and the CLI.
+    model_config = KModel.model_config | {
+        "json_schema_extra": validations(
+            _issuer_needs("CertManager", "certificateName"), _issuer_needs("CASecret", "caSecretName")
+        )
+    }
+
     type: IssuerType = Field(
         default=IssuerType.EXTERNAL,
         description=(
@@ -128,7 +144,12 @@ class AdminEndpoint(KModel):
 class ZentinelSpec(KModel):
     workload: WorkloadRef = Field(description="The workload running Zentinel.")
     config: ConfigRef = Field(description="Where Zentinel's configuration lives and how it is delivered.")
-    tls: list[TLSRef] = Field(default_factory=list, description="TLS certificates the proxy serves.")
+    tls: list[TLSRef] = Field(
+        default_factory=list,
+        description="TLS certificates the proxy serves; names are unique.",
+        # A map keyed by name: the API server refuses a repeated name, and server-side apply merges by name.
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
     admin: AdminEndpoint = Field(default_factory=AdminEndpoint, description="Admin port (metrics, upstreams).")
     metrics_source: MetricsSource = Field(
         default=MetricsSource.SCRAPE,
@@ -185,8 +206,12 @@ class ZentinelStatus(KModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="`Healthy`, `ConfigValid`, `CertificatesValid`, `UpstreamsHealthy`, `PassDegraded` (a stage of the "
-        "last pass failed: which, and why).",
+        description=(
+            "`Healthy`, `ConfigValid`, `CertificatesValid`, `UpstreamsHealthy`, `PassDegraded` (a stage of the "
+            "last pass failed: which, and why), and `Ready` (for `kubectl wait`, Argo CD and Flux): False with "
+            "the reason of the first of the health conditions that is False, Unknown until the first pass, True "
+            "otherwise."
+        ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     summary: SignalSummary | None = Field(default=None, description="Latest signals at a glance.")
@@ -213,6 +238,7 @@ class Zentinel(KModel, CRDInfo):
     description: ClassVar[str] = "A Zentinel reverse-proxy deployment watched by the incident operator."
     printer_columns: ClassVar[list[dict[str, Any]]] = [
         {"name": "Workload", "type": "string", "jsonPath": ".spec.workload.name"},
+        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
         {"name": "Health", "type": "string", "jsonPath": ".status.health"},
         {
             "name": "Open",
@@ -221,6 +247,12 @@ class Zentinel(KModel, CRDInfo):
             "description": "Open incidents",
         },
         {"name": "Pods", "type": "string", "jsonPath": ".status.summary.pods"},
+        {
+            "name": "Paused",
+            "type": "boolean",
+            "jsonPath": ".spec.paused",
+            "description": "No remediation action while true",
+        },
         {"name": "Errors", "type": "string", "jsonPath": ".status.summary.errorRate", "priority": 1},
         {"name": "P99", "type": "string", "jsonPath": ".status.summary.latencyP99", "priority": 1},
         {"name": "Upstreams", "type": "string", "jsonPath": ".status.summary.upstreams", "priority": 1},
