@@ -192,6 +192,15 @@ routes {{
 upstreams {{
     upstream "api" {{
 {target_lines}
+        health-check {{
+            type "http" {{
+                path "/healthz"
+                expected-status 200
+            }}
+            interval-secs 2
+            timeout-secs 1
+            unhealthy-threshold 2
+        }}
     }}
 }}
 

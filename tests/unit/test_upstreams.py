@@ -7,7 +7,7 @@ import json
 import pytest
 
 from support.emulator import ZentinelEmulator
-from zentinel_operator.core.snapshot import TargetSignal, TargetStatus
+from zentinel_operator.core.snapshot import TargetSignal, TargetStatus, UpstreamsSignal
 from zentinel_operator.signals.upstreams import UpstreamsError, merge_upstreams, parse_upstreams
 
 H, U, K = TargetStatus.HEALTHY, TargetStatus.UNHEALTHY, TargetStatus.UNKNOWN
@@ -187,3 +187,46 @@ def test_no_pod_answered_is_unavailable() -> None:
 def test_some_pods_failing_still_gives_the_view_of_the_others() -> None:
     merged = merge_upstreams([[t("a:1", U)]], ["web-1: HTTP 500"])
     assert merged.available and merged.targets[0].status is U
+
+
+# ----------------------------------------------------------------------------- operator probes
+
+
+def _unknown(*addresses: str) -> UpstreamsSignal:
+    return UpstreamsSignal(
+        available=True, targets=tuple(TargetSignal("api", a, TargetStatus.UNKNOWN) for a in addresses)
+    )
+
+
+def test_targets_no_pod_can_judge_are_probed_on_the_health_check_path() -> None:
+    from zentinel_operator.core.zconfig import HealthCheck
+    from zentinel_operator.signals.upstreams import apply_probes, probe_plan
+
+    checks = {"api": HealthCheck("/healthz", 200)}
+    signal = _unknown("127.0.0.2:8000", "127.0.0.3:8000", "127.0.0.4:8000")
+    plan = probe_plan(signal, checks)
+    assert plan == {("api", a): f"http://{a}/healthz" for a in ("127.0.0.2:8000", "127.0.0.3:8000", "127.0.0.4:8000")}
+    judged = apply_probes(
+        signal,
+        checks,
+        {
+            ("api", "127.0.0.2:8000"): (500, None),
+            ("api", "127.0.0.3:8000"): (200, None),
+            ("api", "127.0.0.4:8000"): (None, "connection refused"),
+        },
+    )
+    by = {t.address: t for t in judged.targets}
+    assert by["127.0.0.3:8000"].status is TargetStatus.HEALTHY
+    assert by["127.0.0.2:8000"].status is TargetStatus.UNHEALTHY
+    assert by["127.0.0.2:8000"].last_error == "operator probe: GET /healthz answered 500"
+    assert by["127.0.0.4:8000"].last_error == "operator probe: GET /healthz failed: connection refused"
+
+
+def test_no_probe_without_a_health_check_or_for_targets_a_pod_judged() -> None:
+    from zentinel_operator.core.zconfig import HealthCheck
+    from zentinel_operator.signals.upstreams import probe_plan
+
+    assert probe_plan(_unknown("127.0.0.2:8000"), {}) == {}
+    judged = UpstreamsSignal(available=True, targets=(TargetSignal("api", "127.0.0.2:8000", TargetStatus.HEALTHY),))
+    assert probe_plan(judged, {"api": HealthCheck("/healthz")}) == {}
+    assert probe_plan(UpstreamsSignal(available=False, error="x"), {"api": HealthCheck("/healthz")}) == {}

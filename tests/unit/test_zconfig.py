@@ -832,3 +832,13 @@ def test_unified_diff() -> None:
     d = zconfig.unified_diff("a\nb\n", "a\nc", "x.kdl")
     assert d.startswith("--- a/x.kdl\n+++ b/x.kdl\n")
     assert "-b\n+c\n\\ No newline at end of file\n" in d
+
+
+def test_an_upstreams_http_health_check_is_read() -> None:
+    from support import realpods
+
+    check = check_config(realpods.config(["127.0.0.2:8000"]))
+    assert check.valid, check.errors
+    assert check.health_checks["api"].path == "/healthz" and check.health_checks["api"].expected_status == 200
+    tcp = check_config(realpods.config(["127.0.0.2:8000"]).replace('type "http"', 'type "tcp"'))
+    assert tcp.health_checks == {}

@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+from collections.abc import Mapping
 
 from ..models.common import Category, Severity
 from .liveconfig import LiveConfig
+from .zconfig import HealthCheck
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +162,8 @@ class ConfigSignal:
     errors: tuple[str, ...] = ()
     changed_at: dt.datetime | None = None
     last_known_good: str | None = None
+    # upstream id -> its HTTP health check, for probing targets no pod can judge (see signals.upstreams)
+    health_checks: Mapping[str, HealthCheck] = dataclasses.field(default_factory=dict)
 
 
 class LogCause(enum.StrEnum):

@@ -123,6 +123,14 @@ class RouteRateLimit:
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    """An upstream's active HTTP health check: the path Zentinel asks each target for."""
+
+    path: str
+    expected_status: int = 200
+
+
+@dataclass(frozen=True)
 class ConfigCheck:
     """Result of :func:`check_config`.
 
@@ -141,6 +149,7 @@ class ConfigCheck:
     route_upstreams: dict[str, str | None] = field(default_factory=dict)
     route_rate_limits: dict[str, RouteRateLimit] = field(default_factory=dict)
     limits: dict[str, int] = field(default_factory=dict)
+    health_checks: dict[str, HealthCheck] = field(default_factory=dict)  # upstream id -> its HTTP check
     system: dict[str, object] = field(default_factory=dict)
     auto_reload: bool = False
     has_include: bool = False
@@ -176,6 +185,20 @@ def _target_nodes(upstream: KdlNode) -> list[KdlNode]:
         elif c.name == "targets":
             out.extend(t for t in c.children if t.name == "target")
     return out
+
+
+def _http_health_check(upstream: KdlNode) -> HealthCheck | None:
+    """``health-check { type "http" { path "/healthz"; expected-status 200 } }`` of an upstream."""
+    hc = upstream.child("health-check")
+    kind = hc.child("type") if hc is not None else None
+    if kind is None or kind.first_arg != "http":
+        return None
+    path = kind.child("path")
+    if path is None or not isinstance(path.first_arg, str) or not path.first_arg.startswith("/"):
+        return None
+    status = kind.child("expected-status")
+    code = _int_value(status.first_arg) if status is not None else None
+    return HealthCheck(path=path.first_arg, expected_status=code or 200)
 
 
 def _upstream_targets(upstream: KdlNode) -> list[str]:
@@ -339,6 +362,7 @@ def check_config(text: str) -> ConfigCheck:
 
     # -- upstreams ------------------------------------------------------------------------------
     upstreams: dict[str, tuple[str, ...]] = {}
+    health_checks: dict[str, HealthCheck] = {}
     for block in (n for n in top if n.name == "upstreams"):
         for up in block.children_named("upstream"):
             uid = up.first_arg
@@ -350,6 +374,9 @@ def check_config(text: str) -> ConfigCheck:
                 continue
             addrs = _upstream_targets(up)
             upstreams[uid] = tuple(addrs)
+            check = _http_health_check(up)
+            if check is not None:
+                health_checks[uid] = check
             if not addrs and up.child("discovery") is None:
                 errors.append(
                     f"{_at(up)}upstream '{uid}' has no targets (add target \"host:port\" or a discovery block)"
@@ -448,6 +475,7 @@ def check_config(text: str) -> ConfigCheck:
         route_upstreams=route_upstreams,
         route_rate_limits=route_rate_limits,
         limits=limits,
+        health_checks=health_checks,
         system=system,
         auto_reload=auto_reload,
         has_include=has_include,

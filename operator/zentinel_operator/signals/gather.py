@@ -133,6 +133,7 @@ def _config(zen: Zentinel, memory: PassMemory, now: dt.datetime) -> ConfigSignal
         errors=tuple(check.errors),
         changed_at=memory.config_changed_at or _first_seen(zen, revision, now),
         last_known_good=zen.status.last_known_good_revision,
+        health_checks=check.health_checks,
     )
 
 
@@ -338,6 +339,26 @@ async def _admin(
     return metrics, upstreams
 
 
+async def _probe_targets(
+    upstreams: UpstreamsSignal | None, config: ConfigSignal | None, settings: GatherSettings, session: Any
+) -> UpstreamsSignal | None:
+    """Targets no pod could judge, asked directly on their upstream's health-check path."""
+    if upstreams is None or config is None:
+        return upstreams
+    plan = upstream_signals.probe_plan(upstreams, config.health_checks)
+    if not plan:
+        return upstreams
+    results = await fetch_many(
+        list(plan.values()),
+        concurrency=settings.scrape_concurrency,
+        timeout=settings.scrape_timeout,
+        max_bytes=64_000,
+        session=session,
+    )
+    answers = {key: (results[url].status, results[url].error) for key, url in plan.items()}
+    return upstream_signals.apply_probes(upstreams, config.health_checks, answers)
+
+
 async def _live_configs(
     zen: Zentinel, pods: tuple[PodSignal, ...], settings: GatherSettings, session: Any
 ) -> tuple[LiveConfig, ...]:
@@ -386,6 +407,11 @@ async def gather(
         failures.append(f"admin endpoints: {k8s.describe_error(e)}")
         log.warning("gather %s", failures[-1])
         metrics, upstreams = None, None
+    try:
+        upstreams = await _probe_targets(upstreams, kube["config"], settings, session)
+    except Exception as e:
+        failures.append(f"target probes: {k8s.describe_error(e)}")
+        log.warning("gather %s", failures[-1])
     live: tuple[LiveConfig, ...] = ()
     if memory.want_live_config:
         try:

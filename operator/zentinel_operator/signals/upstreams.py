@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from ..core.snapshot import TargetSignal, TargetStatus, UpstreamsSignal
+from ..core.zconfig import HealthCheck
 
 
 class UpstreamsError(Exception):
@@ -170,3 +172,47 @@ def merge_upstreams(per_pod: list[list[TargetSignal]], failures: list[str]) -> U
             )
         )
     return UpstreamsSignal(available=True, targets=tuple(merged))
+
+
+# Zentinel 0.6.45 reports every target as "unknown", health check or not (the contract test shows it).
+# When no pod can tell, the operator asks the targets itself, as the runbook's diagnostics do (curl each
+# backend), on the path of the upstream's own HTTP health check: no health check, no probe.
+PROBE_ERROR_PREFIX = "operator probe: "
+
+
+def probe_plan(signal: UpstreamsSignal, health_checks: Mapping[str, HealthCheck]) -> dict[tuple[str, str], str]:
+    """(upstream, address) -> URL to probe, for targets no pod could judge whose upstream has an HTTP check."""
+    if not signal.available:
+        return {}
+    plan: dict[tuple[str, str], str] = {}
+    for t in signal.targets:
+        check = health_checks.get(t.upstream)
+        if t.status is TargetStatus.UNKNOWN and check is not None:
+            plan[(t.upstream, t.address)] = f"http://{t.address}{check.path}"
+    return plan
+
+
+def apply_probes(
+    signal: UpstreamsSignal,
+    health_checks: Mapping[str, HealthCheck],
+    answers: Mapping[tuple[str, str], tuple[int | None, str | None]],
+) -> UpstreamsSignal:
+    """The signal with each probed target judged by its answer: ``healthy`` when it gave the expected
+    status, ``unhealthy`` (with the answer as ``last_error``) when it gave another or none."""
+    if not answers:
+        return signal
+    judged = []
+    for t in signal.targets:
+        key = (t.upstream, t.address)
+        if key not in answers:
+            judged.append(t)
+            continue
+        status, error = answers[key]
+        expected = health_checks[t.upstream].expected_status
+        path = health_checks[t.upstream].path
+        if status == expected:
+            judged.append(dataclasses.replace(t, status=TargetStatus.HEALTHY))
+        else:
+            why = f"GET {path} answered {status}" if status is not None else f"GET {path} failed: {error}"
+            judged.append(dataclasses.replace(t, status=TargetStatus.UNHEALTHY, last_error=PROBE_ERROR_PREFIX + why))
+    return dataclasses.replace(signal, targets=tuple(judged))
