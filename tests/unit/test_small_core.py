@@ -209,3 +209,22 @@ def test_pod_and_workload_conversion() -> None:
     assert (w.desired, w.max_unavailable, w.max_surge, w.memory_limit_bytes) == (4, 1, 2, 2**30)
     assert w.rolling_out  # observedGeneration behind generation
     assert not workload_signal(None, None).exists
+
+
+def test_a_successful_reload_voids_the_reload_failures_before_it() -> None:
+    """Real 0.6.45 lines: a rejected reload, then the rollback's reload succeeding."""
+    from zentinel_operator.core.snapshot import LogCause
+    from zentinel_operator.signals.logs import match_lines
+
+    rejected = (
+        "2026-12-02T07:11:44.401323Z ERROR zentinel_proxy::reload: Configuration validation failed - new "
+        "configuration REJECTED error=Configuration error: Configuration validation failed: __all__: Listener"
+    )
+    reloaded = (
+        "2026-12-02T07:11:48.397856Z  INFO zentinel_proxy::reload: Configuration reload completed successfully "
+        "duration_ms=10 successful_reloads=1"
+    )
+    assert [m.cause for m in match_lines("p", "zentinel", rejected, previous=False)] == [LogCause.CONFIG_REJECTED]
+    assert match_lines("p", "zentinel", rejected + "\n" + reloaded, previous=False) == []
+    again = match_lines("p", "zentinel", "\n".join([rejected, reloaded, rejected]), previous=False)
+    assert [m.cause for m in again] == [LogCause.CONFIG_REJECTED]

@@ -64,6 +64,7 @@ class GatherSettings:
     scrape_concurrency: int = 32
     scrape_max_bytes: int = 8_000_000
     log_tail_lines: int = 200
+    config_log_window: float = 300.0  # seconds after a config change during which every pod's log is read
 
 
 def _pods(
@@ -88,12 +89,14 @@ def _pods(
     return workload, tuple(signals), raw
 
 
-def _logs(namespace: str, pods: tuple[PodSignal, ...], tail: int) -> tuple[LogMatch, ...]:
-    """Logs of troubled pods only (crashing, restarting or not Ready): cheap when all is well."""
+def _logs(namespace: str, pods: tuple[PodSignal, ...], tail: int, *, config_changed: bool) -> tuple[LogMatch, ...]:
+    """Logs of troubled pods (crashing, restarting or not Ready), and of every pod for a while after the
+    config changed (a reload Zentinel rejects leaves the pods Ready and serving the old config: only the
+    log says so). Cheap when all is well."""
     matches: list[LogMatch] = []
     for pod in pods:
         c = pod.container
-        if c is None or (pod.ready and pod.restart_growth == 0 and not c.crash_looping):
+        if c is None or (pod.ready and pod.restart_growth == 0 and not c.crash_looping and not config_changed):
             continue
         for previous in (False, True):
             if previous and c.restart_count == 0:
@@ -105,6 +108,11 @@ def _logs(namespace: str, pods: tuple[PodSignal, ...], tail: int) -> tuple[LogMa
                 continue
             matches += log_signals.match_lines(pod.name, c.name, text, previous=previous)
     return log_signals.newest_per_cause(matches)
+
+
+def _config_changed_lately(memory: PassMemory, now: dt.datetime, settings: GatherSettings) -> bool:
+    changed = memory.config_changed_at
+    return changed is not None and (now - changed).total_seconds() <= settings.config_log_window
 
 
 def _config(zen: Zentinel, memory: PassMemory, now: dt.datetime) -> ConfigSignal:
@@ -212,8 +220,9 @@ def _kube_part(
         "workload": workload,
         "pods": pods,
         "raw_pods": raw,
-        "logs": _logs(ns, pods, settings.log_tail_lines),
+        # The config first: whether it changed lately decides whose logs are read.
         "config": _part(failures, "config", lambda: _config(zen, memory, now), None),
+        "logs": _logs(ns, pods, settings.log_tail_lines, config_changed=_config_changed_lately(memory, now, settings)),
         "certificates": _part(failures, "certificates", lambda: _certificates(zen, now), no_certificates),
     }
 

@@ -42,16 +42,23 @@ _PATTERNS: tuple[tuple[LogCause, re.Pattern[str]], ...] = (
 )
 
 _MAX_LINE = 400
+# A later successful reload voids the reload failures before it: the process runs the new config.
+_RELOADED = re.compile(r"Configuration reload completed successfully", re.IGNORECASE)
+_VOIDED_BY_RELOAD = (LogCause.CONFIG_REJECTED, LogCause.CONFIG_ERROR)
 
 
 def match_lines(pod: str, container: str, text: str | None, *, previous: bool) -> list[LogMatch]:
-    """Every line of ``text`` that names a runbook cause (one match per line, the first cause wins)."""
+    """Every line of ``text`` that names a runbook cause (one match per line, the first cause wins);
+    config errors and rejections before a later "Configuration reload completed successfully" are dropped."""
     if not text:
         return []
     found: list[LogMatch] = []
     for raw in text.splitlines():
         line = raw.strip()
         if not line:
+            continue
+        if _RELOADED.search(line):
+            found = [m for m in found if m.cause not in _VOIDED_BY_RELOAD]
             continue
         for cause, pattern in _PATTERNS:
             if pattern.search(line):
