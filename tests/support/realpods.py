@@ -105,8 +105,21 @@ def config(
     rate_limit: dict[str, int] | None = None,
     tls: bool = False,
     extra_routes: str = "",
+    health_check: bool = True,
 ) -> str:
-    """A KDL v2 config real Zentinel 0.6.45 runs: traffic on :8080 to ``targets``, admin on :9090."""
+    """A KDL v2 config real Zentinel 0.6.45 runs: traffic on :8080 to ``targets``, admin on :9090.
+
+    With ``health_check`` the upstream has an active HTTP check on ``/healthz``: Zentinel then stops
+    sending to targets that fail it (and answers 500 when none is left), and the operator probes the
+    targets on that path (0.6.45 reports each one as ``unknown``)."""
+    health = (
+        "        health-check {\n"
+        '            type "http" {\n                path "/healthz"\n'
+        "                expected-status 200\n            }\n"
+        "            interval-secs 2\n            timeout-secs 1\n            unhealthy-threshold 2\n        }\n"
+        if health_check
+        else ""
+    )
     target_lines = "\n".join(f'        target "{t}" weight=1' for t in targets)
     policies = ""
     if rate_limit:
@@ -192,16 +205,7 @@ routes {{
 upstreams {{
     upstream "api" {{
 {target_lines}
-        health-check {{
-            type "http" {{
-                path "/healthz"
-                expected-status 200
-            }}
-            interval-secs 2
-            timeout-secs 1
-            unhealthy-threshold 2
-        }}
-    }}
+{health}    }}
 }}
 
 limits {{
@@ -297,7 +301,7 @@ class Traffic:
                 self._stop.wait(0.5)
                 continue
             try:
-                summary = loadgen.run(urls, rate=self.rps, duration=1.0, concurrency=16, timeout=3.0)
+                summary = loadgen.run(urls, rate=self.rps, duration=1.0, concurrency=48, timeout=3.0)
             except Exception:  # a pod replaced mid-run: the next run takes the new IPs
                 self._stop.wait(0.2)
                 continue
