@@ -59,6 +59,20 @@ def main() -> None:
             f"| {r['scenario']} | {r['procedure']} | {incident} | {r.get('action', '')} | "
             f"{r.get('detect_s', '')} | {r.get('mitigate_s', '')} |"
         )
+    out += [
+        "",
+        "Known gaps (0.6.45 and this operator):",
+        "",
+        "- Every backend refusing: Zentinel answers 503 for about two seconds, then, once its health checker",
+        "  has marked every target down, 500 under `proxy_error_500`, the same reason its built-in handlers'",
+        "  answers are counted under. The operator excludes that reason, so it sees the 503 phase (SEV2 here,",
+        "  not the runbook's SEV1 for a full outage) and then an error rate of 0 while the outage goes on.",
+        "  Telling the two 500s apart (or probing targets without a health-check path) is open work.",
+        "- Certificate rotation on a real TLS listener passes alone (rotation verified, every pod serving",
+        "  the new certificate) and is skipped in `scripts/test` until a full-run failure (not verified",
+        "  within 120 s) is understood.",
+        "- A row missing from the table is a scenario that failed or was skipped in that run.",
+    ]
     notes = [r for r in rows if r.get("note")]
     if notes:
         out += ["", "Notes:", ""] + [f"- {r['scenario']}: {r['note']}" for r in notes]
