@@ -108,6 +108,17 @@ def deployment(
 ) -> dict[str, Any]:
     labels = labels or {"app": name}
     resources = {"limits": {"memory": memory_limit}} if memory_limit else {}
+    container_spec = {
+        "name": container,
+        "image": "ghcr.io/zentinelproxy/zentinel:0.6.45",
+        "ports": [{"name": "admin", "containerPort": 9090}],
+        "resources": resources,
+    }
+    return deployment_manifest(name, replicas, {"containers": [container_spec]}, labels)
+
+
+def deployment_manifest(name: str, replicas: int, pod_spec: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """A Deployment of ``pod_spec`` rolling one pod at a time (maxUnavailable 1, maxSurge 1)."""
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -116,19 +127,7 @@ def deployment(
             "replicas": replicas,
             "selector": {"matchLabels": labels},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 1}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": container,
-                            "image": "ghcr.io/zentinelproxy/zentinel:0.6.45",
-                            "ports": [{"name": "admin", "containerPort": 9090}],
-                            "resources": resources,
-                        }
-                    ],
-                },
-            },
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from zentinel_devcluster import kubelet
 
-from .kube import Kube, wait_for
+from .kube import Kube, deployment_manifest, wait_for
 
 HTTP_PORT = 8080
 ADMIN_PORT = 9090
@@ -38,17 +38,7 @@ def _on_process_node(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _deployment(name: str, replicas: int, pod_spec: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 1}},
-            "template": {"metadata": {"labels": labels}, "spec": _on_process_node(pod_spec)},
-        },
-    }
+    return deployment_manifest(name, replicas, _on_process_node(pod_spec), labels)
 
 
 def backend_deployment(name: str = "api", replicas: int = 3) -> dict[str, Any]:
