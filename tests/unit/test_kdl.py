@@ -336,3 +336,14 @@ def test_disagreement_with_ckdl_is_detected() -> None:
     # bool/int confusion is a disagreement (True == 1 in Python)
     one = kdl.scan("a 1").nodes
     assert kdl._compare_nodes(one, list(ckdl.parse("a #true", version=2).nodes), "") is not None
+
+
+@pytest.mark.parametrize("text", ["c /-", "node /-\n", "a /- ", "_/-\r Pr_/-\r"])
+def test_a_dangling_slashdash_is_a_syntax_error_with_its_place(text: str) -> None:
+    """Found by atheris (tests/fuzz/atheris_kdl.py): the locator read past the end of the text."""
+    with pytest.raises(kdl.KdlSyntaxError) as scanned:
+        kdl.scan(text)
+    assert "comments out nothing" in str(scanned.value)
+    with pytest.raises(KdlError) as parsed:
+        kdl.parse(text)
+    assert "not valid KDL v2" in str(parsed.value) and parsed.value.line is not None
