@@ -1,16 +1,14 @@
-"""I/O the evidence collector needs beyond :mod:`zentinel_operator.k8s`: events, bulk deletes, small GETs.
+"""I/O the evidence collector needs beyond :mod:`zentinel_operator.k8s`: events and bulk deletes.
+
+Admin pages are not fetched here: the pass's observation holds them, read on the shared aiohttp session
+(:mod:`zentinel_operator.signals.gather`).
 
 Synchronous, like :mod:`.k8s`: call from a worker thread. Nothing here logs a response body.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -43,45 +41,3 @@ def api_error(e: BaseException) -> str:
         return f"API error {e.status} {e.reason or ''}".strip()
     text = " ".join(str(e).split())[:200]
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
-
-
-def fetch(url: str, *, timeout: float, max_bytes: int) -> str | None:
-    """GET ``url``: the body of a 2xx answer (cut at ``max_bytes``), or None. Never raises."""
-    deadline = time.monotonic() + timeout
-    try:
-        with _opener.open(url, timeout=timeout) as resp:
-            if not 200 <= resp.status < 300:
-                return None
-            parts: list[bytes] = []
-            size = 0
-            while size < max_bytes:
-                if time.monotonic() > deadline:
-                    log.debug("GET %s: took longer than %.1fs, kept what came", url, timeout)
-                    break
-                chunk = resp.read(min(64 * 1024, max_bytes - size))
-                if not chunk:
-                    break
-                parts.append(chunk)
-                size += len(chunk)
-    except (OSError, urllib.error.URLError, ValueError) as e:
-        log.debug("GET %s failed: %s", url, api_error(e))
-        return None
-    return b"".join(parts).decode("utf-8", errors="replace")
-
-
-def fetch_many(urls: Sequence[str], *, timeout: float, max_bytes: int, workers: int = 8) -> dict[str, str | None]:
-    """GET each URL (a few at a time, each within ``timeout``): URL -> body or None."""
-    unique = list(dict.fromkeys(urls))
-    if not unique:
-        return {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(unique))) as pool:
-        bodies = pool.map(lambda u: fetch(u, timeout=timeout, max_bytes=max_bytes), unique)
-        return dict(zip(unique, bodies, strict=True))

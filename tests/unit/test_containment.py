@@ -12,6 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from unit.test_remediation_plan import NOW, finding, policy, snapshot, zen
 from zentinel_operator import k8s
 from zentinel_operator.core import remediation as rem
+from zentinel_operator.core.observation import Observation
 from zentinel_operator.core.zconfig import config_revision
 from zentinel_operator.core.zstatus import DEGRADED_CONDITION, StageFailure, pass_condition
 from zentinel_operator.handlers import evidence, incidents
@@ -183,14 +184,12 @@ def test_one_incidents_failed_status_write_stops_neither_the_others_nor_the_pass
     findings = [finding(Category.HEALTH_CHECK_FAILURE), finding(Category.UPSTREAM_FAILURE)]
     out = handler.respond(
         zen=zen(),
-        deployment=None,
-        snapshot=snapshot(unhealthy=1),
+        observation=Observation(snapshot(unhealthy=1)),
         findings=findings,
         policy=policy(defaultMode="NeedsApproval"),
         incidents=[incident("inc-1", Category.HEALTH_CHECK_FAILURE), incident("inc-2", Category.UPSTREAM_FAILURE)],
         now=NOW,
         cluster_recent=0,
-        config_changed_by_operator=False,
     )
     assert written == ["inc-2"]
     assert out.failures == ["inc-1: ZentinelIncident inc-1 is invalid: status.remediations (422)"]
@@ -277,11 +276,12 @@ def a_pass(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         if "gather" in state["fail"]:
             raise api_error(500, "InternalError", "deployments", "edge")
         kwargs["failures"].extend(state.get("gaps", []))
-        return snapshot(crashing=1)
+        return Observation(snapshot(crashing=1))
 
     monkeypatch.setattr(zentinel_handlers, "gather", gather)
     monkeypatch.setattr(incidents, "record", stage("record", lambda: incidents.Recorded(open=[inc], all=[inc])))
     monkeypatch.setattr(handler, "respond", stage("respond", lambda: handler.Responded(incidents=[inc], ledger=ledger)))
+    monkeypatch.setattr(evidence, "wanted", stage("evidence", False))
     monkeypatch.setattr(evidence, "collect", stage("evidence", []))
     monkeypatch.setattr(zentinel_handlers, "_keep_revisions", stage("revisions", None))
 

@@ -3,6 +3,7 @@ decisions (idempotency, incomplete bundles, retention, post-mortem drafts) again
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -16,15 +17,17 @@ import yaml
 from zentinel_operator import evidence_io, k8s
 from zentinel_operator.core import evidence as ev
 from zentinel_operator.core import lifecycle as lc
+from zentinel_operator.core.observation import Observation
 from zentinel_operator.core.redact import REDACTED
-from zentinel_operator.core.snapshot import Finding
+from zentinel_operator.core.snapshot import ConfigSignal, Finding, Snapshot, WorkloadSignal
 from zentinel_operator.handlers import evidence as handler
 from zentinel_operator.handlers.incidents import Recorded
 from zentinel_operator.models import Zentinel, ZentinelIncident
 from zentinel_operator.models.common import Category, Severity
 from zentinel_operator.models.incident import EvidenceRef
 from zentinel_operator.models.policy import ZentinelIncidentPolicySpec
-from zentinel_operator.signals.gather import PassMemory
+from zentinel_operator.signals import gather
+from zentinel_operator.signals.scrape import FetchResult
 
 T0 = dt.datetime(2026, 11, 27, 10, 2, 5, tzinfo=dt.UTC)
 KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
@@ -467,6 +470,14 @@ class Scraper:
                 out[url] = None
         return out
 
+    async def fetch_many(self, urls: list[str], **_: Any) -> dict[str, FetchResult]:
+        """Stands in for :func:`zentinel_operator.signals.scrape.fetch_many` on the pass's session."""
+        bodies = self(list(urls))
+        return {
+            url: FetchResult(url, body is not None, 200 if body is not None else None, body, None, 0.0)
+            for url, body in bodies.items()
+        }
+
 
 def zentinel() -> Zentinel:
     return Zentinel.model_validate(
@@ -501,11 +512,28 @@ def incident(*, resolved: bool = False, evidence: list[EvidenceRef] | None = Non
     )
 
 
+def observed() -> Observation:
+    """What the pass's gather saw (the Deployment and pods from the fake API, the config), no log read yet."""
+    workload, config = WorkloadSignal(exists=True), ConfigSignal(present=True)
+    snapshot = Snapshot(namespace="prod", zentinel="edge", observed_at=T0, workload=workload, config=config)
+    pods = tuple(k8s.list_pods("prod", "app=edge"))
+    return Observation(snapshot, deployment=k8s.get_deployment("prod", "edge"), pods=pods, config_text=CONFIG)
+
+
 def run(inc: ZentinelIncident, scraper: Scraper, *, now: dt.datetime = T0, **evidence_policy: Any) -> None:
+    """The pass's evidence stage: is a bundle wanted? then complete the observation, then collect."""
     policy = ZentinelIncidentPolicySpec.model_validate({"evidence": evidence_policy})
-    memory = PassMemory(config_text=CONFIG)
     recorded = Recorded(open=[inc] if lc.is_open(inc.status) else [], all=[inc], created=[])
-    handler.collect(zen=zentinel(), recorded=recorded, memory=memory, policy=policy, now=now, scrape=scraper)
+    zen, observation = zentinel(), observed()
+    if handler.wanted(zen=zen, recorded=recorded, policy=policy, now=now):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(gather, "fetch_many", scraper.fetch_many)
+            observation = asyncio.run(
+                gather.complete_for_evidence(
+                    zen, observation, log_lines=policy.evidence.log_lines, settings=gather.GatherSettings()
+                )
+            )
+    handler.collect(zen=zen, recorded=recorded, observation=observation, policy=policy, now=now)
 
 
 def evidence_patches(api: FakeAPI) -> list[list[dict[str, Any]]]:

@@ -360,3 +360,73 @@ async def test_serve_listens_on_a_real_port(state: intake.AlertState, opener: Op
                 assert resp.status == 200
     finally:
         await runner.cleanup()
+
+
+# ------------------------------------------------- the incident: chosen by the one incident writer
+class FakeIncidents:
+    """Zentinels, policies and incidents as the API would list them; creations recorded."""
+
+    def __init__(self) -> None:
+        self.incidents: list[dict[str, Any]] = []
+        self.created: list[dict[str, Any]] = []
+        self.policies: list[dict[str, Any]] = [
+            {"metadata": {"name": "p"}, "spec": {"lifecycle": {"reopenWindow": "1h"}}}
+        ]
+
+    def incident(self, name: str, category: Category, *, resolved_at: dt.datetime | None = None) -> None:
+        status: dict[str, Any] = {"severity": "SEV2", "detectedAt": (T0 - dt.timedelta(hours=3)).isoformat()}
+        if resolved_at is not None:
+            status |= {"state": "Resolved", "resolvedAt": resolved_at.isoformat()}
+        self.incidents.append(
+            {
+                "metadata": {"name": name, "namespace": "shop", "labels": {"zentinel.io/zentinel": "edge"}},
+                "spec": {"zentinelRef": {"name": "edge"}, "category": category.value, "fingerprint": "x"},
+                "status": status,
+            }
+        )
+
+    def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return {"metadata": {"name": name, "labels": {}}} if plural == "zentinels" and name == "edge" else None
+
+    def list_custom(self, plural: str, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        return self.policies if plural == "zentinelincidentpolicies" else self.incidents
+
+    def create_custom(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.created.append(body)
+        self.incidents.append(body)
+        return body
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> FakeIncidents:
+    from zentinel_operator import k8s
+
+    fake = FakeIncidents()
+    for name in ("get_custom", "list_custom", "create_custom"):
+        monkeypatch.setattr(k8s, name, getattr(fake, name))
+    return fake
+
+
+def test_an_alert_lands_on_the_open_incident_of_its_category(api: FakeIncidents) -> None:
+    api.incident("inc-20261127-002", Category.EXTERNAL_ALERT)
+    api.incident("inc-20261127-001", Category.EXTERNAL_ALERT)
+    api.incident("inc-20261127-003", Category.PROCESS_CRASH)
+    opened = intake.ensure_incident("shop", "edge", Category.EXTERNAL_ALERT, T0)
+    assert opened == intake.Opened("inc-20261127-001") and api.created == []  # the first by name, as the pass picks
+
+
+def test_an_alert_reopens_inside_the_policys_window_and_creates_outside_it(api: FakeIncidents) -> None:
+    api.incident("inc-20261127-001", Category.EXTERNAL_ALERT, resolved_at=T0 - dt.timedelta(minutes=30))
+    assert intake.ensure_incident("shop", "edge", Category.EXTERNAL_ALERT, T0) == intake.Opened("inc-20261127-001")
+    later = T0 + dt.timedelta(hours=1)
+    opened = intake.ensure_incident("shop", "edge", Category.EXTERNAL_ALERT, later)
+    assert opened == intake.Opened("inc-20261127-002", created=True)
+    [body] = api.created
+    assert body["spec"]["source"] == "alertmanager" and body["spec"]["category"] == "ExternalAlert"
+
+
+def test_an_alert_for_an_unknown_zentinel_opens_nothing(api: FakeIncidents) -> None:
+    assert intake.ensure_incident("shop", "ghost", Category.EXTERNAL_ALERT, T0) == intake.Opened(
+        None, reason="no Zentinel shop/ghost"
+    )
+    assert api.created == []

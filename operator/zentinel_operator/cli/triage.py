@@ -617,8 +617,8 @@ async def triage_cluster(
         name, policy = policy_for(zen, policies)
         label = f"policy {name}" if name else "defaults (no policy selects this Zentinel)"
     memory, settings = PassMemory(), GatherSettings()
-    snapshot = await gather(zen, memory, now=dt.datetime.now(dt.UTC), settings=settings)
+    await gather(zen, memory, now=dt.datetime.now(dt.UTC), settings=settings)
     await asyncio.sleep(interval)
-    snapshot = await gather(zen, memory, now=dt.datetime.now(dt.UTC), settings=settings)
+    snapshot = (await gather(zen, memory, now=dt.datetime.now(dt.UTC), settings=settings)).snapshot
     target = f"Zentinel {zen.metadata.name} (namespace {zen.metadata.namespace})"
     return _report(target, "cluster", label, interval, snapshot, policy, memory.pod_metrics)

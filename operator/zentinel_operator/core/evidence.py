@@ -34,6 +34,7 @@ from typing import Any, Literal
 import yaml
 
 from ..models.incident import EvidenceRef, ZentinelIncident
+from ..models.zentinel import AdminEndpoint
 from .redact import redact_counted
 
 FORMAT = "zentinel.io/evidence/v1"
@@ -696,3 +697,89 @@ def summary_for_postmortem(
         "podsAffected": pods,
         "retentionUntil": retention_until.astimezone(dt.UTC).isoformat() if retention_until else None,
     }
+
+
+# ============================================================================ what a bundle reads
+MAX_PODS = 20  # pods whose logs and admin pages are kept; the troubled ones first
+
+
+@dataclasses.dataclass(frozen=True)
+class LogWant:
+    key: str
+    pod: str
+    container: str
+    previous: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class PageWant:
+    key: str
+    url: str
+    description: str
+    pod: str
+
+
+def kept_pods(pods: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], list[str]]:
+    """The pods whose logs and admin pages a bundle keeps (troubled pods first, at most :data:`MAX_PODS`), and
+    a note when some were left out."""
+    affected = set(pods_affected(pods))
+    ordered = sorted(pods, key=lambda p: (str(p["metadata"]["name"]) not in affected, p["metadata"]["name"]))
+    notes = []
+    if len(ordered) > MAX_PODS:
+        notes.append(f"{len(ordered)} pods: logs and admin pages of {MAX_PODS} kept (troubled pods first)")
+    return ordered[:MAX_PODS], notes
+
+
+def wanted_logs(pods: Sequence[Mapping[str, Any]]) -> list[LogWant]:
+    """Each container's current log, and its previous one when it restarted."""
+    wants = []
+    for pod in pods:
+        pod_name = str(pod["metadata"]["name"])
+        statuses = {cs.get("name"): cs for cs in (pod.get("status") or {}).get("containerStatuses") or []}
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            cname = str(container.get("name"))
+            cs = statuses.get(cname) or {}
+            restarted = int(cs.get("restartCount") or 0) > 0 or bool((cs.get("lastState") or {}).get("terminated"))
+            for previous in (False, True):
+                if previous and not restarted:
+                    continue
+                key = data_key("logs", pod_name, cname) + (".previous.log" if previous else ".log")
+                wants.append(LogWant(key, pod_name, cname, previous))
+    return wants
+
+
+def wanted_pages(admin: AdminEndpoint, pods: Sequence[Mapping[str, Any]]) -> list[PageWant]:
+    """``/metrics`` and ``/admin/upstreams`` of every running pod with an IP, ``/admin/config`` of the first."""
+    targets = [
+        (str(p["metadata"]["name"]), str((p.get("status") or {}).get("podIP")))
+        for p in pods
+        if (p.get("status") or {}).get("podIP")
+        and (p.get("status") or {}).get("phase") == "Running"
+        and not p["metadata"].get("deletionTimestamp")
+    ]
+    a = admin
+    wanted: list[PageWant] = []
+    for pod, ip in targets:
+        base = f"{a.scheme}://{ip}"
+        wanted.append(
+            PageWant(
+                data_key("metrics", pod) + ".txt",
+                f"{base}:{a.effective_metrics_port}{a.metrics_path}",
+                "raw Prometheus page",
+                pod,
+            )
+        )
+        wanted.append(
+            PageWant(data_key("upstreams", pod) + ".json", f"{base}:{a.port}{a.upstreams_path}", "upstream health", pod)
+        )
+    if targets:
+        pod, ip = targets[0]
+        wanted.append(
+            PageWant(
+                data_key("admin-config", pod) + ".json",
+                f"{a.scheme}://{ip}:{a.port}{a.config_path}",
+                "the config the process runs (/admin/config)",
+                pod,
+            )
+        )
+    return wanted

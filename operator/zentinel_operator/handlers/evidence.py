@@ -1,13 +1,16 @@
 """Keep the evidence and draft the post-mortem: the I/O half of the runbook's "Post-Incident".
 
 One entry point, :func:`collect`, runs in the Zentinel pass (in a worker thread) after incidents are
-recorded and remediation ran. For each incident of the Zentinel it
+recorded and remediation ran; :func:`wanted` tells the pass beforehand whether a bundle will be collected,
+so that it completes the pass's :class:`~zentinel_operator.core.observation.Observation` first
+(:func:`zentinel_operator.signals.gather.complete_for_evidence`). For each incident of the Zentinel it
 
 - collects a **detection** bundle for an open incident that has none, and a **resolution** bundle for a
-  resolved one that has none (until its retention ends): pod logs (current and previous container),
-  each pod's ``/metrics``, ``/admin/upstreams`` and one ``/admin/config``, the pods, the Deployment,
-  the events, the config and its revision. Assembly, redaction, caps and chunking are
-  :mod:`zentinel_operator.core.evidence`'s; this module reads and writes;
+  resolved one that has none (until its retention ends) from the pass's observation: pod logs (current and
+  previous container), each pod's ``/metrics``, ``/admin/upstreams`` and one ``/admin/config``, the pods,
+  the Deployment, the events, the config and its revision. Nothing is read here that the observation holds
+  (no second pod list, log read or scrape). Assembly, redaction, caps and chunking are
+  :mod:`zentinel_operator.core.evidence`'s; this module writes;
 - stores each bundle as immutable ConfigMaps owned by the incident (create-or-409) and lists them in
   ``status.evidence`` (a merge patch of that field only). A phase found in the status, or complete
   under its labels, is never collected again; an incomplete one (the operator stopped half way) is
@@ -31,7 +34,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import evidence_io, k8s
@@ -39,21 +42,16 @@ from ..core import evidence as ev
 from ..core import lifecycle as lc
 from ..core import postmortem as pm
 from ..core.durations import parse_duration
+from ..core.observation import Observation
 from ..core.zconfig import config_revision
 from ..models.incident import EvidenceRef, ZentinelIncident
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import Zentinel
 from ..signals import metrics as metric_signals
-from ..signals.gather import PassMemory
 from .incidents import PLURAL, Recorded
 
 log = logging.getLogger(__name__)
 
-Scrape = Callable[[list[str]], dict[str, str | None]]
-
-MAX_PODS = 20  # pods whose logs and admin pages are kept; the troubled ones first
-SCRAPE_TIMEOUT = 2.0
-SCRAPE_MAX_BYTES = 4_000_000
 ANN_POSTMORTEM_INPUTS = "zentinel.io/postmortem-inputs"  # digest of the incident record the draft was made from
 ANN_POSTMORTEM_SHA256 = "zentinel.io/postmortem-sha256"  # sha256 of postmortem.md as the operator wrote it
 GENERATED_KEY = "postmortem.generated.md"
@@ -68,27 +66,52 @@ def postmortem_name(incident: str) -> str:
     return f"{incident}-postmortem"
 
 
-def default_scrape(urls: list[str]) -> dict[str, str | None]:
-    return evidence_io.fetch_many(urls, timeout=SCRAPE_TIMEOUT, max_bytes=SCRAPE_MAX_BYTES)
-
-
 # =============================================================================== entry point
+def _phases_due(inc: ZentinelIncident, policy: ZentinelIncidentPolicySpec, now: dt.datetime) -> list[str]:
+    """The phases this incident should have and its status does not list (none once its retention ended)."""
+    st = inc.status
+    retention_until = st.resolved_at + parse_duration(policy.evidence.retention) if st.resolved_at else None
+    if not policy.evidence.enabled or (retention_until is not None and now >= retention_until):
+        return []
+    phases = {r.phase for r in st.evidence}
+    return [p for p in ([ev.DETECTION] if lc.is_open(st) else [ev.RESOLUTION]) if p not in phases]
+
+
+def wanted(*, zen: Zentinel, recorded: Recorded, policy: ZentinelIncidentPolicySpec, now: dt.datetime) -> bool:
+    """Will :func:`collect` collect a bundle this pass? (A phase is due and no complete one is stored under its
+    labels.) Synchronous (call from a worker thread); never raises: when in doubt, True."""
+    for inc in recorded.all:
+        if not inc.metadata.uid:
+            continue
+        ns = inc.metadata.namespace or zen.metadata.namespace
+        for phase in _phases_due(inc, policy, now):
+            try:
+                existing = k8s.list_configmaps(ns, ev.selector(inc.metadata.name, phase))
+            except Exception as e:
+                log.debug("evidence of %s/%s: %s", ns, inc.metadata.name, evidence_io.api_error(e))
+                return True
+            if not existing or ev.refs_from_configmaps(existing, phase) is None:
+                return True
+    return False
+
+
 def collect(
     *,
     zen: Zentinel,
     recorded: Recorded,
-    memory: PassMemory,
+    observation: Observation | None,
     policy: ZentinelIncidentPolicySpec,
     now: dt.datetime,
-    scrape: Scrape | None = None,
 ) -> list[str]:
     """Evidence at detection and at resolution, retention, and post-mortem drafts for one Zentinel's incidents.
 
+    Bundles are made from ``observation`` (completed by the pass when :func:`wanted` said so); without one (the
+    pass could not observe the workload) a due bundle waits for the next pass.
     Never raises: a failure is logged (without response bodies), returned (one line per incident, for the
     Zentinel's status) and retried in the next pass.
     """
     failures: list[str] = []
-    gatherer = _Gatherer(zen, memory, policy, scrape or default_scrape, [i.metadata.name for i in recorded.all])
+    gatherer = _Gatherer(zen, observation, policy, [i.metadata.name for i in recorded.all])
     seen: set[str] = set()
     for inc in recorded.all:
         name = inc.metadata.name
@@ -114,11 +137,12 @@ def _one(
     manifests: dict[str, dict[str, Any]] = {}
 
     if policy.evidence.enabled and not expired:
-        phases = {r.phase for r in refs}
-        wanted = [ev.DETECTION] if lc.is_open(st) else [ev.RESOLUTION]
-        for phase in (p for p in wanted if p not in phases):
+        for phase in _phases_due(inc, policy, now):
             if not inc.metadata.uid:
                 log.warning("incident %s/%s has no uid yet; evidence waits for the next pass", ns, name)
+                break
+            if gatherer.observation is None:
+                log.info("evidence %s of %s/%s waits for a pass that observes the workload", phase, ns, name)
                 break
             found, manifest = _ensure_phase(inc, phase, zen=zen, policy=policy, now=now, gatherer=gatherer)
             refs = [r for r in refs if r.phase != phase] + found
@@ -190,15 +214,14 @@ class _Base:
 
 
 class _Gatherer:
-    """Reads what a bundle holds, once per pass however many incidents need a bundle."""
+    """Makes what a bundle holds from the pass's observation, once however many incidents need a bundle."""
 
     def __init__(
-        self, zen: Zentinel, memory: PassMemory, policy: ZentinelIncidentPolicySpec, scrape: Scrape, names: list[str]
+        self, zen: Zentinel, observation: Observation | None, policy: ZentinelIncidentPolicySpec, names: list[str]
     ) -> None:
         self.zen = zen
-        self.memory = memory
+        self.observation = observation
         self.policy = policy
-        self.scrape = scrape
         self.incident_names = names
         self._base: _Base | None = None
 
@@ -215,31 +238,27 @@ class _Gatherer:
     # ----------------------------------------------------------------------------- reads
     def _gather(self) -> _Base:
         zen = self.zen
+        obs = self.observation
+        assert obs is not None  # collect() collects no bundle without an observation
         ns = zen.metadata.namespace
         notes: list[str] = []
         items: list[ev.Item] = []
-        deployment = self.memory.deployment
+        deployment = obs.deployment
+        pods = list(obs.pods)
         if deployment is None:
-            deployment = k8s.get_deployment(ns, zen.spec.workload.name)
-        pods: list[dict[str, Any]] = []
-        if deployment is not None:
-            pods = k8s.list_pods(ns, k8s.label_selector_string(deployment["spec"]["selector"]))
-        else:
             notes.append(f"Deployment {zen.spec.workload.name} does not exist: no pods, logs or admin pages")
-        pods.sort(key=lambda p: (p["metadata"]["name"] not in ev.pods_affected([p]), p["metadata"]["name"]))
-        kept = pods[:MAX_PODS]
-        if len(pods) > MAX_PODS:
-            notes.append(f"{len(pods)} pods: logs and admin pages of {MAX_PODS} kept (troubled pods first)")
+        kept, kept_notes = ev.kept_pods(pods)
+        notes += kept_notes
 
-        items += self._logs(kept, notes)
-        pages, impact_routes = self._admin_pages(kept, notes)
+        items += self._logs(obs, kept, notes)
+        pages, impact_routes = self._admin_pages(obs, kept, notes)
         items += pages
         items.append(
             ev.Item("describe__pods.yaml", ev.describe_pods(pods), "pods: status, conditions, containers", "head")
         )
         items.append(ev.Item("describe__deployment.yaml", ev.describe_deployment(deployment), "the Deployment", "head"))
-        items.append(self._events(deployment, pods, notes))
-        revision = self._config(items, pods, notes)
+        items.append(self._events(obs, deployment, pods, notes))
+        revision = self._config(obs, items, pods, notes)
         affected = ev.pods_affected(pods)
         extra = {
             "namespace": ns,
@@ -253,104 +272,63 @@ class _Gatherer:
         }
         return _Base(items=items, notes=notes, extra=extra)
 
-    def _logs(self, pods: Sequence[Mapping[str, Any]], notes: list[str]) -> list[ev.Item]:
-        ns = self.zen.metadata.namespace
+    def _logs(self, obs: Observation, pods: Sequence[Mapping[str, Any]], notes: list[str]) -> list[ev.Item]:
         lines = self.policy.evidence.log_lines
         items: list[ev.Item] = []
-        for pod in pods:
-            pod_name = str(pod["metadata"]["name"])
-            statuses = {cs.get("name"): cs for cs in (pod.get("status") or {}).get("containerStatuses") or []}
-            for container in (pod.get("spec") or {}).get("containers") or []:
-                cname = str(container.get("name"))
-                cs = statuses.get(cname) or {}
-                restarted = int(cs.get("restartCount") or 0) > 0 or bool((cs.get("lastState") or {}).get("terminated"))
-                for previous in (False, True):
-                    if previous and not restarted:
-                        continue
-                    which = "previous" if previous else "current"
-                    key = ev.data_key("logs", pod_name, cname) + (".previous.log" if previous else ".log")
-                    try:
-                        text = k8s.pod_log(ns, pod_name, cname, previous=previous, tail_lines=lines)
-                    except Exception as e:  # a log we cannot read is a note, not a failed bundle
-                        notes.append(f"{key}: {which} log unavailable ({evidence_io.api_error(e)})")
-                        continue
-                    if text is None:
-                        notes.append(f"{key}: no {which} log")
-                        continue
-                    items.append(ev.Item(key, text, f"last {lines} lines of the {which} {cname} container", "tail"))
+        for want in ev.wanted_logs(pods):
+            which = "previous" if want.previous else "current"
+            read = obs.log(want.pod, want.container, previous=want.previous, lines=lines)
+            if read is None:
+                notes.append(f"{want.key}: {which} log not read this pass")
+            elif read.error is not None:  # a log we cannot read is a note, not a failed bundle
+                notes.append(f"{want.key}: {which} log unavailable ({read.error})")
+            elif read.text is None:
+                notes.append(f"{want.key}: no {which} log")
+            else:
+                items.append(
+                    ev.Item(
+                        want.key, read.text, f"last {lines} lines of the {which} {want.container} container", "tail"
+                    )
+                )
         return items
 
     def _admin_pages(
-        self, pods: Sequence[Mapping[str, Any]], notes: list[str]
+        self, obs: Observation, pods: Sequence[Mapping[str, Any]], notes: list[str]
     ) -> tuple[list[ev.Item], dict[str, dict[str, float]]]:
-        a = self.zen.spec.admin
-        targets = [
-            (str(p["metadata"]["name"]), str((p.get("status") or {}).get("podIP")))
-            for p in pods
-            if (p.get("status") or {}).get("podIP")
-            and (p.get("status") or {}).get("phase") == "Running"
-            and not p["metadata"].get("deletionTimestamp")
-        ]
-        wanted: list[tuple[str, str, str, str]] = []  # (key, url, description, pod)
-        for pod, ip in targets:
-            base = f"{a.scheme}://{ip}"
-            wanted.append(
-                (
-                    ev.data_key("metrics", pod) + ".txt",
-                    f"{base}:{a.effective_metrics_port}{a.metrics_path}",
-                    "raw Prometheus page",
-                    pod,
-                )
-            )
-            wanted.append(
-                (ev.data_key("upstreams", pod) + ".json", f"{base}:{a.port}{a.upstreams_path}", "upstream health", pod)
-            )
-        if targets:
-            pod, ip = targets[0]
-            wanted.append(
-                (
-                    ev.data_key("admin-config", pod) + ".json",
-                    f"{a.scheme}://{ip}:{a.port}{a.config_path}",
-                    "the config the process runs (/admin/config)",
-                    pod,
-                )
-            )
+        wanted = ev.wanted_pages(self.zen.spec.admin, pods)
         if not wanted:
             notes.append("no running pod with an IP: no metrics or upstream pages")
-            return [], {}
-        try:
-            bodies = self.scrape([url for _, url, _, _ in wanted])
-        except Exception as e:
-            notes.append(f"admin endpoints not read: {evidence_io.api_error(e)}")
             return [], {}
         items: list[ev.Item] = []
         requests: list[tuple[str, str, float]] = []
         proxy: list[tuple[str, float]] = []
-        for key, url, description, _pod in wanted:
-            body = bodies.get(url)
+        for want in wanted:
+            read, body = obs.page(want.url)
             if body is None:
-                notes.append(f"{key}: no answer from {url}")
+                notes.append(f"{want.key}: {'no answer from' if read else 'not read this pass:'} {want.url}")
                 continue
-            items.append(ev.Item(key, body, description, "head"))
-            if key.startswith("metrics__"):
+            items.append(ev.Item(want.key, body, want.description, "head"))
+            if want.key.startswith("metrics__"):
                 try:
                     page = metric_signals.parse_exposition(body)
                 except metric_signals.MetricsError as e:
-                    notes.append(f"{key}: not a Zentinel metrics page ({e.reason})")
+                    notes.append(f"{want.key}: not a Zentinel metrics page ({e.reason})")
                     continue
                 requests += [(route, status, count) for (route, status), count in page.requests.items()]
                 proxy += list(page.proxy_errors().items())
         return items, ev.error_counts(requests, proxy) if requests or proxy else {}
 
     def _events(
-        self, deployment: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]], notes: list[str]
+        self,
+        obs: Observation,
+        deployment: Mapping[str, Any] | None,
+        pods: Sequence[Mapping[str, Any]],
+        notes: list[str],
     ) -> ev.Item:
         zen = self.zen
-        try:
-            events = evidence_io.list_events(zen.metadata.namespace)
-        except Exception as e:
-            notes.append(f"events.txt: events unavailable ({evidence_io.api_error(e)})")
-            events = []
+        events: Sequence[Mapping[str, Any]] = obs.events or ()
+        if obs.events is None:
+            notes.append(f"events.txt: events unavailable ({obs.events_error or 'not read this pass'})")
         involved: set[tuple[str, str]] = {("Zentinel", zen.metadata.name)}
         involved |= {("ZentinelIncident", n) for n in self.incident_names}
         involved |= {("Pod", str(p["metadata"]["name"])) for p in pods}
@@ -370,15 +348,17 @@ class _Gatherer:
             "tail",
         )
 
-    def _config(self, items: list[ev.Item], pods: Sequence[Mapping[str, Any]], notes: list[str]) -> str | None:
+    def _config(
+        self, obs: Observation, items: list[ev.Item], pods: Sequence[Mapping[str, Any]], notes: list[str]
+    ) -> str | None:
         zen = self.zen
         ref = zen.spec.config
-        text = self.memory.config_text
+        text = obs.config_text
         if text is None:
-            cm = k8s.get_configmap(zen.metadata.namespace, ref.config_map_name)
-            text = ((cm or {}).get("data") or {}).get(ref.key)
-        if text is None:
-            notes.append(f"config.kdl: ConfigMap {ref.config_map_name} or its key {ref.key} is missing")
+            if obs.snapshot.config is None:
+                notes.append(f"config.kdl: ConfigMap {ref.config_map_name} could not be read this pass")
+            else:
+                notes.append(f"config.kdl: ConfigMap {ref.config_map_name} or its key {ref.key} is missing")
             return None
         revision = config_revision(text)
         rolled = {

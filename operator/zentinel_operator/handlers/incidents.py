@@ -221,6 +221,52 @@ def _advance(
     return updated
 
 
+Pair = tuple[dict[str, Any], ZentinelIncident]
+
+
+def _listed(namespace: str, zentinel: str) -> list[Pair]:
+    """This Zentinel's incidents (malformed ones left out), by name."""
+    items = k8s.list_custom(PLURAL, namespace, f"{LABEL_ZENTINEL}={zentinel}")
+    parsed = [(obj, m) for obj in items if (m := _parse(obj)) is not None]
+    parsed.sort(key=lambda pair: pair[0]["metadata"]["name"])
+    return parsed
+
+
+def _carrier(
+    parsed: Iterable[Pair], zentinel: str, category: Category, *, policy: ZentinelIncidentPolicySpec, now: dt.datetime
+) -> Pair | None:
+    """The incident a signal of this category lands on: the open one (the first by name), else the latest resolved
+    one still inside the reopen window; None: a new incident is due."""
+    same = [(o, m) for o, m in parsed if m.spec.category == category and m.spec.zentinel_ref.name == zentinel]
+    open_ones = [(o, m) for o, m in same if lc.is_open(m.status)]
+    if open_ones:
+        return open_ones[0]
+    resolved = sorted(
+        ((o, m) for o, m in same if m.status.resolved_at is not None),
+        key=lambda pair: pair[1].status.resolved_at or now,
+    )
+    if resolved and lc.can_reopen(resolved[-1][1].status, now=now, policy=policy):
+        return resolved[-1]
+    return None
+
+
+def incident_for(
+    namespace: str,
+    zentinel: str,
+    category: Category,
+    *,
+    policy: ZentinelIncidentPolicySpec,
+    now: dt.datetime,
+    source: str = "operator",
+) -> tuple[str, bool]:
+    """``(name, created)``: the incident that will carry a signal of this category, chosen as :func:`record`
+    chooses (open, else reopenable, else created with ``source``). Its status is written by the next pass."""
+    found = _carrier(_listed(namespace, zentinel), zentinel, category, policy=policy, now=now)
+    if found is not None:
+        return str(found[0]["metadata"]["name"]), False
+    return create_incident(namespace, zentinel=zentinel, category=category, now=now, source=source), True
+
+
 def record(
     *,
     namespace: str,
@@ -236,30 +282,20 @@ def record(
     """One pass for one Zentinel: every finding lands on exactly one incident of its fingerprint."""
     remediating = remediating or set()
     result = Recorded()
-    items = k8s.list_custom(PLURAL, namespace, f"{LABEL_ZENTINEL}={zentinel}")
-    parsed = [(obj, m) for obj in items if (m := _parse(obj)) is not None]
-    parsed.sort(key=lambda pair: pair[0]["metadata"]["name"])
+    parsed = _listed(namespace, zentinel)
     handled: set[str] = set()
 
     for finding in findings:
         cat = finding.category
-        same = [(o, m) for o, m in parsed if m.spec.category == cat and m.spec.zentinel_ref.name == zentinel]
-        open_ones = [(o, m) for o, m in same if lc.is_open(m.status)]
-        if open_ones:
-            obj, model = open_ones[0]
+        found = _carrier(parsed, zentinel, cat, policy=policy, now=now)
+        if found is not None:
+            obj, model = found
         else:
-            resolved = sorted(
-                ((o, m) for o, m in same if m.status.resolved_at is not None),
-                key=lambda pair: pair[1].status.resolved_at or now,
-            )
-            if resolved and lc.can_reopen(resolved[-1][1].status, now=now, policy=policy):
-                obj, model = resolved[-1]
-            else:
-                name = create_incident(namespace, zentinel=zentinel, category=cat, now=now)
-                result.created.append(name)
-                obj = k8s.get_custom(PLURAL, namespace, name) or {}
-                model = ZentinelIncident.model_validate(obj)
-                parsed.append((obj, model))
+            name = create_incident(namespace, zentinel=zentinel, category=cat, now=now)
+            result.created.append(name)
+            obj = k8s.get_custom(PLURAL, namespace, name) or {}
+            model = ZentinelIncident.model_validate(obj)
+            parsed.append((obj, model))
         handled.add(obj["metadata"]["name"])
         _advance(
             obj,

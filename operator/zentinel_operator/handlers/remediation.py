@@ -14,8 +14,9 @@ from .. import operator_metrics as metrics
 from ..core import lifecycle as lc
 from ..core import remediation as rem
 from ..core import zconfig
+from ..core.observation import Observation
 from ..core.patches import merge_patch
-from ..core.snapshot import Finding, Snapshot
+from ..core.snapshot import Finding
 from ..models.common import Category
 from ..models.incident import RemediationRecord, ZentinelIncident, ZentinelIncidentStatus
 from ..models.policy import ZentinelIncidentPolicySpec
@@ -89,15 +90,17 @@ def _describe(rec: RemediationRecord) -> str:
 def respond(
     *,
     zen: Zentinel,
-    deployment: dict[str, Any] | None,
-    snapshot: Snapshot,
+    observation: Observation,
     findings: Sequence[Finding],
     policy: ZentinelIncidentPolicySpec,
     incidents: Sequence[ZentinelIncident],
     now: dt.datetime,
     cluster_recent: int,
-    config_changed_by_operator: bool,
 ) -> Responded:
+    """Plan, guard, act and verify for each open incident, from the pass's observation (its snapshot, the
+    Deployment as read, whether the operator wrote the current config)."""
+    snapshot = observation.snapshot
+    deployment = observation.deployment
     out = Responded()
     by_cat = {f.category: f for f in findings}
     ectx = executor.ExecContext(zen=zen, deployment=deployment, snapshot=snapshot, policy=policy, now=now)
@@ -124,7 +127,7 @@ def respond(
             now=now,
             cluster_recent=cluster_recent,
             config_text_valid=valid_targets,
-            config_changed_by_operator=config_changed_by_operator,
+            config_changed_by_operator=observation.config_written_by_operator,
             approvals=approvals(inc),
         )
         try:

@@ -23,17 +23,17 @@ from .. import operator_metrics as metrics
 from ..core import lifecycle as lc
 from ..core.durations import parse_duration
 from ..core.lifecycle import EventNote
+from ..core.observation import Observation
 from ..core.patches import merge_patch
 from ..core.revisions import HistoryUpdate, snapshot_name, update_history
 from ..core.selection import choose_policy
-from ..core.snapshot import Snapshot
 from ..core.triage import triage
 from ..core.zstatus import StageFailure, build_status, observable_categories, pass_condition
 from ..models import API_VERSION, Zentinel
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import ZentinelStatus
 from ..remediation import executor
-from ..signals.gather import GatherSettings, PassMemory, gather
+from ..signals.gather import GatherSettings, PassMemory, complete_for_evidence, gather
 from ..signals.prometheus import PrometheusSource
 from . import evidence, incidents, remediation
 
@@ -100,17 +100,26 @@ async def reconcile(
         failures.append(StageFailure(stage, text))
         log.warning("%s/%s: pass stage %s failed: %s", ns, name, stage, text)
 
-    # Observe. Without the workload there is no snapshot: the signals are unknown this pass (never healthy),
-    # but incidents still get their escalation timers and people's input, and notifications still go out.
+    # Observe, once: every later stage works from this observation. Without the workload there is none: the
+    # signals are unknown this pass (never healthy), but incidents still get their escalation timers and
+    # people's input, and notifications still go out.
     gaps: list[str] = []
-    snapshot: Snapshot | None = None
+    observation: Observation | None = None
     try:
-        snapshot = await gather(
-            zen, memory, now=now, settings=ctx.gather, session=ctx.http(), prometheus=ctx.prometheus, failures=gaps
+        observation = await gather(
+            zen,
+            memory,
+            now=now,
+            settings=ctx.gather,
+            session=ctx.http(),
+            prometheus=ctx.prometheus,
+            failures=gaps,
+            log_lines=policy.evidence.log_lines if policy.evidence.enabled else 0,
         )
     except Exception as e:
         failed("Gather", e, "workload")
     failures += [StageFailure("Gather", g) for g in gaps]
+    snapshot = observation.snapshot if observation is not None else None
     findings = triage(snapshot, policy.thresholds) if snapshot is not None else []
     if ctx.alerts is not None:
         findings = ctx.alerts.merge(ns, name, findings)
@@ -135,7 +144,7 @@ async def reconcile(
     # Config history: keep a copy of every revision; prove revisions good before trusting them.
     zen_now = zen
     cfg = snapshot.config if snapshot is not None else None
-    if snapshot is not None and recorded is not None:
+    if observation is not None and snapshot is not None and recorded is not None:
         hist = update_history(
             zen.status.revisions,
             zentinel=name,
@@ -149,7 +158,7 @@ async def reconcile(
             last_known_good=zen.status.last_known_good_revision,
         )
         try:
-            await asyncio.to_thread(_keep_revisions, zen, hist, memory.config_text)
+            await asyncio.to_thread(_keep_revisions, zen, hist, observation.config_text)
             zen_now = zen.model_copy(
                 update={
                     "status": zen.status.model_copy(
@@ -164,21 +173,19 @@ async def reconcile(
     # Should the stage fail: the incidents as recorded, and the ledger their records make (budgets keep counting).
     before = list(recorded.all) if recorded else []
     responded = remediation.Responded(incidents=before, ledger=remediation.ledger_of(before))
-    if snapshot is not None and recorded is not None:
+    if observation is not None and recorded is not None:
         window = parse_duration(policy.remediation.budget.window)
         cluster_recent = sum(1 for stamps in ctx.cluster_actions.values() for t in stamps if now - t < window)
         try:
             responded = await asyncio.to_thread(
                 remediation.respond,
                 zen=zen_now,
-                deployment=memory.deployment,
-                snapshot=snapshot,
+                observation=observation,
                 findings=findings,
                 policy=policy,
                 incidents=recorded.all,
                 now=now,
                 cluster_recent=cluster_recent,
-                config_changed_by_operator=memory.config_written_by_operator,
             )
             ctx.cluster_actions[(ns, name)] = [e.at for e in responded.ledger]
             memory.want_live_config = responded.awaiting_live
@@ -187,10 +194,18 @@ async def reconcile(
         failures += [StageFailure("Remediation", f) for f in responded.failures]
 
     if recorded is not None:
-        # Keep the evidence (detection, resolution), draft post-mortems, enforce retention.
+        # Keep the evidence (detection, resolution), draft post-mortems, enforce retention. A bundle is made from
+        # the observation, completed first with what only a bundle holds (each read once, on the shared session).
         try:
+            kept = observation
+            if kept is not None and await asyncio.to_thread(
+                evidence.wanted, zen=zen_now, recorded=recorded, policy=policy, now=now
+            ):
+                kept = await complete_for_evidence(
+                    zen_now, kept, log_lines=policy.evidence.log_lines, settings=ctx.gather, session=ctx.http()
+                )
             gaps = await asyncio.to_thread(
-                evidence.collect, zen=zen_now, recorded=recorded, memory=memory, policy=policy, now=now
+                evidence.collect, zen=zen_now, recorded=recorded, observation=kept, policy=policy, now=now
             )
             failures += [StageFailure("Evidence", g) for g in gaps]
         except Exception as e:

@@ -10,9 +10,10 @@ and ``severity`` (critical -> SEV1, error|major -> SEV2, warning -> SEV3, info|m
 Deliveries are at least once: a post is deduplicated per alert on (groupKey, fingerprint, status,
 startsAt), so a repeated post changes nothing. A firing alert makes sure an incident exists for
 its Zentinel and category (an open one, or a resolved one still inside the policy's reopen
-window, else a new one created with ``source: alertmanager``), and only then marks the alert as
-firing in :class:`AlertState`. The per-Zentinel pass takes the signal from there
-(:meth:`AlertState.merge` / :meth:`AlertState.signal`), so detection, severity, escalation,
+window, else a new one created with ``source: alertmanager``: the choice of the one incident
+writer, :func:`zentinel_operator.handlers.incidents.incident_for`), and only then marks the alert
+as firing in :class:`AlertState`: a signal source, which the per-Zentinel pass merges into its
+findings (:meth:`AlertState.merge` / :meth:`AlertState.signal`), so detection, severity, escalation,
 reopening and resolution follow the same lifecycle as the operator's own signals. A resolved
 alert clears the signal; the lifecycle resolves the incident once it stays clear for
 ``resolveAfter``. The operator's own ``alertname=ZentinelIncident`` alerts are ignored, so
@@ -41,12 +42,10 @@ from typing import Any
 from aiohttp import web
 
 from .. import k8s
-from ..core import lifecycle as lc
 from ..core.selection import choose_policy
 from ..core.snapshot import Finding
 from ..handlers import incidents
 from ..models.common import Category, Severity
-from ..models.incident import ZentinelIncidentStatus
 from ..models.policy import ZentinelIncidentPolicySpec
 
 log = logging.getLogger(__name__)
@@ -54,6 +53,7 @@ log = logging.getLogger(__name__)
 PATH = "/api/v1/alertmanager"
 OWN_ALERTNAME = "ZentinelIncident"
 SOURCE = "alertmanager"
+POLICIES = "zentinelincidentpolicies"
 
 SEVERITY_WORDS = {
     "critical": Severity.SEV1,
@@ -245,33 +245,20 @@ IncidentOpener = Callable[[str, str, Category, dt.datetime], Awaitable[Opened]]
 def ensure_incident(namespace: str, zentinel: str, category: Category, now: dt.datetime) -> Opened:
     """Synchronous (official client): make sure an incident will carry this signal.
 
-    An open incident of this Zentinel and category, or a resolved one the lifecycle will reopen
-    (inside the governing policy's reopen window), is used as it is; otherwise a new incident is
-    created with ``source: alertmanager``. The pass writes its status on its next run.
+    The incident is the one the pass's incident writer (:func:`..handlers.incidents.incident_for`) chooses
+    under the governing policy: an open one of this Zentinel and category, or a resolved one the lifecycle
+    will reopen, else a new one created with ``source: alertmanager``. The pass writes its status on its
+    next run, from the signal in :class:`AlertState`.
     """
     zen = k8s.get_custom("zentinels", namespace, zentinel)
     if zen is None:
         return Opened(None, reason=f"no Zentinel {namespace}/{zentinel}")
-    items = k8s.list_custom(incidents.PLURAL, namespace, f"{incidents.LABEL_ZENTINEL}={zentinel}")
-    same = [i for i in items if (i.get("spec") or {}).get("category") == category.value]
-    open_ones = sorted(i["metadata"]["name"] for i in same if not (i.get("status") or {}).get("resolvedAt"))
-    if open_ones:
-        return Opened(open_ones[0])
-    if same:
-        policies = k8s.list_custom("zentinelincidentpolicies", namespace)
-        labels = (zen.get("metadata") or {}).get("labels") or {}
-        chosen = choose_policy(labels, policies)
-        policy = ZentinelIncidentPolicySpec.model_validate((chosen or {}).get("spec") or {})
-        latest = max(same, key=lambda i: str((i.get("status") or {}).get("resolvedAt")))
-        try:
-            status = ZentinelIncidentStatus.model_validate(latest.get("status") or {})
-        except ValueError:
-            status = None
-        if status is not None and lc.can_reopen(status, now=now, policy=policy):
-            return Opened(latest["metadata"]["name"])
-    name = incidents.create_incident(namespace, zentinel=zentinel, category=category, now=now, source=SOURCE)
-    log.info("alert intake: created %s/%s for %s %s", namespace, name, zentinel, category.value)
-    return Opened(name, created=True)
+    chosen = choose_policy((zen.get("metadata") or {}).get("labels") or {}, k8s.list_custom(POLICIES, namespace))
+    policy = ZentinelIncidentPolicySpec.model_validate((chosen or {}).get("spec") or {})
+    name, created = incidents.incident_for(namespace, zentinel, category, policy=policy, now=now, source=SOURCE)
+    if created:
+        log.info("alert intake: created %s/%s for %s %s", namespace, name, zentinel, category.value)
+    return Opened(name, created=created)
 
 
 async def k8s_opener(namespace: str, zentinel: str, category: Category, now: dt.datetime) -> Opened:

@@ -1,10 +1,15 @@
-"""Gather one Zentinel's snapshot: the I/O half of "observe".
+"""Gather one Zentinel's observation: the I/O half of "observe".
+
+:func:`gather` returns an :class:`~zentinel_operator.core.observation.Observation`: the typed snapshot
+triage reads, and the Deployment, the pods, the config text, the logs and the admin pages it was made from,
+for the rest of the pass (config history, remediation, evidence, status) to use without reading again.
+:func:`complete_for_evidence` adds what an evidence bundle needs beyond that, reading only what is missing.
 
 Kubernetes reads run in worker threads (the official client is synchronous); HTTP scrapes run in
-asyncio with a concurrency bound. What one pass must remember for the next (counter values for
-rates, restart counts, the request-rate baseline) lives in :class:`PassMemory`; losing it on a
-restart costs one pass of rates, never an incident (unknown is not healthy, see core.zstatus).
-"""
+asyncio with a concurrency bound, on the pass's shared client session. What one pass must remember
+for the next (counter values for rates, restart counts, the request-rate baseline) lives in
+:class:`PassMemory`; losing it on a restart costs one pass of rates, never an incident (unknown is
+not healthy, see core.zstatus)."""
 
 from __future__ import annotations
 
@@ -16,9 +21,11 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .. import k8s
+from .. import evidence_io, k8s
+from ..core import evidence as ev
 from ..core.certs import fingerprint_sha256, inspect_tls_secret, read_tls_secret
 from ..core.liveconfig import LiveConfig, parse_live_config
+from ..core.observation import LogRead, Observation
 from ..core.snapshot import (
     CertificateSignal,
     ConfigSignal,
@@ -36,7 +43,7 @@ from . import metrics as metric_signals
 from . import pods as pod_signals
 from . import upstreams as upstream_signals
 from .prometheus import PrometheusSource
-from .scrape import fetch_many
+from .scrape import FetchResult, fetch_many
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,9 +59,6 @@ class PassMemory:
     baseline_rps: float | None = None
     config_revision: str | None = None
     config_changed_at: dt.datetime | None = None
-    config_text: str | None = None  # the current content, to keep a copy of each revision
-    config_written_by_operator: bool = False
-    deployment: dict[str, Any] | None = None  # as read in the last pass
     want_live_config: bool = False  # a config change awaits verification: read each pod's /admin/config
 
 
@@ -89,11 +93,16 @@ def _pods(
     return workload, tuple(signals), raw
 
 
-def _logs(namespace: str, pods: tuple[PodSignal, ...], tail: int, *, config_changed: bool) -> tuple[LogMatch, ...]:
+def _logs(
+    namespace: str, pods: tuple[PodSignal, ...], tail: int, *, config_changed: bool, keep_lines: int = 0
+) -> tuple[tuple[LogMatch, ...], tuple[LogRead, ...]]:
     """Logs of troubled pods (crashing, restarting or not Ready), and of every pod for a while after the
     config changed (a reload Zentinel rejects leaves the pods Ready and serving the old config: only the
-    log says so). Cheap when all is well."""
+    log says so). Cheap when all is well. Each log is read once, with ``keep_lines`` lines when more than
+    ``tail`` (what the evidence keeps), and matched on its last ``tail`` lines."""
     matches: list[LogMatch] = []
+    reads: list[LogRead] = []
+    lines = max(tail, keep_lines)
     for pod in pods:
         c = pod.container
         if c is None or (pod.ready and pod.restart_growth == 0 and not c.crash_looping and not config_changed):
@@ -101,13 +110,21 @@ def _logs(namespace: str, pods: tuple[PodSignal, ...], tail: int, *, config_chan
         for previous in (False, True):
             if previous and c.restart_count == 0:
                 continue
-            try:
-                text = k8s.pod_log(namespace, pod.name, c.name, previous=previous, tail_lines=tail)
-            except Exception as e:  # a log we cannot read is a missing clue, not a failed pass
-                log.debug("logs of %s unavailable: %s", pod.name, e)
+            read = _read_log(namespace, pod.name, c.name, previous=previous, lines=lines)
+            reads.append(read)
+            if read.error is not None:  # a log we cannot read is a missing clue, not a failed pass
+                log.debug("logs of %s unavailable: %s", pod.name, read.error)
                 continue
-            matches += log_signals.match_lines(pod.name, c.name, text, previous=previous)
-    return log_signals.newest_per_cause(matches)
+            matches += log_signals.match_lines(pod.name, c.name, read.last(tail).text, previous=previous)
+    return log_signals.newest_per_cause(matches), tuple(reads)
+
+
+def _read_log(namespace: str, pod: str, container: str, *, previous: bool, lines: int) -> LogRead:
+    try:
+        text = k8s.pod_log(namespace, pod, container, previous=previous, tail_lines=lines)
+    except Exception as e:
+        return LogRead(pod, container, previous, lines, error=evidence_io.api_error(e))
+    return LogRead(pod, container, previous, lines, text=text)
 
 
 def _config_changed_lately(memory: PassMemory, now: dt.datetime, settings: GatherSettings) -> bool:
@@ -115,26 +132,33 @@ def _config_changed_lately(memory: PassMemory, now: dt.datetime, settings: Gathe
     return changed is not None and (now - changed).total_seconds() <= settings.config_log_window
 
 
-def _config(zen: Zentinel, memory: PassMemory, now: dt.datetime) -> ConfigSignal:
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    signal: ConfigSignal
+    text: str | None = None
+    written_by_operator: bool = False
+
+
+def _config(zen: Zentinel, memory: PassMemory, now: dt.datetime) -> _Config:
     from ..core.zconfig import check_config, config_revision
 
     cm = k8s.get_configmap(zen.metadata.namespace, zen.spec.config.config_map_name)
     text = ((cm or {}).get("data") or {}).get(zen.spec.config.key)
     if text is None:
-        return ConfigSignal(
-            present=False,
-            errors=(f"ConfigMap {zen.spec.config.config_map_name} or its key {zen.spec.config.key} is missing",),
+        return _Config(
+            ConfigSignal(
+                present=False,
+                errors=(f"ConfigMap {zen.spec.config.config_map_name} or its key {zen.spec.config.key} is missing",),
+            )
         )
     revision = config_revision(text)
-    memory.config_text = text
     written = ((cm or {}).get("metadata") or {}).get("annotations", {}) or {}
-    memory.config_written_by_operator = written.get("zentinel.io/written-by-operator") == revision
     if memory.config_revision != revision:
         if memory.config_revision is not None:
             memory.config_changed_at = now
         memory.config_revision = revision
     check = check_config(text)
-    return ConfigSignal(
+    signal = ConfigSignal(
         present=True,
         revision=revision,
         valid=check.valid,
@@ -143,6 +167,7 @@ def _config(zen: Zentinel, memory: PassMemory, now: dt.datetime) -> ConfigSignal
         last_known_good=zen.status.last_known_good_revision,
         health_checks=check.health_checks,
     )
+    return _Config(signal, text, written.get("zentinel.io/written-by-operator") == revision)
 
 
 def _first_seen(zen: Zentinel, revision: str, now: dt.datetime) -> dt.datetime | None:
@@ -207,22 +232,30 @@ def _part(failures: list[str], what: str, read: Callable[[], T], unknown: T) -> 
 
 
 def _kube_part(
-    zen: Zentinel, memory: PassMemory, now: dt.datetime, settings: GatherSettings, failures: list[str]
+    zen: Zentinel,
+    memory: PassMemory,
+    now: dt.datetime,
+    settings: GatherSettings,
+    failures: list[str],
+    log_lines: int = 0,
 ) -> dict[str, Any]:
     """The workload and its pods (without them there is no snapshot: this raises), then the optional parts."""
     ns = zen.metadata.namespace
     no_certificates: tuple[CertificateSignal, ...] = ()
     deployment = k8s.get_deployment(ns, zen.spec.workload.name)
-    memory.deployment = deployment
     workload, pods, raw = _pods(zen, deployment, memory)
+    # The config first: whether it changed lately decides whose logs are read.
+    config = _part(failures, "config", lambda: _config(zen, memory, now), None)
+    changed = _config_changed_lately(memory, now, settings)
+    matches, reads = _logs(ns, pods, settings.log_tail_lines, config_changed=changed, keep_lines=log_lines)
     return {
         "deployment": deployment,
         "workload": workload,
         "pods": pods,
         "raw_pods": raw,
-        # The config first: whether it changed lately decides whose logs are read.
-        "config": _part(failures, "config", lambda: _config(zen, memory, now), None),
-        "logs": _logs(ns, pods, settings.log_tail_lines, config_changed=_config_changed_lately(memory, now, settings)),
+        "config": config,
+        "logs": matches,
+        "log_reads": reads,
         "certificates": _part(failures, "certificates", lambda: _certificates(zen, now), no_certificates),
     }
 
@@ -310,11 +343,13 @@ async def _admin(
     settings: GatherSettings,
     session: Any,
     prometheus: PrometheusSource | None = None,
+    pages: dict[str, str | None] | None = None,
 ) -> tuple[MetricsSignal | None, UpstreamsSignal | None]:
     """Scrape ``/metrics`` and ``/admin/upstreams`` of every running pod, within the concurrency bound.
 
     With ``metricsSource: Prometheus`` (and a Prometheus configured), metrics come from one batch of
     queries per interval shared by every Zentinel; ``/admin/upstreams`` is still read from the pods.
+    Every page read is kept in ``pages`` (URL -> 2xx body, else None).
     """
     targets = _scrape_targets(zen, pods)
     if not targets:
@@ -334,6 +369,7 @@ async def _admin(
         max_bytes=settings.scrape_max_bytes,
         session=session,
     )
+    _keep_pages(pages, results)
     interval = (now - memory.scraped_at).total_seconds() if memory.scraped_at else None
     # Parsing costs milliseconds per page: keep it off the event loop.
     metrics, upstreams = await asyncio.to_thread(
@@ -368,8 +404,17 @@ async def _probe_targets(
     return upstream_signals.apply_probes(upstreams, config.health_checks, answers)
 
 
+def _keep_pages(pages: dict[str, str | None] | None, results: dict[str, FetchResult]) -> None:
+    if pages is not None:
+        pages.update({url: res.body if res.ok else None for url, res in results.items()})
+
+
 async def _live_configs(
-    zen: Zentinel, pods: tuple[PodSignal, ...], settings: GatherSettings, session: Any
+    zen: Zentinel,
+    pods: tuple[PodSignal, ...],
+    settings: GatherSettings,
+    session: Any,
+    pages: dict[str, str | None] | None = None,
 ) -> tuple[LiveConfig, ...]:
     """Each running pod's ``/admin/config``: what the process really runs (for verifying a config change)."""
     a = zen.spec.admin
@@ -381,6 +426,7 @@ async def _live_configs(
         max_bytes=settings.scrape_max_bytes,
         session=session,
     )
+    _keep_pages(pages, results)
     out = []
     for pod, url in urls.items():
         res = results[url]
@@ -400,10 +446,18 @@ async def gather(
     session: Any = None,
     prometheus: PrometheusSource | None = None,
     failures: list[str] | None = None,
-) -> Snapshot:
-    """Observe one Zentinel. Parts that fail are left unknown and described in ``failures``."""
+    log_lines: int = 0,
+) -> Observation:
+    """Observe one Zentinel. Parts that fail are left unknown and described in ``failures``.
+
+    Each log read keeps ``log_lines`` lines when that is more than ``settings.log_tail_lines`` (the evidence's
+    ``logLines``: a bundle then reuses the read); triage matches only the last ``log_tail_lines``.
+    """
     failures = [] if failures is None else failures
-    kube = await asyncio.to_thread(_kube_part, zen, memory, now, settings, failures)
+    kube = await asyncio.to_thread(_kube_part, zen, memory, now, settings, failures, log_lines)
+    config: _Config | None = kube["config"]
+    config_signal = config.signal if config is not None else None
+    pages: dict[str, str | None] = {}
     try:
         certificates = await _served(zen, kube["pods"], kube["certificates"], settings.scrape_timeout)
     except Exception as e:
@@ -411,33 +465,96 @@ async def gather(
         log.warning("gather %s", failures[-1])
         certificates = kube["certificates"]
     try:
-        metrics, upstreams = await _admin(zen, kube["pods"], memory, now, settings, session, prometheus)
+        metrics, upstreams = await _admin(zen, kube["pods"], memory, now, settings, session, prometheus, pages)
     except Exception as e:
         failures.append(f"admin endpoints: {k8s.describe_error(e)}")
         log.warning("gather %s", failures[-1])
         metrics, upstreams = None, None
     try:
-        upstreams = await _probe_targets(upstreams, kube["config"], settings, session)
+        upstreams = await _probe_targets(upstreams, config_signal, settings, session)
     except Exception as e:
         failures.append(f"target probes: {k8s.describe_error(e)}")
         log.warning("gather %s", failures[-1])
     live: tuple[LiveConfig, ...] = ()
     if memory.want_live_config:
         try:
-            live = await _live_configs(zen, kube["pods"], settings, session)
+            live = await _live_configs(zen, kube["pods"], settings, session, pages)
         except Exception as e:
             failures.append(f"live configs: {k8s.describe_error(e)}")
             log.warning("gather %s", failures[-1])
-    return Snapshot(
+    snapshot = Snapshot(
         namespace=zen.metadata.namespace,
         zentinel=zen.metadata.name,
         observed_at=now,
         workload=kube["workload"],
         pods=kube["pods"],
-        config=kube["config"],
+        config=config_signal,
         logs=kube["logs"],
         certificates=certificates,
         metrics=metrics,
         upstreams=upstreams,
         live_configs=live,
+    )
+    return Observation(
+        snapshot=snapshot,
+        deployment=kube["deployment"],
+        pods=tuple(kube["raw_pods"]),
+        config_text=config.text if config is not None else None,
+        config_written_by_operator=config.written_by_operator if config is not None else False,
+        logs=kube["log_reads"],
+        pages=pages,
+    )
+
+
+async def complete_for_evidence(
+    zen: Zentinel,
+    observation: Observation,
+    *,
+    log_lines: int,
+    settings: GatherSettings,
+    session: Any = None,
+) -> Observation:
+    """The observation with what an evidence bundle holds beyond it: each kept pod's container logs (current
+    and previous), every running pod's admin pages and the namespace's events. What the pass already read
+    is used as it is; only the rest is read, once, logs in a worker thread and pages on the shared session."""
+    kept, _ = ev.kept_pods(observation.pods)
+    ns = zen.metadata.namespace
+    missing_logs = [
+        w
+        for w in ev.wanted_logs(kept)
+        if observation.log(w.pod, w.container, previous=w.previous, lines=log_lines) is None
+    ]
+    missing_pages = [w.url for w in ev.wanted_pages(zen.spec.admin, kept) if w.url not in observation.pages]
+
+    def kube_reads() -> tuple[list[LogRead], tuple[dict[str, Any], ...] | None, str | None]:
+        reads = [_read_log(ns, w.pod, w.container, previous=w.previous, lines=log_lines) for w in missing_logs]
+        try:
+            return reads, tuple(evidence_io.list_events(ns)), None
+        except Exception as e:
+            return reads, None, evidence_io.api_error(e)
+
+    async def page_reads() -> dict[str, FetchResult]:
+        if not missing_pages:
+            return {}
+        try:
+            return await fetch_many(
+                missing_pages,
+                concurrency=settings.scrape_concurrency,
+                timeout=settings.scrape_timeout,
+                max_bytes=settings.scrape_max_bytes,
+                session=session,
+            )
+        except Exception as e:  # the bundle notes the pages it lacks
+            log.warning("evidence pages of %s/%s not read: %s", ns, zen.metadata.name, evidence_io.api_error(e))
+            return {}
+
+    pages = dict(observation.pages)
+    fetched, (new_logs, events, events_error) = await asyncio.gather(page_reads(), asyncio.to_thread(kube_reads))
+    _keep_pages(pages, fetched)
+    return dataclasses.replace(
+        observation,
+        logs=(*observation.logs, *new_logs),
+        pages=pages,
+        events=events,
+        events_error=events_error,
     )
