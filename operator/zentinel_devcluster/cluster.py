@@ -598,6 +598,41 @@ class Cluster:
                     child.unlink(missing_ok=True)
         say(f"down ({len(pids)} processes stopped, {self.state_dir} cleaned)")
 
+    # ------------------------------------------------------------------ faults
+    def restart_apiserver(self, *, down_for: float = 0.0, timeout: float = 120.0) -> None:
+        """Stop kube-apiserver (SIGTERM, SIGKILL after 5 s); ``down_for`` seconds later start it on its port.
+
+        Clients see refused connections, then watches that must be started again; a watch resumed
+        from a resourceVersion older than the new watch cache is answered ``410 Gone``.
+        """
+        state = self._read_state() or {}
+        ports = state.get("ports")
+        if not isinstance(ports, dict):
+            raise ClusterError("the cluster is not up")
+        pid = self.pids()["kube-apiserver"]
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+        _wait_gone([pid], 5.0)
+        if _pid_alive(pid):  # still draining its long-running requests (watches): end it as a crash would
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            _wait_gone([pid], 10.0)
+        if _pid_alive(pid):
+            raise ClusterError(f"kube-apiserver (pid {pid}) did not stop")
+        time.sleep(down_for)
+        self._start_apiserver(Ports(**ports))
+        self._wait(self._ready_quiet, "kube-apiserver after the restart", timeout)
+
+    @contextlib.contextmanager
+    def paused(self, component: str) -> Iterator[None]:
+        """SIGSTOP one component (``etcd``, ``kwok``...) for the duration of the block, then SIGCONT it."""
+        pid = self.pids()[component]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
     # ----------------------------------------------------------------- status
     def status(self) -> dict[str, object]:
         pids = self.pids()

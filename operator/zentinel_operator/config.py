@@ -16,6 +16,7 @@ class Settings(BaseModel):
     metrics_addr: str = Field(default="0.0.0.0", description="Address of the metrics server.")  # noqa: S104
     liveness_endpoint: str | None = Field(default="http://0.0.0.0:8081/healthz", description="kopf's probe server.")
     scan_interval: float = Field(default=15.0, gt=0, description="Seconds between signal passes per Zentinel.")
+    watch_timeout: int = Field(default=300, ge=1, description="Seconds the API server keeps one watch open.")
     scrape_timeout: float = Field(default=3.0, gt=0, description="Seconds per admin-endpoint request.")
     scrape_concurrency: int = Field(default=32, ge=1, description="Admin-endpoint requests in flight at most.")
     scrape_max_bytes: int = Field(default=8_000_000, ge=1024, description="Largest metrics page read.")

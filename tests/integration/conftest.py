@@ -19,6 +19,7 @@ import pytest
 
 from support.kube import Kube, wait_for
 from support.operator import OperatorProcess
+from support.receivers import Receivers
 from zentinel_devcluster import tools
 from zentinel_devcluster.cluster import Cluster
 from zentinel_operator import k8s
@@ -123,3 +124,13 @@ def dataplanes(kube: Kube) -> Iterator[list[Any]]:
     yield started
     for dp in started:
         dp.stop()
+
+
+@pytest.fixture
+def receivers() -> Iterator[Receivers]:
+    """Local notification receivers, stopped after the test."""
+    r = Receivers().start()
+    try:
+        yield r
+    finally:
+        r.stop()

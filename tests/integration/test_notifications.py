@@ -12,7 +12,6 @@ request and answer from a per-path script (status codes, or "hang" for an endpoi
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import secrets
@@ -20,17 +19,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
 from support import configs, crash
 from support.kube import Kube, deployment, open_incident, running_pods, wait_for
 from support.operator import OperatorProcess, free_port
+from support.receivers import Received, Receivers
 from zentinel_operator import k8s
 from zentinel_operator.models.incident import DeliveryRecord
 from zentinel_operator.notify.dispatch import write_deliveries
@@ -38,92 +36,6 @@ from zentinel_operator.notify.dispatch import write_deliveries
 pytestmark = pytest.mark.integration
 
 INTAKE_TOKEN = "intake-" + secrets.token_hex(16)
-
-
-# --------------------------------------------------------------------------- receivers
-class Received:
-    def __init__(self, path: str, headers: dict[str, str], body: bytes) -> None:
-        self.path = path
-        self.headers = headers
-        self.raw = body
-        self.at = time.monotonic()
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.raw)
-
-
-class Receivers:
-    """Local HTTP receivers on one port, in a background thread with its own event loop."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.lock = threading.Lock()
-        self.requests: list[Received] = []
-        self.scripts: dict[str, list[int | str]] = {}
-        self.port = 0
-        self.runner: web.AppRunner | None = None
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        with self.lock:
-            self.requests.append(Received(request.path, dict(request.headers), body))
-            script = self.scripts.get(request.path, [200])
-            action = script.pop(0) if len(script) > 1 else script[0]
-        if action == "hang":
-            await asyncio.sleep(3600)
-        return web.Response(status=int(action), text="ok" if action in (200, 202) else "unavailable")
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_route("POST", "/{tail:.*}", self._handle)
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self.runner.addresses[0][1]
-
-    def start(self) -> Receivers:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    async def _stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-        current = asyncio.current_task()
-        rest = [t for t in asyncio.all_tasks() if t is not current]
-        for task in rest:  # handlers still hanging on purpose
-            task.cancel()
-        await asyncio.gather(*rest, return_exceptions=True)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-    def url(self, path: str = "") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def script(self, path: str, *actions: int | str) -> None:
-        with self.lock:
-            self.scripts[path] = list(actions)
-
-    def got(self, path: str, incident: str | None = None) -> list[Received]:
-        with self.lock:
-            items = [r for r in self.requests if r.path == path]
-        return [r for r in items if incident is None or incident.encode() in r.raw]
-
-
-@pytest.fixture
-def receivers() -> Iterator[Receivers]:
-    r = Receivers().start()
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 # -------------------------------------------------------------------------------- setup
