@@ -1,7 +1,9 @@
 """A control plane that misbehaves, on the real one (issue 15, item 4).
 
-The session's own kube-apiserver is restarted while the operator works, and its etcd is paused for
-longer than one of the operator's watches lasts. Each test then lets the incident run its course
+The session's own kube-apiserver is restarted while the operator works; its etcd is paused for
+longer than one of the operator's watches lasts; and, through a fault proxy in front of the real API
+server (``support.faultproxy``), writes are answered 429, 500 and 409 (some after the write took
+effect), watches are cut short and answered ``410 Gone``. Each test then lets the incident run its course
 (detected, paged, recovered, resolved) and checks what a lost or repeated step would break: one
 incident, one trigger and one resolve at the receiver, both recorded as Delivered, and the operator
 still alive and passing.
@@ -10,12 +12,15 @@ still alive and passing.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from integration.test_notifications import deliveries, events_of, policy, start_edge
 from support import crash
+from support.faultproxy import FaultProxy
 from support.kube import Kube, open_incident, wait_for
 from support.operator import OperatorProcess
 from support.receivers import Receivers
@@ -102,3 +107,57 @@ def test_etcd_paused_longer_than_a_watch_loses_and_repeats_nothing(
     with cluster.paused("etcd"):
         time.sleep(WATCH_TIMEOUT * 3)
     runs_its_course_once(kube, namespace, operator, receivers, pod)
+
+
+# ------------------------------------------------------------------ through the fault proxy
+@pytest.fixture
+def proxy(cluster: Cluster) -> Iterator[FaultProxy]:
+    p = FaultProxy(cluster.kubeconfig).start()
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture
+def proxied_operator(proxy: FaultProxy, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """The operator talking to the API server only through the fault proxy."""
+    op = OperatorProcess(proxy.write_kubeconfig(tmp_path / "kubeconfig-via-proxy"), namespace, tmp_path, {})
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        print(f"\n--- operator log (last lines) ---\n{op.logs()[-3000:]}")
+        print("--- refused by the API server ---\n" + "\n".join(proxy.refusals[-30:]))
+
+
+INCIDENTS = r"/zentinelincidents$"
+INCIDENT_STATUS = r"/zentinelincidents/[^/]+/status$"
+
+
+def test_writes_answered_429_500_and_409_lose_and_repeat_nothing(
+    kube: Kube, namespace: str, proxy: FaultProxy, proxied_operator: OperatorProcess, receivers: Receivers
+) -> None:
+    proxy.fail("POST", INCIDENTS, [429, 500])  # the incident's creation refused twice
+    proxy.fail("POST", INCIDENTS, [500], after=True)  # then created, but the operator is told 500
+    proxy.fail("WRITE", INCIDENT_STATUS, [409, 429, 500])  # its first status writes refused
+    proxy.fail("WRITE", INCIDENT_STATUS, [500], after=True)  # one status write done, answered 500
+    proxy.fail("WRITE", r"/zentinels/edge/status$", [500, 409])
+    pod = crash_one_pod_after_a_pass(kube, namespace, receivers)
+    runs_its_course_once(kube, namespace, proxied_operator, receivers, pod)
+    assert proxy.armed() == 0, f"some faults were never hit: {proxy.injected}"
+    assert proxy.injected["POST 500 after a 201"] == 1, proxy.injected
+
+
+def test_watches_cut_short_and_answered_410_gone_lose_and_repeat_nothing(
+    kube: Kube, namespace: str, proxy: FaultProxy, proxied_operator: OperatorProcess, receivers: Receivers
+) -> None:
+    proxy.cut_watches_after(2)
+    proxy.gone(r"/zentinelincidentpolicies$", times=2)
+    proxy.gone(r"/zentinelincidents$", times=2)
+    proxy.gone(r"/zentinels$", times=2)
+    pod = crash_one_pod_after_a_pass(kube, namespace, receivers)
+    runs_its_course_once(kube, namespace, proxied_operator, receivers, pod)
+    assert proxy.injected["watch cut"] >= 3, proxy.injected
+    assert proxy.armed() == 0, f"some watches were never answered 410: {proxy.injected}"
