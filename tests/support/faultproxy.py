@@ -137,7 +137,7 @@ class FaultProxy:
             timeout=timeout,
         ) as upstream:
             if upstream.status >= 400:
-                self.refusals.append(f"{request.method} {path} {request.headers.get('Content-Type')} -> {upstream.status}")
+                self.refusals.append(f"{request.method} {path} -> {upstream.status}")
             if failure is not None:  # the write reached the API server; the client hears otherwise
                 await upstream.read()
                 return self._failed(request.method, failure[0], f" after a {upstream.status}")
