@@ -393,10 +393,6 @@ def test_a_slow_backend_is_performance_degradation_from_zentinels_histogram(edge
 # ----------------------------------------------------------------------------- certificates
 
 
-@pytest.mark.skip(
-    reason="passes alone (detect ~2 s, rotation verified, every pod serving the new certificate) but in a "
-    "full run of these scenarios the rotation was not verified within 120 s once; open in issue 11"
-)
 def test_a_certificate_near_expiry_is_rotated_and_served_by_real_zentinel(
     kube: Kube, namespace: str, edge_factory: Callable[..., Edge]
 ) -> None:
@@ -410,14 +406,20 @@ def test_a_certificate_near_expiry_is_rotated_and_served_by_real_zentinel(
     clock = Clock("certificate 2 days from expiry", "TLS certificate renewal → rotation → pods serve the new one")
     clock.inject()  # the expiring certificate is there from the start: detection is the first passes
     kube.apply(certs.tls_secret("edge-tls", old_cert, old_key), namespace)
-    edge = edge_factory(tls=True, actions={"certificateRotation": {"mode": "Automatic"}})
+    # Verified when every running pod serves the new certificate: that takes the rolling restart of
+    # three real processes, which on a loaded 2-core machine can take longer than the 60 s the other
+    # scenarios allow.
+    edge = edge_factory(tls=True, actions={"certificateRotation": {"mode": "Automatic"}}, verifyTimeout="240s")
 
     inc = wait_for(lambda: edge.incident("CertificateExpiring"), timeout=60, interval=0.25, what="CertificateExpiring")
     clock.mark("detect_s")
-    wait_for(
-        lambda: edge.record("CertificateExpiring", "certificateRotation", "Succeeded"), timeout=120, interval=0.25,
-        what="the rotation verified by a handshake",
-    )  # fmt: skip
+
+    def rotation_verified() -> dict[str, Any] | None:
+        failed = edge.record("CertificateExpiring", "certificateRotation", "Failed")
+        assert failed is None, f"the rotation failed: {failed}"
+        return edge.record("CertificateExpiring", "certificateRotation", "Succeeded")
+
+    wait_for(rotation_verified, timeout=300, interval=0.25, what="the rotation verified by a handshake")
     clock.mark("mitigate_s")
     new_cert = base64.b64decode((kube.get("secret", "edge-tls", namespace) or {})["data"]["tls.crt"])
     assert fingerprint_sha256(new_cert) != fingerprint_sha256(old_cert)
