@@ -1,4 +1,5 @@
-"""``zentinel-operator``: run the operator (``run``) or generate its CRDs (``crds``)."""
+"""``zentinel-operator``: run the operator (``run``), generate its CRDs (``crds``) or release its
+finalizers before an uninstall (``release-finalizers``, the chart's pre-delete hook)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     crds = sub.add_parser("crds", help="write or check crds/ from the models")
     crds.add_argument("mode", choices=["write", "check"])
-    args = parser.parse_args(argv)
+    sub.add_parser(
+        "release-finalizers",
+        add_help=False,
+        help="stop the operator and remove its finalizers (helm uninstall's hook); --help for more",
+    )
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "release-finalizers":
+        from . import uninstall
+
+        return uninstall.main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     if args.command == "crds":
         from . import crdgen

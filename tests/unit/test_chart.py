@@ -164,6 +164,10 @@ def bound_to_sa(binding: dict[str, Any]) -> bool:
 
 
 # ------------------------------------------------------------------------------ lint, schema
+# The uninstall hook brings its own ServiceAccount and RBAC; tests of the operator's RBAC leave it out.
+NO_HOOK: dict[str, Any] = {"uninstallHook": {"enabled": False}}
+
+
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "namespaced": {"watchNamespaces": ["team-a", "team-b"]},
@@ -355,7 +359,7 @@ def test_operator_settings_follow_values(helm: Path, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------- RBAC
 def test_rbac_cluster_wide(helm: Path, tmp_path: Path) -> None:
-    docs = render(helm, tmp_path)
+    docs = render(helm, tmp_path, NO_HOOK)  # the hook's own RBAC: test_uninstall_hook_*
     assert not select(docs, "Role") and not select(docs, "RoleBinding")
     framework = only(docs, "ClusterRole", f"{FULLNAME}-framework")
     application = only(docs, "ClusterRole", f"{FULLNAME}-application")
@@ -378,7 +382,7 @@ def test_rbac_cluster_wide(helm: Path, tmp_path: Path) -> None:
 
 
 def test_rbac_watching_listed_namespaces(helm: Path, tmp_path: Path) -> None:
-    docs = render(helm, tmp_path, {"watchNamespaces": ["team-a", "team-b"]})
+    docs = render(helm, tmp_path, {"watchNamespaces": ["team-a", "team-b"], **NO_HOOK})
     # Cluster-scoped: only what kopf must see across the cluster.
     assert [r["metadata"]["name"] for r in select(docs, "ClusterRole")] == [f"{FULLNAME}-framework"]
     assert rules(only(docs, "ClusterRole")) == FRAMEWORK_CLUSTER | FRAMEWORK_NAMESPACE_WATCH
@@ -426,7 +430,7 @@ def test_webhook_configuration_permissions_only_when_the_operator_manages_it(hel
             assert framework >= FRAMEWORK_WEBHOOK
         else:
             assert not {r for r in framework if r[1] == "validatingwebhookconfigurations"}, name
-    namespaced = render(helm, tmp_path, {"watchNamespaces": ["a"], "webhook": {"managedBy": "operator"}})
+    namespaced = render(helm, tmp_path, {"watchNamespaces": ["a"], "webhook": {"managedBy": "operator"}, **NO_HOOK})
     assert rules(only(namespaced, "ClusterRole")) == FRAMEWORK_CLUSTER | FRAMEWORK_NAMESPACE_WATCH | FRAMEWORK_WEBHOOK
 
 
