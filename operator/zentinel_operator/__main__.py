@@ -1,9 +1,14 @@
-"""``zentinel-operator``: run the operator (``run``) or generate its CRDs (``crds``)."""
+"""``zentinel-operator``: run the operator (``run``), generate its CRDs (``crds``) or release its
+finalizers before an uninstall (``release-finalizers``, the chart's pre-delete hook)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import kopf
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -11,9 +16,26 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the operator (settings from ZENTINEL_OPERATOR_* variables)")
     run.add_argument("--verbose", action="store_true")
+    run.add_argument(
+        "--log-format",
+        choices=["full", "plain", "json"],
+        default=None,
+        help="full (timestamped text), plain, or json (one object a line); default: ZENTINEL_OPERATOR_LOG_FORMAT",
+    )
     crds = sub.add_parser("crds", help="write or check crds/ from the models")
     crds.add_argument("mode", choices=["write", "check"])
-    args = parser.parse_args(argv)
+    sub.add_parser(
+        "release-finalizers",
+        add_help=False,
+        help="stop the operator and remove its finalizers (helm uninstall's hook); --help for more",
+    )
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "release-finalizers":
+        from . import uninstall
+
+        return uninstall.main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     if args.command == "crds":
         from . import crdgen
@@ -25,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import registration
 
     settings = registration.SETTINGS
-    kopf.configure(verbose=args.verbose)
+    kopf.configure(verbose=args.verbose, log_format=log_format(args.log_format or settings.log_format))
     kopf.run(
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
@@ -33,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         liveness_endpoint=settings.liveness_endpoint,
     )
     return 0
+
+
+def log_format(name: str) -> kopf.LogFormat:
+    """kopf's log format by its name (``json`` writes one JSON object a line, for log collectors)."""
+    import kopf
+
+    return kopf.LogFormat[name.upper()]
 
 
 if __name__ == "__main__":

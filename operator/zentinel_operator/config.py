@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -37,6 +38,9 @@ class Settings(BaseModel):
     alert_intake_token_file: Path | None = Field(default=None, description="File holding the intake's bearer token.")
     alert_intake_max_bytes: int = Field(default=1_000_000, description="Largest Alertmanager payload accepted.")
     kopf_prefix: str = Field(default="operator.zentinel.io", description="Prefix of kopf's annotations.")
+    log_format: Literal["full", "plain", "json"] = Field(
+        default="full", description="kopf's log format: full (timestamped text), plain (message only), json."
+    )
 
 
 def _parse(name: str, raw: str) -> object:

@@ -1,16 +1,34 @@
 """The operator's own Prometheus metrics, registered once in a dedicated registry.
 
-Open incidents by severity are computed from the incidents the operator watches (a custom
-collector over a map kept current by the incident watch), so the gauge is right after a restart.
+Open incidents are computed from the incidents the operator watches (a custom collector over a map
+kept current by the incident watch), so the gauges are right after a restart:
+``zentinel_operator_open_incidents{severity}`` counts them, and
+``zentinel_operator_incident_open{zentinel_namespace, zentinel, incident, severity, category,
+acknowledged, escalation_level} 1`` has one series per open incident, so alerts can name the
+Zentinel and stop paging once someone acknowledges. (``zentinel_namespace``, not ``namespace``:
+Prometheus sets ``namespace`` to the operator's own namespace from the scrape target.)
+
+``zentinel_operator_build_info{version, python, kopf} 1`` and the standard ``process_*`` and
+``python_info`` series come from the same registry.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -18,6 +36,24 @@ from .core.lifecycle import MetricNote
 from .models.common import Severity
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+BUILD_INFO = Gauge(
+    "zentinel_operator_build_info",
+    "Always 1; the labels say which operator, Python and kopf run.",
+    ["version", "python", "kopf"],
+    registry=REGISTRY,
+)
+BUILD_INFO.labels(_version("zentinel-incident-operator"), platform.python_version(), _version("kopf")).set(1)
 
 _BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 
@@ -61,8 +97,9 @@ REMEDIATIONS = Counter(
 )
 NOTIFICATIONS = Counter(
     "zentinel_operator_notifications_total",
-    "Notification deliveries, by receiver type and result.",
-    ["type", "result"],
+    "Notification deliveries, by the Zentinel the incident is about, receiver type and result"
+    " (delivered, retrying, failed).",
+    ["zentinel_namespace", "zentinel", "type", "result"],
     registry=REGISTRY,
 )
 PASS_ERRORS = Counter(
@@ -78,18 +115,47 @@ PASS_SECONDS = Histogram(
 )
 
 
+INCIDENT_LABELS = (
+    "zentinel_namespace",
+    "zentinel",
+    "incident",
+    "severity",
+    "category",
+    "acknowledged",
+    "escalation_level",
+)
+
+
+class OpenIncident(NamedTuple):
+    zentinel: str
+    severity: str
+    category: str
+    acknowledged: bool
+    escalation_level: str
+
+
 class OpenIncidents(Collector):
-    """``zentinel_operator_open_incidents{severity}`` from the watched incidents."""
+    """``zentinel_operator_open_incidents{severity}`` and ``zentinel_operator_incident_open{...}``
+    from the watched incidents."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._open: dict[tuple[str, str], str] = {}
+        self._open: dict[tuple[str, str], OpenIncident] = {}
 
-    def update(self, namespace: str, name: str, status: Mapping[str, Any] | None) -> None:
+    def update(
+        self, namespace: str, name: str, status: Mapping[str, Any] | None, spec: Mapping[str, Any] | None = None
+    ) -> None:
         key = (namespace, name)
+        spec = spec or {}
         with self._lock:
             if status and not status.get("resolvedAt") and status.get("severity"):
-                self._open[key] = str(status["severity"])
+                self._open[key] = OpenIncident(
+                    zentinel=str((spec.get("zentinelRef") or {}).get("name") or ""),
+                    severity=str(status["severity"]),
+                    category=str(spec.get("category") or ""),
+                    acknowledged=bool(status.get("acknowledgedAt")),
+                    escalation_level=str(status.get("escalationLevel") or "none"),
+                )
             else:
                 self._open.pop(key, None)
 
@@ -97,9 +163,12 @@ class OpenIncidents(Collector):
         with self._lock:
             self._open.pop((namespace, name), None)
 
-    def counts(self) -> dict[str, int]:
+    def _snapshot(self) -> dict[tuple[str, str], OpenIncident]:
         with self._lock:
-            values = list(self._open.values())
+            return dict(self._open)
+
+    def counts(self) -> dict[str, int]:
+        values = [i.severity for i in self._snapshot().values()]
         return {s.value: values.count(s.value) for s in Severity}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -109,6 +178,18 @@ class OpenIncidents(Collector):
         for severity, count in self.counts().items():
             family.add_metric([severity], count)
         yield family
+        each = GaugeMetricFamily(
+            "zentinel_operator_incident_open",
+            "1 for each open incident: its Zentinel, severity, category, whether it is acknowledged and"
+            " its escalation level (none before any escalation).",
+            labels=list(INCIDENT_LABELS),
+        )
+        for (namespace, name), i in sorted(self._snapshot().items()):
+            each.add_metric(
+                [namespace, i.zentinel, name, i.severity, i.category, str(i.acknowledged).lower(), i.escalation_level],
+                1,
+            )
+        yield each
 
 
 OPEN_INCIDENTS = OpenIncidents()

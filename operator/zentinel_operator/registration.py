@@ -131,7 +131,9 @@ def incident_seen(event: kopf.RawEvent, **_: Any) -> None:
     if event["type"] == "DELETED":
         metrics.OPEN_INCIDENTS.forget(meta.get("namespace", ""), meta.get("name", ""))
     else:
-        metrics.OPEN_INCIDENTS.update(meta.get("namespace", ""), meta.get("name", ""), obj.get("status"))
+        metrics.OPEN_INCIDENTS.update(
+            meta.get("namespace", ""), meta.get("name", ""), obj.get("status"), obj.get("spec")
+        )
 
 
 # ------------------------------------------------------------------------------ admission

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 
 from support import configs, crash
 from support.kube import Kube, deployment, open_incident, running_pods, wait_for
@@ -109,6 +110,17 @@ def assert_secret_nowhere(kube: Kube, namespace: str, operator: OperatorProcess,
     for value in [*values, *(base64.b64encode(v.encode()).decode() for v in values)]:
         for where, text in (("operator log", logs), ("events", events), ("incidents", incidents)):
             assert value not in text, f"a secret value leaked into the {where}"
+
+
+def notifications_counted(metrics_text: str, labels: dict[str, str]) -> float:
+    """The sum of ``zentinel_operator_notifications_total`` over the series carrying ``labels``."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        if family.name == "zentinel_operator_notifications"
+        for sample in family.samples
+        if sample.name.endswith("_total") and labels.items() <= sample.labels.items()
+    )
 
 
 def events_of(got: list[Received], key: str) -> list[str]:
@@ -234,8 +246,12 @@ def test_every_receiver_type_gets_exact_payloads_and_no_secret_leaks(
     for receiver, kind in (("chat", "Slack"), ("pager", "PagerDuty"), ("hook", "Webhook"), ("am", "Alertmanager")):
         count = sum(1 for r in everything if r["receiver"] == receiver and r["state"] == "Delivered")
         assert count >= 3
-        line = f'zentinel_operator_notifications_total{{result="delivered",type="{kind}"}} {float(count)}'
-        wait_for(lambda line=line: line in operator.metrics(), timeout=10, what=line)
+        want = {"result": "delivered", "type": kind, "zentinel_namespace": namespace}
+        wait_for(
+            lambda want=want, count=count: notifications_counted(operator.metrics(), want) == count,
+            timeout=10,
+            what=f"{count} {kind} deliveries counted",
+        )
 
 
 def test_failing_receivers_are_retried_and_never_stall_the_incident(
@@ -315,7 +331,12 @@ def test_failing_receivers_are_retried_and_never_stall_the_incident(
 
     assert_secret_nowhere(kube, namespace, operator, [refused_token, f"/hook/{refused_token}"])
     wait_for(
-        lambda: 'zentinel_operator_notifications_total{result="retrying",type="Webhook"}' in operator.metrics(),
+        lambda: (
+            notifications_counted(
+                operator.metrics(), {"result": "retrying", "type": "Webhook", "zentinel_namespace": namespace}
+            )
+            > 0
+        ),
         timeout=10,
         what="the retrying counter",
     )

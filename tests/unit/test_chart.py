@@ -164,6 +164,10 @@ def bound_to_sa(binding: dict[str, Any]) -> bool:
 
 
 # ------------------------------------------------------------------------------ lint, schema
+# The uninstall hook brings its own ServiceAccount and RBAC; tests of the operator's RBAC leave it out.
+NO_HOOK: dict[str, Any] = {"uninstallHook": {"enabled": False}}
+
+
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "namespaced": {"watchNamespaces": ["team-a", "team-b"]},
@@ -355,7 +359,7 @@ def test_operator_settings_follow_values(helm: Path, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------- RBAC
 def test_rbac_cluster_wide(helm: Path, tmp_path: Path) -> None:
-    docs = render(helm, tmp_path)
+    docs = render(helm, tmp_path, NO_HOOK)  # the hook's own RBAC: test_uninstall_hook_*
     assert not select(docs, "Role") and not select(docs, "RoleBinding")
     framework = only(docs, "ClusterRole", f"{FULLNAME}-framework")
     application = only(docs, "ClusterRole", f"{FULLNAME}-application")
@@ -378,7 +382,7 @@ def test_rbac_cluster_wide(helm: Path, tmp_path: Path) -> None:
 
 
 def test_rbac_watching_listed_namespaces(helm: Path, tmp_path: Path) -> None:
-    docs = render(helm, tmp_path, {"watchNamespaces": ["team-a", "team-b"]})
+    docs = render(helm, tmp_path, {"watchNamespaces": ["team-a", "team-b"], **NO_HOOK})
     # Cluster-scoped: only what kopf must see across the cluster.
     assert [r["metadata"]["name"] for r in select(docs, "ClusterRole")] == [f"{FULLNAME}-framework"]
     assert rules(only(docs, "ClusterRole")) == FRAMEWORK_CLUSTER | FRAMEWORK_NAMESPACE_WATCH
@@ -426,7 +430,7 @@ def test_webhook_configuration_permissions_only_when_the_operator_manages_it(hel
             assert framework >= FRAMEWORK_WEBHOOK
         else:
             assert not {r for r in framework if r[1] == "validatingwebhookconfigurations"}, name
-    namespaced = render(helm, tmp_path, {"watchNamespaces": ["a"], "webhook": {"managedBy": "operator"}})
+    namespaced = render(helm, tmp_path, {"watchNamespaces": ["a"], "webhook": {"managedBy": "operator"}, **NO_HOOK})
     assert rules(only(namespaced, "ClusterRole")) == FRAMEWORK_CLUSTER | FRAMEWORK_NAMESPACE_WATCH | FRAMEWORK_WEBHOOK
 
 
@@ -624,6 +628,7 @@ def test_prometheus_rule_alerts_use_real_metrics(helm: Path, tmp_path: Path) -> 
         "ZentinelSEV1IncidentOpen",
         "ZentinelSEV2IncidentOpen",
         "ZentinelIncidentEscalated",
+        "ZentinelNotificationsFailed",
     }
     known = _known_series()
     for name, alert in alerts.items():
@@ -632,11 +637,20 @@ def test_prometheus_rule_alerts_use_real_metrics(helm: Path, tmp_path: Path) -> 
         assert alert["expr"].count("(") == alert["expr"].count(")"), name
         assert alert["labels"]["severity"] in {"critical", "warning"}
         assert alert["annotations"]["runbook_url"] == "https://runbooks.example/zentinel"
-    assert 'zentinel_operator_open_incidents{job="' in alerts["ZentinelSEV1IncidentOpen"]["expr"]
-    assert 'severity="SEV1"} > 0' in alerts["ZentinelSEV1IncidentOpen"]["expr"]
-    assert 'severity="SEV2"} > 0' in alerts["ZentinelSEV2IncidentOpen"]["expr"]
+        assert re.fullmatch(r"\d+m", alert["for"]), name  # every alert waits before it fires
+        # Nothing fires because nobody scrapes the operator (ServiceMonitor off).
+        assert "absent" not in alert["expr"], name
+    about_a_zentinel = {n: a for n, a in alerts.items() if not n.startswith("ZentinelOperator")}
+    for name, alert in about_a_zentinel.items():
+        # The Zentinel's namespace becomes the alert's namespace; the zentinel label is kept.
+        assert '"namespace", "$1", "zentinel_namespace"' in alert["expr"], name
+        assert "zentinel_namespace, zentinel," in alert["expr"], name
+    for name in ("ZentinelSEV1IncidentOpen", "ZentinelSEV2IncidentOpen", "ZentinelIncidentEscalated"):
+        assert 'acknowledged="false"' in alerts[name]["expr"], name  # an acknowledgement stops the page
+    assert 'severity="SEV1"' in alerts["ZentinelSEV1IncidentOpen"]["expr"]
+    assert 'result="failed"' in alerts["ZentinelNotificationsFailed"]["expr"]
     assert "zentinel_operator_pass_seconds_bucket" in alerts["ZentinelOperatorPassesSlow"]["expr"]
-    assert "{{ $value" in alerts["ZentinelSEV1IncidentOpen"]["annotations"]["summary"]  # Prometheus templating kept
+    assert "{{ $labels.zentinel }}" in alerts["ZentinelSEV1IncidentOpen"]["annotations"]["summary"]
 
 
 def test_grafana_dashboard_uses_real_metrics(helm: Path, tmp_path: Path) -> None:
@@ -669,71 +683,116 @@ def _promtool() -> Path:
         pytest.skip(f"promtool is not built ({e}); add cmd/promtool to the prometheus tool in zentinel_devcluster")
 
 
-PROMTOOL_TESTS = """
+INCIDENT = 'zentinel_operator_incident_open{JOB,zentinel_namespace="shop",zentinel="edge",category="ServiceDown"'
+SLACK = 'zentinel_operator_notifications_total{JOB,zentinel_namespace="shop",zentinel="edge",type="Slack"'
+PROMTOOL_TESTS = f"""
 rule_files: [rules.yaml]
 evaluation_interval: 1m
 tests:
   - interval: 1m
     input_series:
-      - series: 'up{JOB}'
+      - series: 'up{{JOB}}'
         values: '1x5 0x10'
-      - series: 'zentinel_operator_open_incidents{JOB,severity="SEV1"}'
-        values: '0 0 1 1 1'
-      - series: 'zentinel_operator_open_incidents{JOB,severity="SEV2"}'
-        values: '0x4'
-      - series: 'zentinel_operator_pass_seconds_count{JOB}'
+      # A SEV1 incident opens at 2m and is acknowledged at 6m (its series moves to acknowledged="true").
+      - series: '{INCIDENT},incident="edge-sd",severity="SEV1",acknowledged="false",escalation_level="none"}}'
+        values: '_ _ 1 1 1 1 stale'
+      - series: '{INCIDENT},incident="edge-sd",severity="SEV1",acknowledged="true",escalation_level="none"}}'
+        values: '_ _ _ _ _ _ 1 1 1 1'
+      # A SEV2 incident open from 0m, escalated to secondary at 3m, never acknowledged.
+      - series: '{INCIDENT},incident="edge-tls",severity="SEV2",acknowledged="false",escalation_level="none"}}'
+        values: '1 1 1 stale'
+      - series: '{INCIDENT},incident="edge-tls",severity="SEV2",acknowledged="false",escalation_level="secondary"}}'
+        values: '_ _ _ 1 1 1 1 1 1 1'
+      - series: '{SLACK},result="failed"}}'
+        values: '0 0 0 1 1 1 1'
+      - series: '{SLACK},result="delivered"}}'
+        values: '0+1x30'
+      - series: 'zentinel_operator_pass_seconds_count{{JOB}}'
         values: '0+10x60 600x40'
-      - series: 'zentinel_operator_pass_seconds_bucket{JOB,le="10"}'
+      - series: 'zentinel_operator_pass_seconds_bucket{{JOB,le="10"}}'
         values: '0+10x30'
-      - series: 'zentinel_operator_pass_seconds_bucket{JOB,le="30"}'
+      - series: 'zentinel_operator_pass_seconds_bucket{{JOB,le="30"}}'
         values: '0+10x30'
-      - series: 'zentinel_operator_pass_seconds_bucket{JOB,le="+Inf"}'
+      - series: 'zentinel_operator_pass_seconds_bucket{{JOB,le="+Inf"}}'
         values: '0+10x30'
-      - series: 'zentinel_operator_escalations_total{JOB,level="secondary",severity="SEV3"}'
-        values: '0 0 1 1'
     alert_rule_test:
-      - {eval_time: 1m, alertname: ZentinelSEV1IncidentOpen, exp_alerts: []}
-      - eval_time: 3m
+      - {{eval_time: 2m, alertname: ZentinelSEV1IncidentOpen, exp_alerts: []}}
+      - eval_time: 4m
         alertname: ZentinelSEV1IncidentOpen
         exp_alerts:
-          - exp_labels: {severity: critical, job: JOBNAME, namespace: NAMESPACE}
+          - exp_labels: {{severity: critical, namespace: shop, zentinel_namespace: shop, zentinel: edge,
+                         category: ServiceDown}}
             exp_annotations:
-              summary: "1 SEV1 Zentinel incident(s) open."
+              summary: "Unacknowledged SEV1 incident (ServiceDown) on Zentinel shop/edge."
               description: >-
-                A SEV1 incident (service down or a security event) is open. `kubectl get
-                zentinelincidents -A` lists it; acknowledge with `kubectl annotate zinc <name>
-                zentinel.io/acknowledged-by=<you>`.
-      - {eval_time: 3m, alertname: ZentinelSEV2IncidentOpen, exp_alerts: []}
-      - eval_time: 3m
+                A SEV1 incident (service down or a security event) is open and nobody has
+                acknowledged it. `kubectl get zentinelincidents -n shop` lists it;
+                acknowledge with `kubectl annotate zinc <name> zentinel.io/acknowledged-by=<you>`.
+      # Acknowledged: no more page.
+      - {{eval_time: 7m, alertname: ZentinelSEV1IncidentOpen, exp_alerts: []}}
+      - {{eval_time: 4m, alertname: ZentinelSEV2IncidentOpen, exp_alerts: []}}
+      - eval_time: 8m
+        alertname: ZentinelSEV2IncidentOpen
+        exp_alerts:
+          - exp_labels: {{severity: warning, namespace: shop, zentinel_namespace: shop, zentinel: edge,
+                         category: ServiceDown}}
+            exp_annotations:
+              summary: "Unacknowledged SEV2 incident (ServiceDown) on Zentinel shop/edge."
+              description: >-
+                A SEV2 incident (major degradation) is open and nobody has acknowledged it.
+                `kubectl get zentinelincidents -n shop` lists it.
+      - {{eval_time: 3m, alertname: ZentinelIncidentEscalated, exp_alerts: []}}
+      - eval_time: 5m
         alertname: ZentinelIncidentEscalated
         exp_alerts:
-          - exp_labels: {severity: warning, level: secondary}
+          - exp_labels: {{severity: warning, namespace: shop, zentinel_namespace: shop, zentinel: edge,
+                         category: ServiceDown, escalation_level: secondary}}
             exp_annotations:
-              summary: "A SEV3 incident was escalated to secondary."
+              summary: "An incident on Zentinel shop/edge was escalated to secondary."
               description: >-
-                An incident missed its response target without acknowledgement and was escalated
-                beyond the primary on-call.
-      - {eval_time: 4m, alertname: ZentinelOperatorDown, exp_alerts: []}
+                An incident (ServiceDown) missed its response target without
+                acknowledgement and was escalated beyond the primary on-call.
+      - {{eval_time: 3m, alertname: ZentinelNotificationsFailed, exp_alerts: []}}
+      - eval_time: 5m
+        alertname: ZentinelNotificationsFailed
+        exp_alerts:
+          - exp_labels: {{severity: warning, namespace: shop, zentinel_namespace: shop, zentinel: edge,
+                         type: Slack}}
+            exp_annotations:
+              summary: "Slack notifications about Zentinel shop/edge failed."
+              description: >-
+                The operator gave up delivering Slack notifications in the last 15
+                minutes. `status.deliveries` of the incidents shows each receiver's last error; check
+                the receiver's URL and Secret.
+      - {{eval_time: 4m, alertname: ZentinelOperatorDown, exp_alerts: []}}
       - eval_time: 12m
         alertname: ZentinelOperatorDown
         exp_alerts:
-          - exp_labels: {severity: critical, job: JOBNAME, namespace: NAMESPACE}
+          - exp_labels: {{severity: critical, job: JOBNAME, namespace: NAMESPACE}}
             exp_annotations:
-              summary: "The Zentinel incident operator is down or not scraped."
+              summary: "The Zentinel incident operator is down."
               description: >-
-                No successful scrape of JOBNAME in NAMESPACE for 5 minutes. While it is down, no
+                Scrapes of JOBNAME in NAMESPACE have failed for 5 minutes. While it is down, no
                 incident is detected, escalated or remediated.
-      - {eval_time: 20m, alertname: ZentinelOperatorPassesSlow, exp_alerts: []}
-      - {eval_time: 50m, alertname: ZentinelOperatorPassesStalled, exp_alerts: []}
+      - {{eval_time: 20m, alertname: ZentinelOperatorPassesSlow, exp_alerts: []}}
+      - {{eval_time: 50m, alertname: ZentinelOperatorPassesStalled, exp_alerts: []}}
       - eval_time: 85m
         alertname: ZentinelOperatorPassesStalled
         exp_alerts:
-          - exp_labels: {severity: critical}
+          - exp_labels: {{severity: critical, namespace: NAMESPACE}}
             exp_annotations:
               summary: "No Zentinel pass has completed for 15m."
               description: >-
                 Passes completed before and none has since: they fail (see the operator's log and the
                 events on the Zentinel objects) or the operator is stuck.
+  # The ServiceMonitor is off and nothing scrapes the operator: no series at all, no alert.
+  - interval: 1m
+    input_series: []
+    alert_rule_test:
+      - {{eval_time: 30m, alertname: ZentinelOperatorDown, exp_alerts: []}}
+      - {{eval_time: 30m, alertname: ZentinelOperatorPassesStalled, exp_alerts: []}}
+      - {{eval_time: 30m, alertname: ZentinelSEV1IncidentOpen, exp_alerts: []}}
+      - {{eval_time: 30m, alertname: ZentinelNotificationsFailed, exp_alerts: []}}
 """
 
 

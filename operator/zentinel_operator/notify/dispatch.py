@@ -426,7 +426,7 @@ class Dispatcher:
             state, outcome = FAILED, "failed"
         else:
             state, outcome = PENDING, "retrying"
-        metrics.NOTIFICATIONS.labels(receiver.type.value, outcome).inc()
+        metrics.NOTIFICATIONS.labels(namespace, incident.spec.zentinel_ref.name, receiver.type.value, outcome).inc()
         record = DeliveryRecord(
             receiver=receiver_name,
             event=p.event,
