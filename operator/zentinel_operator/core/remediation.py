@@ -185,7 +185,7 @@ def _routes_for_rate_limit(finding: Finding, snapshot: Snapshot) -> list[str]:
 
 
 def _oom(snapshot: Snapshot) -> bool:
-    return any(p.container is not None and p.container.oom_killed for p in snapshot.pods)
+    return any(snapshot.oom_killed(p) for p in snapshot.pods)
 
 
 def _certs_to_rotate(ctx: Context, finding: Finding) -> list[str]:

@@ -35,7 +35,12 @@ class ContainerSignal:
 
     @property
     def oom_killed(self) -> bool:
-        return self.last_terminated_reason == "OOMKilled" or self.last_exit_code == 137
+        """OOMKilled, or exit 137 where Kubernetes gives no other reason. Exit 137 with reason ``Error``
+        is a SIGKILL from elsewhere (a liveness probe, a grace period running out): raising the memory
+        limit would not help, so it is not counted as memory exhaustion."""
+        if self.last_terminated_reason == "OOMKilled":
+            return True
+        return self.last_exit_code == 137 and self.last_terminated_reason is None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +202,15 @@ class Snapshot:
     logs: tuple[LogMatch, ...] = ()
     # Each running pod's /admin/config, read while a config change awaits verification (else empty).
     live_configs: tuple[LiveConfig, ...] = ()
+
+    def oom_killed(self, pod: PodSignal) -> bool:
+        """The one rule for "this pod ran out of memory": its container says so
+        (:attr:`ContainerSignal.oom_killed`), or its logs report running out of memory."""
+        if pod.container is None:
+            return False
+        if pod.container.oom_killed:
+            return True
+        return any(m.pod == pod.name and m.cause == LogCause.OUT_OF_MEMORY for m in self.logs)
 
 
 @dataclasses.dataclass(frozen=True)
