@@ -35,6 +35,7 @@ import yaml
 
 from ..models.incident import EvidenceRef, ZentinelIncident
 from ..models.zentinel import AdminEndpoint
+from .conditions import pod_ready
 from .redact import redact_counted
 
 FORMAT = "zentinel.io/evidence/v1"
@@ -644,10 +645,9 @@ def pods_affected(pods: Sequence[Mapping[str, Any]]) -> list[str]:
     names = []
     for pod in pods:
         status = pod.get("status") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
         restarts = sum(int(cs.get("restartCount") or 0) for cs in status.get("containerStatuses") or [])
         waiting = any((cs.get("state") or {}).get("waiting") for cs in status.get("containerStatuses") or [])
-        if not ready or restarts or waiting or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        if not pod_ready(pod) or restarts or waiting or (pod.get("metadata") or {}).get("deletionTimestamp"):
             names.append(str((pod.get("metadata") or {}).get("name")))
     return sorted(names)
 

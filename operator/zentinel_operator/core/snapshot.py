@@ -55,6 +55,14 @@ class PodSignal:
     config_revision: str | None = None  # revision the pod template was rolled with, where known
 
     @property
+    def troubled(self) -> bool:
+        """Not Ready, restarting since the previous pass, or crash-looping: the pods whose logs a pass
+        reads. (Triage sorts pods more finely, with thresholds; an evidence bundle's "pods affected"
+        counts any restart ever, see :func:`.evidence.pods_affected`.)"""
+        c = self.container
+        return not self.ready or self.restart_growth > 0 or (c is not None and c.crash_looping)
+
+    @property
     def process_running(self) -> bool:
         """The runbook's "Is the proxy process running?" for this pod."""
         if self.phase != "Running" or self.deleting:
@@ -68,12 +76,26 @@ class WorkloadSignal:
     desired: int = 0
     updated: int = 0
     available: int = 0
+    replicas: int = 0  # pods of every ReplicaSet, old and new (status.replicas)
+    # A rollout is under way: the controller has not caught up with the spec, or old and new pods coexist.
     rolling_out: bool = False
     max_unavailable: int = 1
     max_surge: int = 1
     memory_limit_bytes: int | None = None
     generation: int | None = None
     observed_generation: int | None = None
+
+    @property
+    def rollout_complete(self) -> bool:
+        """The controller saw the latest spec and every desired pod is updated and available, with no
+        old pod left."""
+        return (
+            self.exists
+            and (self.observed_generation or 0) >= (self.generation or 0)
+            and self.updated == self.desired
+            and self.available == self.desired
+            and self.replicas == self.desired
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -105,7 +105,7 @@ def _logs(
     lines = max(tail, keep_lines)
     for pod in pods:
         c = pod.container
-        if c is None or (pod.ready and pod.restart_growth == 0 and not c.crash_looping and not config_changed):
+        if c is None or not (pod.troubled or config_changed):
             continue
         for previous in (False, True):
             if previous and c.restart_count == 0:
