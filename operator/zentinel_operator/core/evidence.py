@@ -35,6 +35,16 @@ import yaml
 
 from ..models.incident import EvidenceRef, ZentinelIncident
 from ..models.zentinel import AdminEndpoint
+from ..names import (
+    ANN_CHUNK,
+    ANN_COLLECTED_AT,
+    API_VERSION,
+    KIND_INCIDENT,
+    LABEL_ARTIFACT,
+    LABEL_INCIDENT,
+    LABEL_PHASE,
+    LABEL_ZENTINEL,
+)
 from .conditions import pod_ready
 from .redact import redact_counted
 
@@ -43,12 +53,6 @@ DETECTION = "detection"
 RESOLUTION = "resolution"
 PHASES = (DETECTION, RESOLUTION)
 
-LABEL_INCIDENT = "zentinel.io/incident"
-LABEL_PHASE = "zentinel.io/evidence-phase"
-LABEL_ZENTINEL = "zentinel.io/zentinel"
-LABEL_ARTIFACT = "zentinel.io/artifact"  # "evidence" or "postmortem"
-ANN_CHUNK = "zentinel.io/evidence-chunk"  # "<index>/<count>", e.g. "0/3"
-ANN_COLLECTED_AT = "zentinel.io/collected-at"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "zentinel-incident-operator"}
 
 MANIFEST_KEY = "MANIFEST.json"
@@ -414,8 +418,8 @@ def configmap_body(bundle: Bundle, chunk: Chunk, *, namespace: str, incident_uid
 
 def owner_reference(incident: str, uid: str) -> dict[str, Any]:
     return {
-        "apiVersion": "zentinel.io/v1alpha1",
-        "kind": "ZentinelIncident",
+        "apiVersion": API_VERSION,
+        "kind": KIND_INCIDENT,
         "name": incident,
         "uid": uid,
         "controller": False,

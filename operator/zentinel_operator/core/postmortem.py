@@ -30,6 +30,7 @@ from typing import Any
 
 from ..models.common import Category, ConditionStatus, Severity
 from ..models.incident import RemediationRecord, TimelineEntry, ZentinelIncident
+from ..names import LABEL_INCIDENT
 from .redact import redact
 
 POSTMORTEM_KEY = "postmortem.md"
@@ -504,7 +505,7 @@ def _evidence(incident: ZentinelIncident, evidence_summary: Mapping[str, Any] | 
         return [*lines, "No evidence bundle is recorded for this incident."]
     lines += [
         "Evidence bundles are ConfigMaps owned by the incident (`kubectl get configmaps "
-        f"-n {incident.metadata.namespace} -l zentinel.io/incident={incident.metadata.name}`); "
+        f"-n {incident.metadata.namespace} -l {LABEL_INCIDENT}={incident.metadata.name}`); "
         "`MANIFEST.json` in the first one lists every item with its size and sha256. Secrets are redacted.",
         "",
         "| Phase | Collected (UTC) | ConfigMaps | Items | Size | Notes |",

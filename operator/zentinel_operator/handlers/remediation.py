@@ -21,8 +21,9 @@ from ..models.common import Category
 from ..models.incident import RemediationRecord, ZentinelIncident, ZentinelIncidentStatus
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import RemediationLedgerEntry, Zentinel
+from ..names import ANN_APPROVED_BY, API_VERSION, KIND_INCIDENT
+from ..names import INCIDENTS as PLURAL
 from ..remediation import executor
-from .incidents import ANN_APPROVED_BY, PLURAL
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +286,7 @@ def k8s_event(inc: ZentinelIncident, reason: str, message: str, type_: str, now:
     meta: Mapping[str, Any] = {"name": inc.metadata.name, "namespace": inc.metadata.namespace, "uid": inc.metadata.uid}
     try:
         k8s.post_event(
-            {"apiVersion": "zentinel.io/v1alpha1", "kind": "ZentinelIncident", "metadata": dict(meta)},
+            {"apiVersion": API_VERSION, "kind": KIND_INCIDENT, "metadata": dict(meta)},
             reason=reason,
             message=message,
             type_=type_,

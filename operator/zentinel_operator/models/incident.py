@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from .. import names
 from .common import Category, Condition, CRDInfo, KModel, Meta, ObjectName, Severity
 
 
@@ -169,9 +170,9 @@ class ZentinelIncidentStatus(KModel):
 
 
 class ZentinelIncident(KModel, CRDInfo):
-    kind: ClassVar[str] = "ZentinelIncident"
-    plural: ClassVar[str] = "zentinelincidents"
-    singular: ClassVar[str] = "zentinelincident"
+    kind: ClassVar[str] = names.KIND_INCIDENT
+    plural: ClassVar[str] = names.INCIDENTS
+    singular: ClassVar[str] = names.SINGULAR_INCIDENT
     short_names: ClassVar[list[str]] = ["zinc"]
     description: ClassVar[str] = "One incident on a Zentinel, from detection to post-mortem."
     printer_columns: ClassVar[list[dict[str, Any]]] = [

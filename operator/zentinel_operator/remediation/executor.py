@@ -45,16 +45,19 @@ from ..core.snapshot import Snapshot
 from ..models.incident import RemediationRecord
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import IssuerType, ReloadMode, TLSRef, Zentinel
+from ..names import (
+    ANN_CONFIG_REVISION,
+    ANN_RESTART,
+    ANN_TLS,
+    ANN_WRITTEN_BY_OPERATOR,
+    API_VERSION,
+    KIND_ZENTINEL,
+    LABEL_REVISION,
+    LABEL_ZENTINEL,
+)
 from ..signals import pods as pod_signals
 
 log = logging.getLogger(__name__)
-
-ANN_WRITTEN_BY_OPERATOR = "zentinel.io/written-by-operator"  # on the ConfigMap: the revision we wrote
-ANN_CONFIG_REVISION = "zentinel.io/config-revision"  # pod template: the revision pods were rolled for
-ANN_RESTART = "zentinel.io/restarted-for"  # pod template: the remediation record that rolled the pods
-ANN_TLS = "zentinel.io/tls-fingerprint"  # pod template: certificate fingerprints pods were rolled for
-LABEL_REVISION = "zentinel.io/revision"
-LABEL_ZENTINEL = "zentinel.io/zentinel"
 
 
 class ActionError(RuntimeError):
@@ -96,8 +99,8 @@ def save_revision(zen: Zentinel, revision: str, text: str) -> None:
             },
             "ownerReferences": [
                 {
-                    "apiVersion": "zentinel.io/v1alpha1",
-                    "kind": "Zentinel",
+                    "apiVersion": API_VERSION,
+                    "kind": KIND_ZENTINEL,
                     "name": zen.metadata.name,
                     "uid": zen.metadata.uid,
                     "controller": False,

@@ -38,6 +38,7 @@ from ..core.snapshot import (
     WorkloadSignal,
 )
 from ..models.zentinel import MetricsSource, Zentinel
+from ..names import ANN_WRITTEN_BY_OPERATOR
 from . import logs as log_signals
 from . import metrics as metric_signals
 from . import pods as pod_signals
@@ -167,7 +168,7 @@ def _config(zen: Zentinel, memory: PassMemory, now: dt.datetime) -> _Config:
         last_known_good=zen.status.last_known_good_revision,
         health_checks=check.health_checks,
     )
-    return _Config(signal, text, written.get("zentinel.io/written-by-operator") == revision)
+    return _Config(signal, text, written.get(ANN_WRITTEN_BY_OPERATOR) == revision)
 
 
 def _first_seen(zen: Zentinel, revision: str, now: dt.datetime) -> dt.datetime | None:

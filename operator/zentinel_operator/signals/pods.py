@@ -8,9 +8,7 @@ from typing import Any
 from ..core.conditions import pod_ready
 from ..core.quantity import parse_quantity
 from ..core.snapshot import ContainerSignal, PodSignal, WorkloadSignal
-
-# A pod-template annotation the operator sets when it rolls the Deployment for a config revision.
-CONFIG_REVISION_ANNOTATION = "zentinel.io/config-revision"
+from ..names import ANN_CONFIG_REVISION as CONFIG_REVISION_ANNOTATION
 
 
 def _container_spec(deployment: Mapping[str, Any], name: str | None) -> Mapping[str, Any] | None:
