@@ -85,6 +85,30 @@ class EscalationRecord(KModel):
     receivers: list[str] = Field(default_factory=list, description="Receivers notified.")
 
 
+class DeliveryState(enum.StrEnum):
+    """``DeliveryRecord.state``. The field stays a string (the CRD is unchanged); write ``.value``."""
+
+    DELIVERED = "Delivered"
+    PENDING = "Pending"
+    FAILED = "Failed"
+
+
+class RecordState(enum.StrEnum):
+    """``RemediationRecord.state``. The field stays a string (the CRD is unchanged); write ``.value``:
+    a record copied with ``model_copy`` keeps what it is given, and YAML cannot represent an enum."""
+
+    PLANNED = "Planned"
+    PENDING_APPROVAL = "PendingApproval"
+    DRY_RUN = "DryRun"
+    RUNNING = "Running"
+    VERIFYING = "Verifying"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    REFUSED = "Refused"
+    REVERTED = "Reverted"
+    WAITING = "Waiting"
+
+
 class DeliveryRecord(KModel):
     receiver: str = Field(description="Receiver name.")
     event: str = Field(description="`trigger`, `escalate`, `acknowledge`, `resolve`.")

@@ -42,7 +42,7 @@ from .. import operator_metrics as metrics
 from ..core import lifecycle as lc
 from ..core.notify_payloads import ESCALATE, TRIGGER, PlannedDelivery, expected_deliveries
 from ..models import ZentinelIncident
-from ..models.incident import DeliveryRecord
+from ..models.incident import DeliveryRecord, DeliveryState
 from ..models.policy import Receiver, ReceiverType, ZentinelIncidentPolicySpec
 from ..names import API_VERSION, GROUP, KIND_INCIDENT, VERSION
 from ..names import INCIDENTS as PLURAL
@@ -50,9 +50,9 @@ from .receivers import USER_AGENT, RetryPolicy, SecretReader, Sender, SendResult
 
 log = logging.getLogger(__name__)
 
-DELIVERED = "Delivered"
-PENDING = "Pending"
-FAILED = "Failed"
+DELIVERED = DeliveryState.DELIVERED.value
+PENDING = DeliveryState.PENDING.value
+FAILED = DeliveryState.FAILED.value
 MAX_RECORDS = 300  # per incident; the oldest finished records go first beyond this
 
 IncidentKey = tuple[str, str]  # namespace, incident name
