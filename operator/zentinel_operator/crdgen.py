@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from .models import ALL_KINDS
-from .models.common import CATEGORY, GROUP, VERSION, CRDInfo, KModel
+from .models.common import CATEGORY, CRDInfo, KModel
+from .names import GROUP, VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = REPO_ROOT / "crds"

@@ -15,7 +15,8 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from .models.common import GROUP, VERSION
+from . import names
+from .names import GROUP, VERSION
 
 _configured = False
 
@@ -88,9 +89,7 @@ _KINDS = {
     "events": "Event",
     "poddisruptionbudgets": "PodDisruptionBudget",
     "certificates": "Certificate",
-    "zentinels": "Zentinel",
-    "zentinelincidents": "ZentinelIncident",
-    "zentinelincidentpolicies": "ZentinelIncidentPolicy",
+    **names.KIND_BY_PLURAL,
 }
 _STATUS_WORDS = {
     "NotFound": "not found",
@@ -265,7 +264,7 @@ def post_event(
         "message": message[:1024],
         "type": type_,
         "source": {"component": "zentinel-incident-operator"},
-        "reportingComponent": "zentinel.io/incident-operator",
+        "reportingComponent": names.REPORTING_COMPONENT,
         "reportingInstance": "zentinel-incident-operator",
         "firstTimestamp": now.isoformat(),
         "lastTimestamp": now.isoformat(),

@@ -12,16 +12,13 @@ from . import operator_metrics as metrics
 from .core.policy_checks import check_policy_beyond_schema, check_zentinel
 from .handlers import policies as policy_handlers
 from .handlers import zentinel as zentinel_handlers
-from .models.common import GROUP, VERSION
+from .names import GROUP, INCIDENTS, POLICIES, VERSION, ZENTINELS
 from .notify import intake
 from .notify.dispatch import Dispatcher
 from .signals.gather import GatherSettings
 from .signals.prometheus import PrometheusSource
 
 SETTINGS = config.load()
-ZENTINELS = "zentinels"
-POLICIES = "zentinelincidentpolicies"
-INCIDENTS = "zentinelincidents"
 
 
 @kopf.on.startup()

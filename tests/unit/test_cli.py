@@ -14,6 +14,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from zentinel_operator import names
 from zentinel_operator.cli import app, evidence, render, triage
 from zentinel_operator.cli.exits import (
     EXIT_ERROR,
@@ -440,7 +441,7 @@ def test_show_resolved_and_requests_pending() -> None:
 def test_evidence_chunks_from_status_and_configmaps() -> None:
     cms = [
         {
-            "metadata": {"name": "i-ev-resolution-01", "labels": {evidence.LABEL_PHASE: "resolution"}},
+            "metadata": {"name": "i-ev-resolution-01", "labels": {names.LABEL_PHASE: "resolution"}},
             "data": {"events.txt": "abc"},
             "binaryData": {"x.gz": "AAEC"},
         }
@@ -504,7 +505,7 @@ def test_manifest_that_is_not_json() -> None:
 
 
 def chunk(name: str, files: dict[str, str], phase: str | None = None) -> evidence.Chunk:
-    labels = {evidence.LABEL_PHASE: phase} if phase else {}
+    labels = {names.LABEL_PHASE: phase} if phase else {}
     return evidence.chunk_of({"metadata": {"name": name, "labels": labels}, "data": files})
 
 
@@ -620,7 +621,7 @@ def test_split_items_are_checked_part_by_part_and_written_whole() -> None:
 
 def test_binary_data_is_decoded_and_written(tmp_path: Path) -> None:
     cm = {
-        "metadata": {"name": "inc-20261127-006-ev-detection-01", "labels": {evidence.LABEL_PHASE: "detection"}},
+        "metadata": {"name": "inc-20261127-006-ev-detection-01", "labels": {names.LABEL_PHASE: "detection"}},
         "data": {"events.txt": "é\n"},
         "binaryData": {"logs__p__c.log.gz": "H4sIAAAAAAAAA0tMSgYAgRTJ3gIAAAA="},
     }
@@ -806,9 +807,9 @@ def test_evidence_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     code, _, err = cli(api, "evidence", name, "--out", str(tmp_path), capsys=capsys)
     assert code == EXIT_NOT_FOUND and "no evidence for inc-20261127-001 yet" in err
     files = {"events.txt": "Warning BackOff\n", "logs__edge-a__zentinel.log": "Failed to load configuration file\n"}
-    labels = {evidence.LABEL_INCIDENT: name, evidence.LABEL_PHASE: "detection"}
+    labels = {names.LABEL_INCIDENT: name, names.LABEL_PHASE: "detection"}
     api.add_configmap("edge-ns", f"{name}-ev-detection-01", {**files, "MANIFEST.json": manifest(files)}, labels)
-    api.add_configmap("edge-ns", f"{name}-postmortem", {"postmortem.md": "x"}, {evidence.LABEL_INCIDENT: name})
+    api.add_configmap("edge-ns", f"{name}-postmortem", {"postmortem.md": "x"}, {names.LABEL_INCIDENT: name})
     code, out, _ = cli(api, "evidence", name, "--out", str(tmp_path), capsys=capsys)
     assert code == EXIT_OK, out
     root = tmp_path / "INC-20261127-001"
@@ -830,7 +831,7 @@ def test_evidence_chunk_listed_in_status_but_gone(tmp_path: Path, capsys: pytest
         {"name": f"{name}-ev-resolution-01", "phase": "resolution"},
     ]
     api = FakeApi([incident(status={"evidence": refs})])
-    labels = {evidence.LABEL_INCIDENT: name, evidence.LABEL_PHASE: "detection"}
+    labels = {names.LABEL_INCIDENT: name, names.LABEL_PHASE: "detection"}
     api.add_configmap("edge-ns", f"{name}-ev-detection-01", {"events.txt": "x"}, labels)
     code, out, _ = cli(api, "evidence", name, "--out", str(tmp_path), capsys=capsys)
     assert code == EXIT_UNVERIFIED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -170,6 +171,34 @@ def test_oom_raises_the_memory_limit_within_the_cap() -> None:
     steps = rem.plan("inc-1", [], finding(Category.PROCESS_CRASH), ctx(snap=snapshot(crashing=1, oom=True), pol=pol))
     assert kinds(steps) == [("execute", "memoryLimit", "Running")]
     assert steps[0].params["new"] == 700 * 2**20  # 1.5 x 512Mi = 768Mi, capped at 700Mi
+
+
+def killed(reason: str) -> Snapshot:
+    """Pod edge-0 crash-looping after exit 137 with ``reason`` as its last termination reason."""
+    snap = snapshot(crashing=1)
+    first = snap.pods[0]
+    assert first.container is not None
+    container = dataclasses.replace(first.container, last_terminated_reason=reason, last_exit_code=137)
+    return dataclasses.replace(snap, pods=(dataclasses.replace(first, container=container), *snap.pods[1:]))
+
+
+def test_a_liveness_kill_is_not_met_with_a_memory_raise_but_an_oom_kill_is() -> None:
+    # Exit 137 with reason Error is a SIGKILL from a liveness probe or a grace period: triage does not
+    # call it memory exhaustion, and the planner must not raise the memory limit for it either.
+    liveness = killed("Error")
+    assert not liveness.oom_killed(liveness.pods[0])
+    assert rem.applicable(rem.Action.MEMORY_LIMIT, finding(Category.PROCESS_CRASH), ctx(snap=liveness)) == (
+        False,
+        {},
+        "no container was OOMKilled",
+    )
+    steps = rem.plan("inc-1", [], finding(Category.PROCESS_CRASH), ctx(snap=liveness))
+    assert kinds(steps) == [("execute", "restart", "Running")]
+
+    oom = killed("OOMKilled")
+    assert oom.oom_killed(oom.pods[0])
+    steps = rem.plan("inc-1", [], finding(Category.PROCESS_CRASH), ctx(snap=oom))
+    assert kinds(steps) == [("execute", "memoryLimit", "Running")]
 
 
 def test_memory_at_cap_is_skipped_to_the_next_rung() -> None:

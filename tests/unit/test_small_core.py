@@ -208,7 +208,31 @@ def test_pod_and_workload_conversion() -> None:
     w = workload_signal(dep, "zentinel")
     assert (w.desired, w.max_unavailable, w.max_surge, w.memory_limit_bytes) == (4, 1, 2, 2**30)
     assert w.rolling_out  # observedGeneration behind generation
+    assert not w.rollout_complete
+    caught_up = {**dep, "status": {**dep["status"], "observedGeneration": 4}}
+    assert workload_signal(caught_up, "zentinel").rollout_complete
+    old_pod_left = {**dep, "status": {**caught_up["status"], "replicas": 5}}
+    assert not workload_signal(old_pod_left, "zentinel").rollout_complete
     assert not workload_signal(None, None).exists
+    assert not workload_signal(None, None).rollout_complete
+
+
+def test_a_troubled_pod_is_not_ready_restarting_or_crash_looping() -> None:
+    def pod(ready: bool, waiting: str | None = None) -> dict[str, object]:
+        state = {"waiting": {"reason": waiting}} if waiting else {"running": {}}
+        return {
+            "metadata": {"name": "p"},
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                "containerStatuses": [{"name": "zentinel", "ready": ready, "restartCount": 3, "state": state}],
+            },
+        }
+
+    assert not pod_signal(pod(True), "zentinel", previous_restarts=3).troubled  # old restarts are history
+    assert pod_signal(pod(True), "zentinel", previous_restarts=2).troubled  # restarted since the last pass
+    assert pod_signal(pod(False), "zentinel", previous_restarts=3).troubled
+    assert pod_signal(pod(True, "CrashLoopBackOff"), "zentinel", previous_restarts=3).troubled
 
 
 def test_a_successful_reload_voids_the_reload_failures_before_it() -> None:

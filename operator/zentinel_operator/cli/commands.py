@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .. import k8s
+from .. import k8s, names
 from ..core import lifecycle as lc
 from ..core.remediation import PENDING_APPROVAL
 from ..handlers.incidents import human_input
@@ -80,8 +80,8 @@ def incidents(
 
 
 def _evidence_configmaps(api: Api, namespace: str, name: str) -> list[dict[str, Any]]:
-    cms = api.list_configmaps(namespace, f"{ev.LABEL_INCIDENT}={name}")
-    return [c for c in cms if ev.LABEL_PHASE in ((c.get("metadata") or {}).get("labels") or {})]
+    cms = api.list_configmaps(namespace, f"{names.LABEL_INCIDENT}={name}")
+    return [c for c in cms if names.LABEL_PHASE in ((c.get("metadata") or {}).get("labels") or {})]
 
 
 def show(api: Api, namespace: str, name: str, *, fmt: str, now: dt.datetime) -> Result:
@@ -130,7 +130,9 @@ def evidence(api: Api, namespace: str, name: str, *, out_dir: Path, fmt: str) ->
     inc = _model(_require(api, namespace, name))
     configmaps = _evidence_configmaps(api, namespace, name)
     if not configmaps:
-        raise CliError(f"no evidence for {name} yet (no ConfigMap labelled {ev.LABEL_INCIDENT}={name})", EXIT_NOT_FOUND)
+        raise CliError(
+            f"no evidence for {name} yet (no ConfigMap labelled {names.LABEL_INCIDENT}={name})", EXIT_NOT_FOUND
+        )
     plan = ev.plan_export(name, [ev.chunk_of(cm) for cm in configmaps])
     found = {cm["metadata"]["name"] for cm in configmaps}
     lost = [r.name for r in inc.status.evidence if r.name not in found]

@@ -25,8 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-LABEL_INCIDENT = "zentinel.io/incident"
-LABEL_PHASE = "zentinel.io/evidence-phase"
+from ..names import LABEL_PHASE
+
 MANIFEST = "MANIFEST.json"
 PHASES = ("detection", "resolution")
 _CHUNK = re.compile(r"-ev-(?P<phase>[a-z0-9]+)-(?P<nn>\d+)$")

@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import k8s
+from ..names import INCIDENTS, POLICIES, ZENTINELS
 
-INCIDENTS = "zentinelincidents"
-ZENTINELS = "zentinels"
-POLICIES = "zentinelincidentpolicies"
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 

@@ -15,7 +15,8 @@ import yaml
 from ..core.durations import format_duration
 from ..core.remediation import PENDING_APPROVAL
 from ..models.incident import RemediationRecord, ZentinelIncident
-from .evidence import LABEL_PHASE, configmap_files
+from ..names import LABEL_PHASE
+from .evidence import configmap_files
 
 FORMATS = ("table", "json", "yaml")
 NONE = "<none>"

@@ -34,6 +34,7 @@ from ..core.snapshot import (
 from ..core.triage import overall_health, triage
 from ..models.common import Category
 from ..models.policy import ZentinelIncidentPolicySpec
+from ..names import KIND_POLICY
 from ..signals.metrics import PodMetrics
 from .exits import EXIT_OK, EXIT_TRIAGE, EXIT_USAGE, CliError
 from .render import one_line, plain, stamp, table
@@ -533,7 +534,7 @@ def load_policy_file(path: str) -> tuple[str, ZentinelIncidentPolicySpec]:
         docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
     except (OSError, yaml.YAMLError) as e:
         raise CliError(f"cannot read policy file {path}: {one_line(e)}", EXIT_USAGE) from e
-    doc = next((d for d in docs if isinstance(d, dict) and d.get("kind") == "ZentinelIncidentPolicy"), None)
+    doc = next((d for d in docs if isinstance(d, dict) and d.get("kind") == KIND_POLICY), None)
     if doc is None:
         doc = docs[0] if docs and isinstance(docs[0], dict) else None
     if doc is None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..models.common import Condition, ConditionStatus
 
@@ -95,3 +96,9 @@ def with_ready(
         if missing is not None:
             status, why, text = ConditionStatus.UNKNOWN, "NotObserved", f"{missing} is not known yet"
     return set_condition(conditions, READY, status, why, text, now=now, generation=generation)
+
+
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    """A pod as the API returns it has its ``Ready`` condition ``True``."""
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)

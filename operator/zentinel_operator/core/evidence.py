@@ -35,6 +35,17 @@ import yaml
 
 from ..models.incident import EvidenceRef, ZentinelIncident
 from ..models.zentinel import AdminEndpoint
+from ..names import (
+    ANN_CHUNK,
+    ANN_COLLECTED_AT,
+    API_VERSION,
+    KIND_INCIDENT,
+    LABEL_ARTIFACT,
+    LABEL_INCIDENT,
+    LABEL_PHASE,
+    LABEL_ZENTINEL,
+)
+from .conditions import pod_ready
 from .redact import redact_counted
 
 FORMAT = "zentinel.io/evidence/v1"
@@ -42,12 +53,6 @@ DETECTION = "detection"
 RESOLUTION = "resolution"
 PHASES = (DETECTION, RESOLUTION)
 
-LABEL_INCIDENT = "zentinel.io/incident"
-LABEL_PHASE = "zentinel.io/evidence-phase"
-LABEL_ZENTINEL = "zentinel.io/zentinel"
-LABEL_ARTIFACT = "zentinel.io/artifact"  # "evidence" or "postmortem"
-ANN_CHUNK = "zentinel.io/evidence-chunk"  # "<index>/<count>", e.g. "0/3"
-ANN_COLLECTED_AT = "zentinel.io/collected-at"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "zentinel-incident-operator"}
 
 MANIFEST_KEY = "MANIFEST.json"
@@ -413,8 +418,8 @@ def configmap_body(bundle: Bundle, chunk: Chunk, *, namespace: str, incident_uid
 
 def owner_reference(incident: str, uid: str) -> dict[str, Any]:
     return {
-        "apiVersion": "zentinel.io/v1alpha1",
-        "kind": "ZentinelIncident",
+        "apiVersion": API_VERSION,
+        "kind": KIND_INCIDENT,
         "name": incident,
         "uid": uid,
         "controller": False,
@@ -644,10 +649,9 @@ def pods_affected(pods: Sequence[Mapping[str, Any]]) -> list[str]:
     names = []
     for pod in pods:
         status = pod.get("status") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
         restarts = sum(int(cs.get("restartCount") or 0) for cs in status.get("containerStatuses") or [])
         waiting = any((cs.get("state") or {}).get("waiting") for cs in status.get("containerStatuses") or [])
-        if not ready or restarts or waiting or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        if not pod_ready(pod) or restarts or waiting or (pod.get("metadata") or {}).get("deletionTimestamp"):
             names.append(str((pod.get("metadata") or {}).get("name")))
     return sorted(names)
 

@@ -26,6 +26,7 @@ from ..models.incident import (
 from ..models.policy import ZentinelIncidentPolicySpec
 from .conditions import get_condition, set_condition
 from .durations import format_duration, parse_duration
+from .remediation import IN_FLIGHT
 from .snapshot import Finding
 
 ACKNOWLEDGED = "Acknowledged"
@@ -157,7 +158,7 @@ def _cond(
 
 
 def _state(status: ZentinelIncidentStatus, remediating: bool) -> IncidentState:
-    remediating = remediating or bool(status.remediations and status.remediations[-1].state in ("Running", "Verifying"))
+    remediating = remediating or bool(status.remediations and status.remediations[-1].state in IN_FLIGHT)
     if status.resolved_at is not None:
         return IncidentState.RESOLVED
     if status.healthy_since is not None:

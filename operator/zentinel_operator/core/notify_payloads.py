@@ -45,13 +45,14 @@ from typing import Any
 from ..models.common import ConditionStatus, Severity
 from ..models.incident import EscalationRecord, IncidentState, ZentinelIncident
 from ..models.policy import ReceiverType, ZentinelIncidentPolicySpec
+from ..names import API_VERSION, INCIDENTS, KIND_INCIDENT
 from .conditions import get_condition
 
 WEBHOOK_SCHEMA_VERSION = "1"
 EVENTS = ("trigger", "escalate", "acknowledge", "resolve")
 TRIGGER, ESCALATE, ACKNOWLEDGE, RESOLVE = EVENTS
 LEVEL_PRIMARY = "primary"
-ALERTNAME = "ZentinelIncident"
+ALERTNAME = KIND_INCIDENT
 CLIENT = "Zentinel incident operator"
 
 PAGERDUTY_SEVERITY = {
@@ -99,7 +100,7 @@ def kubectl_hint(incident: ZentinelIncident) -> str:
 def object_url(incident: ZentinelIncident, base: str = "https://kubernetes.default.svc") -> str:
     """The incident's API path, used where a receiver wants a link back (Alertmanager's generatorURL)."""
     ns, name = incident.metadata.namespace, incident.metadata.name
-    return f"{base.rstrip('/')}/apis/zentinel.io/v1alpha1/namespaces/{ns}/zentinelincidents/{name}"
+    return f"{base.rstrip('/')}/apis/{API_VERSION}/namespaces/{ns}/{INCIDENTS}/{name}"
 
 
 def _state(incident: ZentinelIncident) -> str | None:

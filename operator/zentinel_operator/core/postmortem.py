@@ -29,7 +29,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..models.common import Category, ConditionStatus, Severity
-from ..models.incident import RemediationRecord, TimelineEntry, ZentinelIncident
+from ..models.incident import RecordState, RemediationRecord, TimelineEntry, ZentinelIncident
+from ..names import LABEL_INCIDENT
 from .redact import redact
 
 POSTMORTEM_KEY = "postmortem.md"
@@ -169,7 +170,7 @@ def _evidence_lines(incident: ZentinelIncident) -> list[str]:
 def config_caused(incident: ZentinelIncident) -> bool:
     if incident.spec.category == Category.CONFIG_ERROR:
         return True
-    if any(r.action == "configRollback" and r.state not in ("Refused",) for r in incident.status.remediations):
+    if any(r.action == "configRollback" and r.state != RecordState.REFUSED for r in incident.status.remediations):
         return True
     texts = _evidence_lines(incident) + [f.summary for f in incident.status.findings]
     return any(_CONFIG_HINT.search(t) for t in texts)
@@ -276,7 +277,7 @@ def timeline_rows(incident: ZentinelIncident) -> list[Row]:
                 f"Remediation {rec.state}",
                 _describe_record(rec)
                 + (f"; before: {rec.before}; after: {rec.after}" if rec.before or rec.after else "")
-                + (f": {rec.reason}" if rec.reason and rec.state in ("Failed", "Refused") else ""),
+                + (f": {rec.reason}" if rec.reason and rec.state in (RecordState.FAILED, RecordState.REFUSED) else ""),
             ),
             (rec.verified_at, "Remediation verified", _describe_record(rec) + " took effect"),
         ]
@@ -369,13 +370,13 @@ def action_items(incident: ZentinelIncident, *, now: dt.datetime) -> list[Action
         add("Confirm the root cause and complete this document")
     for rec in st.remediations:
         what = _describe_record(rec)
-        if rec.state == "Failed":
+        if rec.state == RecordState.FAILED:
             add(f"Find out why {what} did not help" + (f" ({rec.reason})" if rec.reason else ""))
-        elif rec.state == "Refused":
+        elif rec.state == RecordState.REFUSED:
             add(f"Review why {what} was refused" + (f" ({rec.reason})" if rec.reason else ""))
-        elif rec.state in ("PendingApproval", "DryRun") and rec.action != "page":
+        elif rec.state in (RecordState.PENDING_APPROVAL, RecordState.DRY_RUN) and rec.action != "page":
             add(f"Decide whether {what} should run automatically next time (it stayed {rec.state})")
-    itemized = {r.action for r in st.remediations if r.state in ("Failed", "Refused")}
+    itemized = {r.action for r in st.remediations if r.state in (RecordState.FAILED, RecordState.REFUSED)}
     for esc in st.escalations:
         # An escalation because an action failed or was refused is already an item above.
         if esc.level != "primary" and not any(re.search(rf"\b{re.escape(a)}\b", esc.reason) for a in itemized):
@@ -460,7 +461,7 @@ def _root_cause(incident: ZentinelIncident) -> list[str]:
     causes = log_causes(incident)
     lines.append("- **Causes in the logs**:" + ("" if causes else " none matched the runbook's causes"))
     lines += [f"  - {c}" for c in causes]
-    fixes = [r for r in st.remediations if r.state == "Succeeded"]
+    fixes = [r for r in st.remediations if r.state == RecordState.SUCCEEDED]
     if fixes:
         lines.append("- **What mitigated it**: " + ", ".join(_describe_record(r) for r in fixes))
     elif st.resolved_by and st.resolved_by != "operator":
@@ -480,9 +481,9 @@ def _lessons(incident: ZentinelIncident) -> list[str]:
             f"Detected and classified automatically ({incident.spec.category.value}) at {_stamp(st.detected_at)} UTC"
         )
     for r in st.remediations:
-        if r.state == "Succeeded":
+        if r.state == RecordState.SUCCEEDED:
             good.append(f"Mitigated by {_describe_record(r)}" + (" (verified)" if r.verified_at else ""))
-        elif r.state == "Failed":
+        elif r.state == RecordState.FAILED:
             better.append(f"{_describe_record(r)} did not help")
     if st.acknowledged_at is not None and st.response_due_at is not None and st.acknowledged_at <= st.response_due_at:
         good.append("Acknowledged within the response target")
@@ -504,7 +505,7 @@ def _evidence(incident: ZentinelIncident, evidence_summary: Mapping[str, Any] | 
         return [*lines, "No evidence bundle is recorded for this incident."]
     lines += [
         "Evidence bundles are ConfigMaps owned by the incident (`kubectl get configmaps "
-        f"-n {incident.metadata.namespace} -l zentinel.io/incident={incident.metadata.name}`); "
+        f"-n {incident.metadata.namespace} -l {LABEL_INCIDENT}={incident.metadata.name}`); "
         "`MANIFEST.json` in the first one lists every item with its size and sha256. Secrets are redacted.",
         "",
         "| Phase | Collected (UTC) | ConfigMaps | Items | Size | Notes |",

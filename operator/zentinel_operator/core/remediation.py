@@ -19,7 +19,7 @@ import enum
 from collections.abc import Sequence
 
 from ..models.common import Category
-from ..models.incident import RemediationRecord
+from ..models.incident import RecordState, RemediationRecord
 from ..models.policy import RemediationMode, ZentinelIncidentPolicySpec
 from ..models.zentinel import IssuerType, RemediationLedgerEntry, Zentinel
 from .durations import format_duration, parse_duration
@@ -56,17 +56,17 @@ TEMPORARY = {Action.EJECT_TARGETS, Action.RATE_LIMIT, Action.CONNECTION_LIMITS}
 # Actions that change the config: verified on each pod's /admin/config as well as in the ConfigMap.
 CONFIG_ACTIONS = {Action.CONFIG_ROLLBACK, *TEMPORARY}
 
-# Record states.
-PLANNED = "Planned"
-PENDING_APPROVAL = "PendingApproval"
-DRY_RUN = "DryRun"
-RUNNING = "Running"
-VERIFYING = "Verifying"
-SUCCEEDED = "Succeeded"
-FAILED = "Failed"
-REFUSED = "Refused"
-REVERTED = "Reverted"
-WAITING = "Waiting"
+# Record states (RecordState), as the plain strings a record holds.
+PLANNED = RecordState.PLANNED.value
+PENDING_APPROVAL = RecordState.PENDING_APPROVAL.value
+DRY_RUN = RecordState.DRY_RUN.value
+RUNNING = RecordState.RUNNING.value
+VERIFYING = RecordState.VERIFYING.value
+SUCCEEDED = RecordState.SUCCEEDED.value
+FAILED = RecordState.FAILED.value
+REFUSED = RecordState.REFUSED.value
+REVERTED = RecordState.REVERTED.value
+WAITING = RecordState.WAITING.value
 IN_FLIGHT = {RUNNING, VERIFYING}
 
 # Where a Failed step failed (RemediationRecord.failed_in).
@@ -92,11 +92,22 @@ class Context:
     approvals: dict[str, str]  # action id -> who approved
 
 
+class StepKind(enum.StrEnum):
+    """What a :class:`Step` asks the executor to do."""
+
+    EXECUTE = "execute"  # carry out the action (or its dry run)
+    RECORD = "record"  # write the record only: refused, waiting, pending approval, closing the ladder
+    VERIFY = "verify"  # check whether an in-flight action recovered the signal
+    REVERT = "revert"  # undo a temporary change whose TTL is reached
+    ESCALATE = "escalate"  # page past the primary: the ladder is exhausted
+    RESUME = "resume"  # carry on with a record left Running by a restart
+
+
 @dataclasses.dataclass(frozen=True)
 class Step:
     """What to do now for one incident."""
 
-    kind: str  # execute | record | verify | revert | escalate | none
+    kind: StepKind
     action: Action | None = None
     record: RemediationRecord | None = None
     reason: str = ""
@@ -185,7 +196,7 @@ def _routes_for_rate_limit(finding: Finding, snapshot: Snapshot) -> list[str]:
 
 
 def _oom(snapshot: Snapshot) -> bool:
-    return any(p.container is not None and p.container.oom_killed for p in snapshot.pods)
+    return any(snapshot.oom_killed(p) for p in snapshot.pods)
 
 
 def _certs_to_rotate(ctx: Context, finding: Finding) -> list[str]:
@@ -327,7 +338,7 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
     # Temporary changes whose time is up are undone first, whatever else happens.
     for rec in records:
         if rec.revert_at is not None and rec.state in (SUCCEEDED, VERIFYING, FAILED) and now >= rec.revert_at:
-            steps.append(Step("revert", Action(rec.action), rec, f"TTL reached ({rec.revert_at.isoformat()})"))
+            steps.append(Step(StepKind.REVERT, Action(rec.action), rec, f"TTL reached ({rec.revert_at.isoformat()})"))
 
     last = _last(records)
     if last is not None and last.state == RUNNING:
@@ -340,14 +351,15 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
         if finding is not None and action != Action.PAGE:
             ok, params, why_not = applicable(action, finding, ctx)
             if not ok:
-                steps.append(Step("resume", action, last, f"no longer applies after a restart: {why_not}", {}, False))
+                why = f"no longer applies after a restart: {why_not}"
+                steps.append(Step(StepKind.RESUME, action, last, why, {}, False))
                 return steps
             params.update(_derived_params(action, ctx, params))
             _with_ttl(params, ctx.policy, action)
-        steps.append(Step("resume", action, last, "resumed after a restart", params))
+        steps.append(Step(StepKind.RESUME, action, last, "resumed after a restart", params))
         return steps
     if last is not None and last.state in IN_FLIGHT:
-        steps.append(Step("verify", Action(last.action), last))
+        steps.append(Step(StepKind.VERIFY, Action(last.action), last))
         return steps
     if last is not None and last.state == PENDING_APPROVAL:
         who = ctx.approvals.get(last.id)
@@ -366,7 +378,7 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
             return steps + _refusal(action, approved, kind, reason, now, records)
         _with_ttl(params, ctx.policy, action)
         steps.append(
-            Step("execute", action, approved.model_copy(update={"state": RUNNING}), f"approved by {who}", params)
+            Step(StepKind.EXECUTE, action, approved.model_copy(update={"state": RUNNING}), f"approved by {who}", params)
         )
         return steps
     if finding is None:
@@ -410,7 +422,7 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
         if kind == "wait":
             if last is not None and last.id == rid and last.state == WAITING and last.reason == reason:
                 return steps
-            steps.append(Step("record", action, base.model_copy(update={"state": WAITING, "reason": reason})))
+            steps.append(Step(StepKind.RECORD, action, base.model_copy(update={"state": WAITING, "reason": reason})))
             return steps
         if kind == "skip":
             steps += _refusal(action, base, kind, reason, now, records)
@@ -423,11 +435,11 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
                 # Dry runs, refusals and actions that could not be carried out page nobody by themselves.
                 why = not_escalated_reason(records)
                 closing: dict[str, object] = {"state": REFUSED, "finished_at": now, "reason": why}
-                steps.append(Step("record", action, base.model_copy(update=closing)))
+                steps.append(Step(StepKind.RECORD, action, base.model_copy(update=closing)))
                 return steps
             steps.append(
                 Step(
-                    "escalate",
+                    StepKind.ESCALATE,
                     action,
                     base.model_copy(update={"state": SUCCEEDED, "finished_at": now, "reason": "ladder exhausted"}),
                     escalation_message(grounds),
@@ -439,12 +451,12 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
             continue
         rec = base.model_copy(update={"revert_at": None})
         if mode == RemediationMode.DRY_RUN:
-            steps.append(Step("execute", action, rec.model_copy(update={"state": DRY_RUN}), "dry run", params))
+            steps.append(Step(StepKind.EXECUTE, action, rec.model_copy(update={"state": DRY_RUN}), "dry run", params))
             return steps
         if mode == RemediationMode.NEEDS_APPROVAL:
             steps.append(
                 Step(
-                    "record",
+                    StepKind.RECORD,
                     action,
                     rec.model_copy(update={"state": PENDING_APPROVAL, "reason": "needs approval"}),
                     params=params,
@@ -452,7 +464,7 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
             )
             return steps
         _with_ttl(params, ctx.policy, action)
-        steps.append(Step("execute", action, rec.model_copy(update={"state": RUNNING}), "automatic", params))
+        steps.append(Step(StepKind.EXECUTE, action, rec.model_copy(update={"state": RUNNING}), "automatic", params))
         return steps
     return steps
 
@@ -471,11 +483,12 @@ def _refusal(
     ran and did not help (then there is nothing left to try); otherwise the response target decides.
     """
     text = f"skip: {reason}" if kind == "skip" else reason
-    steps = [Step("record", action, rec.model_copy(update={"state": REFUSED, "reason": text, "finished_at": now}))]
+    refused = rec.model_copy(update={"state": REFUSED, "reason": text, "finished_at": now})
+    steps = [Step(StepKind.RECORD, action, refused)]
     grounds = ran_without_recovery(records)
     if kind == "refuse" and grounds:
         message = f"{action.value} refused: {reason}; {escalation_message(grounds)}"
-        steps.append(Step("escalate", Action.PAGE, None, message))
+        steps.append(Step(StepKind.ESCALATE, Action.PAGE, None, message))
     return steps
 
 

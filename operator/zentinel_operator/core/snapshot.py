@@ -35,7 +35,12 @@ class ContainerSignal:
 
     @property
     def oom_killed(self) -> bool:
-        return self.last_terminated_reason == "OOMKilled" or self.last_exit_code == 137
+        """OOMKilled, or exit 137 where Kubernetes gives no other reason. Exit 137 with reason ``Error``
+        is a SIGKILL from elsewhere (a liveness probe, a grace period running out): raising the memory
+        limit would not help, so it is not counted as memory exhaustion."""
+        if self.last_terminated_reason == "OOMKilled":
+            return True
+        return self.last_exit_code == 137 and self.last_terminated_reason is None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +53,14 @@ class PodSignal:
     container: ContainerSignal | None = None
     restart_growth: int = 0  # restarts since the previous pass
     config_revision: str | None = None  # revision the pod template was rolled with, where known
+
+    @property
+    def troubled(self) -> bool:
+        """Not Ready, restarting since the previous pass, or crash-looping: the pods whose logs a pass
+        reads. (Triage sorts pods more finely, with thresholds; an evidence bundle's "pods affected"
+        counts any restart ever, see :func:`.evidence.pods_affected`.)"""
+        c = self.container
+        return not self.ready or self.restart_growth > 0 or (c is not None and c.crash_looping)
 
     @property
     def process_running(self) -> bool:
@@ -63,12 +76,26 @@ class WorkloadSignal:
     desired: int = 0
     updated: int = 0
     available: int = 0
+    replicas: int = 0  # pods of every ReplicaSet, old and new (status.replicas)
+    # A rollout is under way: the controller has not caught up with the spec, or old and new pods coexist.
     rolling_out: bool = False
     max_unavailable: int = 1
     max_surge: int = 1
     memory_limit_bytes: int | None = None
     generation: int | None = None
     observed_generation: int | None = None
+
+    @property
+    def rollout_complete(self) -> bool:
+        """The controller saw the latest spec and every desired pod is updated and available, with no
+        old pod left."""
+        return (
+            self.exists
+            and (self.observed_generation or 0) >= (self.generation or 0)
+            and self.updated == self.desired
+            and self.available == self.desired
+            and self.replicas == self.desired
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +224,15 @@ class Snapshot:
     logs: tuple[LogMatch, ...] = ()
     # Each running pod's /admin/config, read while a config change awaits verification (else empty).
     live_configs: tuple[LiveConfig, ...] = ()
+
+    def oom_killed(self, pod: PodSignal) -> bool:
+        """The one rule for "this pod ran out of memory": its container says so
+        (:attr:`ContainerSignal.oom_killed`), or its logs report running out of memory."""
+        if pod.container is None:
+            return False
+        if pod.container.oom_killed:
+            return True
+        return any(m.pod == pod.name and m.cause == LogCause.OUT_OF_MEMORY for m in self.logs)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -373,20 +373,6 @@ def _finished(pod: PodSignal) -> str:
     return f"{pod.name}: {reason}"
 
 
-def _oom_killed(pod: PodSignal, snapshot: Snapshot) -> bool:
-    """OOMKilled, or exit 137 where Kubernetes gives no other reason. Exit 137 with reason ``Error``
-    is a SIGKILL from elsewhere (a liveness probe, a grace period running out): raising the memory
-    limit would not help, so it is not counted as memory exhaustion."""
-    c = pod.container
-    if c is None:
-        return False
-    if c.last_terminated_reason == "OOMKilled":
-        return True
-    if c.last_exit_code == 137 and c.last_terminated_reason is None:
-        return True
-    return any(m.pod == pod.name and m.cause == LogCause.OUT_OF_MEMORY for m in snapshot.logs)
-
-
 def _config_change_evidence(snapshot: Snapshot, pods: Sequence[PodSignal]) -> list[str]:
     """Why a crash looks caused by the config: a change within :data:`CONFIG_CHANGE_WINDOW` before
     ``observed_at``, crashing pods on a revision that is not the last known good, or a config that
@@ -488,7 +474,7 @@ def _check_processes(snapshot: Snapshot, pods: _Pods, out: _Findings) -> _Crash:
         )
     )
 
-    oom = [p for p in affected if _oom_killed(p, snapshot)]
+    oom = [p for p in affected if snapshot.oom_killed(p)]
     if oom:
         limit = workload.memory_limit_bytes
         at_limit = f"the {_bytes(limit)} memory limit" if limit else "an unknown memory limit"

@@ -37,7 +37,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import evidence_io, k8s
+from .. import evidence_io, k8s, names
 from ..core import evidence as ev
 from ..core import lifecycle as lc
 from ..core import postmortem as pm
@@ -47,16 +47,16 @@ from ..core.zconfig import config_revision
 from ..models.incident import EvidenceRef, ZentinelIncident
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import Zentinel
+from ..names import ANN_CONFIG_REVISION as CONFIG_REVISION_ANNOTATION
+from ..names import ANN_POSTMORTEM_INPUTS, ANN_POSTMORTEM_SHA256, KIND_INCIDENT, KIND_ZENTINEL
+from ..names import INCIDENTS as PLURAL
 from ..signals import metrics as metric_signals
-from .incidents import PLURAL, Recorded
+from .incidents import Recorded
 
 log = logging.getLogger(__name__)
 
-ANN_POSTMORTEM_INPUTS = "zentinel.io/postmortem-inputs"  # digest of the incident record the draft was made from
-ANN_POSTMORTEM_SHA256 = "zentinel.io/postmortem-sha256"  # sha256 of postmortem.md as the operator wrote it
 GENERATED_KEY = "postmortem.generated.md"
 SUMMARY_KEY = "evidence-summary.json"
-CONFIG_REVISION_ANNOTATION = "zentinel.io/config-revision"
 
 _drafted: dict[tuple[str, str], str] = {}  # (namespace, incident) -> inputs digest of the draft in place
 _drafted_lock = threading.Lock()
@@ -329,8 +329,8 @@ class _Gatherer:
         events: Sequence[Mapping[str, Any]] = obs.events or ()
         if obs.events is None:
             notes.append(f"events.txt: events unavailable ({obs.events_error or 'not read this pass'})")
-        involved: set[tuple[str, str]] = {("Zentinel", zen.metadata.name)}
-        involved |= {("ZentinelIncident", n) for n in self.incident_names}
+        involved: set[tuple[str, str]] = {(KIND_ZENTINEL, zen.metadata.name)}
+        involved |= {(KIND_INCIDENT, n) for n in self.incident_names}
         involved |= {("Pod", str(p["metadata"]["name"])) for p in pods}
         for p in pods:
             involved |= {(str(o.get("kind")), str(o.get("name"))) for o in p["metadata"].get("ownerReferences") or []}
@@ -457,9 +457,9 @@ def _write_postmortem(
                 "name": cm_name,
                 "namespace": ns,
                 "labels": {
-                    ev.LABEL_INCIDENT: name,
-                    ev.LABEL_ZENTINEL: view.spec.zentinel_ref.name,
-                    ev.LABEL_ARTIFACT: "postmortem",
+                    names.LABEL_INCIDENT: name,
+                    names.LABEL_ZENTINEL: view.spec.zentinel_ref.name,
+                    names.LABEL_ARTIFACT: "postmortem",
                     **ev.MANAGED_BY,
                 },
                 "annotations": {ANN_POSTMORTEM_INPUTS: inputs, ANN_POSTMORTEM_SHA256: rendered},

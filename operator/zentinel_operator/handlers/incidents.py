@@ -21,19 +21,21 @@ from .. import k8s
 from ..core import lifecycle as lc
 from ..core.patches import merge_patch
 from ..core.snapshot import Finding
-from ..models import API_VERSION, ZentinelIncident
+from ..models import ZentinelIncident
 from ..models.common import Category, Severity
 from ..models.incident import ZentinelIncidentStatus
 from ..models.policy import ZentinelIncidentPolicySpec
-
-PLURAL = "zentinelincidents"
-LABEL_ZENTINEL = "zentinel.io/zentinel"
-LABEL_CATEGORY = "zentinel.io/category"
-LABEL_FINGERPRINT = "zentinel.io/fingerprint"
-ANN_ACKNOWLEDGED_BY = "zentinel.io/acknowledged-by"
-ANN_RESOLVED_BY = "zentinel.io/resolved-by"
-ANN_RESOLUTION_NOTE = "zentinel.io/resolution-note"
-ANN_APPROVED_BY = "zentinel.io/approved-by"  # approves the pending remediation
+from ..names import (
+    ANN_ACKNOWLEDGED_BY,
+    ANN_RESOLUTION_NOTE,
+    ANN_RESOLVED_BY,
+    API_VERSION,
+    KIND_INCIDENT,
+    LABEL_CATEGORY,
+    LABEL_FINGERPRINT,
+    LABEL_ZENTINEL,
+)
+from ..names import INCIDENTS as PLURAL
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +91,7 @@ def create_incident(
         for _ in range(1000):
             body = {
                 "apiVersion": API_VERSION,
-                "kind": "ZentinelIncident",
+                "kind": KIND_INCIDENT,
                 "metadata": {
                     "name": name,
                     "namespace": namespace,
@@ -140,7 +142,7 @@ def _post_events(
     obj: Mapping[str, Any], zentinel_obj: Mapping[str, Any] | None, events: Iterable[lc.EventNote], now: dt.datetime
 ) -> None:
     for ev in events:
-        involved = {"apiVersion": API_VERSION, "kind": "ZentinelIncident", "metadata": obj["metadata"]}
+        involved = {"apiVersion": API_VERSION, "kind": KIND_INCIDENT, "metadata": obj["metadata"]}
         try:
             k8s.post_event(involved, reason=ev.reason, message=ev.message, type_=ev.type, now=now)
             if zentinel_obj is not None and ev.reason in {

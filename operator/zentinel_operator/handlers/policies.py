@@ -14,6 +14,7 @@ from ..core.patches import merge_patch
 from ..core.policy_checks import check_policy
 from ..core.selection import choose_policy
 from ..models.policy import ZentinelIncidentPolicyStatus
+from ..names import POLICIES
 
 
 def selected_by(
@@ -78,5 +79,5 @@ def reconcile(
     patch = merge_patch(dict(body.get("status") or {}), new.dump())
     if not patch:
         return False
-    k8s.patch_custom_status("zentinelincidentpolicies", meta["namespace"], meta["name"], patch)
+    k8s.patch_custom_status(POLICIES, meta["namespace"], meta["name"], patch)
     return True

@@ -21,8 +21,9 @@ from ..models.common import Category
 from ..models.incident import RemediationRecord, ZentinelIncident, ZentinelIncidentStatus
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import RemediationLedgerEntry, Zentinel
+from ..names import ANN_APPROVED_BY, API_VERSION, KIND_INCIDENT
+from ..names import INCIDENTS as PLURAL
 from ..remediation import executor
-from .incidents import ANN_APPROVED_BY, PLURAL
 
 log = logging.getLogger(__name__)
 
@@ -187,12 +188,12 @@ def _apply(
     now = ectx.now
     generation = inc.metadata.generation
     name = inc.metadata.name
-    if step.kind == "revert" and step.record is not None:
+    if step.kind == rem.StepKind.REVERT and step.record is not None:
         rec = executor.revert(step.record, ectx)
         st.remediations = _replace(st.remediations, rec)
         metrics.REMEDIATIONS.labels(rec.action, rec.state).inc()
         return lc.note_action(st, message=f"Reverted {_describe(rec)}", now=now, policy=policy)
-    if step.kind == "verify" and step.record is not None:
+    if step.kind == rem.StepKind.VERIFY and step.record is not None:
         rec = step.record
         in_place = executor.effect_in_place(rec, ectx)
         state = rem.verify_outcome(rec, effect_in_place=in_place, finding=finding, now=now, policy=policy)
@@ -210,15 +211,15 @@ def _apply(
         rec = rec.model_copy(update=updates)
         st.remediations = _replace(st.remediations, rec)
         if state == rem.SUCCEEDED:
-            metrics.REMEDIATIONS.labels(rec.action, "Succeeded").inc()
+            metrics.REMEDIATIONS.labels(rec.action, rem.SUCCEEDED).inc()
             st = lc.mark_mitigated(st, action=rec.action, now=now, policy=policy, generation=generation)
             k8s_event(inc, "RemediationSucceeded", _describe(rec), "Normal", now)
         elif state == rem.FAILED:
-            metrics.REMEDIATIONS.labels(rec.action, "Failed").inc()
+            metrics.REMEDIATIONS.labels(rec.action, rem.FAILED).inc()
             st = lc.note_action(st, message=f"Did not help: {_describe(rec)}", now=now, policy=policy)
             k8s_event(inc, "RemediationFailed", _describe(rec), "Warning", now)
         return st
-    if step.kind == "record" and step.record is not None:
+    if step.kind == rem.StepKind.RECORD and step.record is not None:
         rec = step.record
         previous = next((r for r in reversed(st.remediations) if r.id == rec.id), None)
         if previous is not None and previous.state == rec.state and previous.reason == rec.reason:
@@ -226,7 +227,7 @@ def _apply(
         st.remediations = _replace(st.remediations, rec)
         metrics.REMEDIATIONS.labels(rec.action, rec.state).inc()
         return lc.note_action(st, message=_describe(rec), now=now, policy=policy)
-    if step.kind == "escalate":
+    if step.kind == rem.StepKind.ESCALATE:
         if step.record is not None:
             st.remediations = _replace(st.remediations, step.record)
         reason = "RemediationExhausted" if step.record is not None else "RemediationRefused"
@@ -242,7 +243,7 @@ def _apply(
         out.notifications += [(name, n) for n in outcome.notifications]
         metrics.observe(outcome.metrics)
         return outcome.status
-    if step.kind == "resume" and step.record is not None:
+    if step.kind == rem.StepKind.RESUME and step.record is not None:
         rec = step.record
         done_already = executor.already_done(rec, ectx)
         if done_already is not None:
@@ -255,7 +256,7 @@ def _apply(
         st.remediations = _replace(st.remediations, resumed)
         metrics.REMEDIATIONS.labels(resumed.action, resumed.state).inc()
         return lc.note_action(st, message=f"Resumed after a restart: {_describe(resumed)}", now=now, policy=policy)
-    if step.kind == "execute" and step.record is not None:
+    if step.kind == rem.StepKind.EXECUTE and step.record is not None:
         rec = step.record
         if rec.state != rem.DRY_RUN:
             # Record first: a crash from here on finds the record and never runs the action twice.
@@ -285,7 +286,7 @@ def k8s_event(inc: ZentinelIncident, reason: str, message: str, type_: str, now:
     meta: Mapping[str, Any] = {"name": inc.metadata.name, "namespace": inc.metadata.namespace, "uid": inc.metadata.uid}
     try:
         k8s.post_event(
-            {"apiVersion": "zentinel.io/v1alpha1", "kind": "ZentinelIncident", "metadata": dict(meta)},
+            {"apiVersion": API_VERSION, "kind": KIND_INCIDENT, "metadata": dict(meta)},
             reason=reason,
             message=message,
             type_=type_,

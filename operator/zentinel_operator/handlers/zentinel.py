@@ -29,9 +29,10 @@ from ..core.revisions import HistoryUpdate, snapshot_name, update_history
 from ..core.selection import choose_policy
 from ..core.triage import triage
 from ..core.zstatus import StageFailure, build_status, observable_categories, pass_condition
-from ..models import API_VERSION, Zentinel
+from ..models import Zentinel
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import ZentinelStatus
+from ..names import API_VERSION, KIND_ZENTINEL, ZENTINELS
 from ..remediation import executor
 from ..signals.gather import GatherSettings, PassMemory, complete_for_evidence, gather
 from ..signals.prometheus import PrometheusSource
@@ -246,7 +247,7 @@ def _post_event(body: Mapping[str, Any], event: EventNote, now: dt.datetime) -> 
     meta = body.get("metadata") or {}
     involved = {
         "apiVersion": body.get("apiVersion") or API_VERSION,
-        "kind": "Zentinel",
+        "kind": KIND_ZENTINEL,
         "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid")},
     }
     try:
@@ -270,5 +271,5 @@ async def write_status(namespace: str, name: str, stored: dict[str, Any], new: Z
         patch.pop("summary")
     if not patch:
         return False
-    await asyncio.to_thread(k8s.patch_custom_status, "zentinels", namespace, name, patch)
+    await asyncio.to_thread(k8s.patch_custom_status, ZENTINELS, namespace, name, patch)
     return True

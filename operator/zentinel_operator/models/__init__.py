@@ -1,6 +1,7 @@
 """pydantic models of the three custom resources: the source of truth for ``crds/``."""
 
-from .common import API_VERSION, CATEGORY, GROUP, VERSION, Category, Condition, ConditionStatus, Severity
+from ..names import API_VERSION, GROUP, VERSION
+from .common import CATEGORY, Category, Condition, ConditionStatus, Severity
 from .incident import IncidentState, ZentinelIncident, ZentinelIncidentSpec, ZentinelIncidentStatus
 from .policy import ZentinelIncidentPolicy, ZentinelIncidentPolicySpec
 from .zentinel import Zentinel, ZentinelSpec, ZentinelStatus

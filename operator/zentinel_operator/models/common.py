@@ -9,9 +9,6 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-GROUP = "zentinel.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORY = "zentinel-all"  # no resource may be named like its category: kubectl expands categories first
 
 

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from .. import names
 from .common import Category, Condition, CRDInfo, KModel, Meta, ObjectName, Severity
 
 
@@ -82,6 +83,30 @@ class EscalationRecord(KModel):
     at: dt.datetime = Field(description="When.")
     reason: str = Field(description="Why this level was reached.")
     receivers: list[str] = Field(default_factory=list, description="Receivers notified.")
+
+
+class DeliveryState(enum.StrEnum):
+    """``DeliveryRecord.state``. The field stays a string (the CRD is unchanged); write ``.value``."""
+
+    DELIVERED = "Delivered"
+    PENDING = "Pending"
+    FAILED = "Failed"
+
+
+class RecordState(enum.StrEnum):
+    """``RemediationRecord.state``. The field stays a string (the CRD is unchanged); write ``.value``:
+    a record copied with ``model_copy`` keeps what it is given, and YAML cannot represent an enum."""
+
+    PLANNED = "Planned"
+    PENDING_APPROVAL = "PendingApproval"
+    DRY_RUN = "DryRun"
+    RUNNING = "Running"
+    VERIFYING = "Verifying"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    REFUSED = "Refused"
+    REVERTED = "Reverted"
+    WAITING = "Waiting"
 
 
 class DeliveryRecord(KModel):
@@ -169,9 +194,9 @@ class ZentinelIncidentStatus(KModel):
 
 
 class ZentinelIncident(KModel, CRDInfo):
-    kind: ClassVar[str] = "ZentinelIncident"
-    plural: ClassVar[str] = "zentinelincidents"
-    singular: ClassVar[str] = "zentinelincident"
+    kind: ClassVar[str] = names.KIND_INCIDENT
+    plural: ClassVar[str] = names.INCIDENTS
+    singular: ClassVar[str] = names.SINGULAR_INCIDENT
     short_names: ClassVar[list[str]] = ["zinc"]
     description: ClassVar[str] = "One incident on a Zentinel, from detection to post-mortem."
     printer_columns: ClassVar[list[dict[str, Any]]] = [

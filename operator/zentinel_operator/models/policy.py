@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, NamedTuple
 
 from pydantic import Field
 
+from .. import names
 from .common import (
     QUANTITY_PATTERN,
     Condition,
@@ -479,9 +480,9 @@ class ZentinelIncidentPolicyStatus(KModel):
 
 
 class ZentinelIncidentPolicy(KModel, CRDInfo):
-    kind: ClassVar[str] = "ZentinelIncidentPolicy"
-    plural: ClassVar[str] = "zentinelincidentpolicies"
-    singular: ClassVar[str] = "zentinelincidentpolicy"
+    kind: ClassVar[str] = names.KIND_POLICY
+    plural: ClassVar[str] = names.POLICIES
+    singular: ClassVar[str] = names.SINGULAR_POLICY
     short_names: ClassVar[list[str]] = ["zipol"]
     description: ClassVar[str] = "Thresholds, escalation and remediation limits for the Zentinels it selects."
     printer_columns: ClassVar[list[dict[str, Any]]] = [

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
+from .. import names
 from .common import Condition, CRDInfo, KModel, Meta, ObjectName, cel, validations
 
 
@@ -231,9 +232,9 @@ class ZentinelStatus(KModel):
 
 
 class Zentinel(KModel, CRDInfo):
-    kind: ClassVar[str] = "Zentinel"
-    plural: ClassVar[str] = "zentinels"
-    singular: ClassVar[str] = "zentinel"
+    kind: ClassVar[str] = names.KIND_ZENTINEL
+    plural: ClassVar[str] = names.ZENTINELS
+    singular: ClassVar[str] = names.SINGULAR_ZENTINEL
     short_names: ClassVar[list[str]] = ["zen"]
     description: ClassVar[str] = "A Zentinel reverse-proxy deployment watched by the incident operator."
     printer_columns: ClassVar[list[dict[str, Any]]] = [

@@ -41,17 +41,18 @@ from .. import k8s
 from .. import operator_metrics as metrics
 from ..core import lifecycle as lc
 from ..core.notify_payloads import ESCALATE, TRIGGER, PlannedDelivery, expected_deliveries
-from ..models import API_VERSION, GROUP, VERSION, ZentinelIncident
-from ..models.incident import DeliveryRecord
+from ..models import ZentinelIncident
+from ..models.incident import DeliveryRecord, DeliveryState
 from ..models.policy import Receiver, ReceiverType, ZentinelIncidentPolicySpec
+from ..names import API_VERSION, GROUP, KIND_INCIDENT, VERSION
+from ..names import INCIDENTS as PLURAL
 from .receivers import USER_AGENT, RetryPolicy, SecretReader, Sender, SendResult, read_secret
 
 log = logging.getLogger(__name__)
 
-PLURAL = "zentinelincidents"
-DELIVERED = "Delivered"
-PENDING = "Pending"
-FAILED = "Failed"
+DELIVERED = DeliveryState.DELIVERED.value
+PENDING = DeliveryState.PENDING.value
+FAILED = DeliveryState.FAILED.value
 MAX_RECORDS = 300  # per incident; the oldest finished records go first beyond this
 
 IncidentKey = tuple[str, str]  # namespace, incident name
@@ -514,7 +515,7 @@ class Dispatcher:
     ) -> None:
         involved = {
             "apiVersion": API_VERSION,
-            "kind": "ZentinelIncident",
+            "kind": KIND_INCIDENT,
             "metadata": {
                 "name": incident.metadata.name,
                 "namespace": incident.metadata.namespace,

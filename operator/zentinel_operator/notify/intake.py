@@ -47,13 +47,13 @@ from ..core.snapshot import Finding
 from ..handlers import incidents
 from ..models.common import Category, Severity
 from ..models.policy import ZentinelIncidentPolicySpec
+from ..names import KIND_INCIDENT as OWN_ALERTNAME
+from ..names import POLICIES, ZENTINELS
 
 log = logging.getLogger(__name__)
 
 PATH = "/api/v1/alertmanager"
-OWN_ALERTNAME = "ZentinelIncident"
 SOURCE = "alertmanager"
-POLICIES = "zentinelincidentpolicies"
 
 SEVERITY_WORDS = {
     "critical": Severity.SEV1,
@@ -250,7 +250,7 @@ def ensure_incident(namespace: str, zentinel: str, category: Category, now: dt.d
     will reopen, else a new one created with ``source: alertmanager``. The pass writes its status on its
     next run, from the signal in :class:`AlertState`.
     """
-    zen = k8s.get_custom("zentinels", namespace, zentinel)
+    zen = k8s.get_custom(ZENTINELS, namespace, zentinel)
     if zen is None:
         return Opened(None, reason=f"no Zentinel {namespace}/{zentinel}")
     chosen = choose_policy((zen.get("metadata") or {}).get("labels") or {}, k8s.list_custom(POLICIES, namespace))

@@ -45,15 +45,19 @@ from ..core.snapshot import Snapshot
 from ..models.incident import RemediationRecord
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import IssuerType, ReloadMode, TLSRef, Zentinel
+from ..names import (
+    ANN_CONFIG_REVISION,
+    ANN_RESTART,
+    ANN_TLS,
+    ANN_WRITTEN_BY_OPERATOR,
+    API_VERSION,
+    KIND_ZENTINEL,
+    LABEL_REVISION,
+    LABEL_ZENTINEL,
+)
+from ..signals import pods as pod_signals
 
 log = logging.getLogger(__name__)
-
-ANN_WRITTEN_BY_OPERATOR = "zentinel.io/written-by-operator"  # on the ConfigMap: the revision we wrote
-ANN_CONFIG_REVISION = "zentinel.io/config-revision"  # pod template: the revision pods were rolled for
-ANN_RESTART = "zentinel.io/restarted-for"  # pod template: the remediation record that rolled the pods
-ANN_TLS = "zentinel.io/tls-fingerprint"  # pod template: certificate fingerprints pods were rolled for
-LABEL_REVISION = "zentinel.io/revision"
-LABEL_ZENTINEL = "zentinel.io/zentinel"
 
 
 class ActionError(RuntimeError):
@@ -95,8 +99,8 @@ def save_revision(zen: Zentinel, revision: str, text: str) -> None:
             },
             "ownerReferences": [
                 {
-                    "apiVersion": "zentinel.io/v1alpha1",
-                    "kind": "Zentinel",
+                    "apiVersion": API_VERSION,
+                    "kind": KIND_ZENTINEL,
                     "name": zen.metadata.name,
                     "uid": zen.metadata.uid,
                     "controller": False,
@@ -167,19 +171,14 @@ def config_in_place(zen: Zentinel, deployment: dict[str, Any] | None, revision: 
 
 
 def rollout_complete(deployment: dict[str, Any] | None, template_ok: Any = None) -> bool:
+    """The Deployment's rollout finished (:attr:`WorkloadSignal.rollout_complete`), for a pod template
+    ``template_ok`` accepts by its annotations."""
     if deployment is None:
         return False
-    spec, status, meta = deployment.get("spec", {}), deployment.get("status", {}) or {}, deployment["metadata"]
-    ann = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    ann = (((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
     if template_ok is not None and not template_ok(ann):
         return False
-    desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
-    return (
-        int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
-        and int(status.get("updatedReplicas") or 0) == desired
-        and int(status.get("availableReplicas") or 0) == desired
-        and int(status.get("replicas") or 0) == desired
-    )
+    return pod_signals.workload_signal(deployment, None).rollout_complete
 
 
 # ---------------------------------------------------------------------------- actions
@@ -217,10 +216,6 @@ def _edit_text(action: Action, text: str, step: Step, ctx: ExecContext) -> tuple
     else:
         raise AssertionError(action)
     return new, zconfig.unified_diff(text, new, name), undos
-
-
-def _pods_to_delete(ctx: ExecContext) -> list[tuple[str, str | None]]:
-    return [(p.name, None) for p in ctx.snapshot.pods if not p.ready and not p.deleting]
 
 
 def _pdb_allows(ctx: ExecContext) -> tuple[bool, str]:

@@ -38,6 +38,7 @@ from ..core.snapshot import (
     WorkloadSignal,
 )
 from ..models.zentinel import MetricsSource, Zentinel
+from ..names import ANN_WRITTEN_BY_OPERATOR
 from . import logs as log_signals
 from . import metrics as metric_signals
 from . import pods as pod_signals
@@ -105,7 +106,7 @@ def _logs(
     lines = max(tail, keep_lines)
     for pod in pods:
         c = pod.container
-        if c is None or (pod.ready and pod.restart_growth == 0 and not c.crash_looping and not config_changed):
+        if c is None or not (pod.troubled or config_changed):
             continue
         for previous in (False, True):
             if previous and c.restart_count == 0:
@@ -167,7 +168,7 @@ def _config(zen: Zentinel, memory: PassMemory, now: dt.datetime) -> _Config:
         last_known_good=zen.status.last_known_good_revision,
         health_checks=check.health_checks,
     )
-    return _Config(signal, text, written.get("zentinel.io/written-by-operator") == revision)
+    return _Config(signal, text, written.get(ANN_WRITTEN_BY_OPERATOR) == revision)
 
 
 def _first_seen(zen: Zentinel, revision: str, now: dt.datetime) -> dt.datetime | None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..core.conditions import pod_ready
 from ..core.quantity import parse_quantity
 from ..core.snapshot import ContainerSignal, PodSignal, WorkloadSignal
-
-# A pod-template annotation the operator sets when it rolls the Deployment for a config revision.
-CONFIG_REVISION_ANNOTATION = "zentinel.io/config-revision"
+from ..names import ANN_CONFIG_REVISION as CONFIG_REVISION_ANNOTATION
 
 
 def _container_spec(deployment: Mapping[str, Any], name: str | None) -> Mapping[str, Any] | None:
@@ -53,8 +52,9 @@ def workload_signal(deployment: Mapping[str, Any] | None, container: str | None)
     generation = meta.get("generation")
     observed = status.get("observedGeneration")
     updated = int(status.get("updatedReplicas") or 0)
+    replicas = int(status.get("replicas") or 0)
     rolling = (generation is not None and observed is not None and observed < generation) or (
-        updated < desired or int(status.get("replicas") or 0) > desired
+        updated < desired or replicas > desired
     )
     cspec = _container_spec(deployment, container) or {}
     limit = parse_quantity(((cspec.get("resources") or {}).get("limits") or {}).get("memory"))
@@ -63,6 +63,7 @@ def workload_signal(deployment: Mapping[str, Any] | None, container: str | None)
         desired=desired,
         updated=updated,
         available=int(status.get("availableReplicas") or 0),
+        replicas=replicas,
         rolling_out=rolling,
         max_unavailable=_int_or_percent(strategy.get("maxUnavailable", "25%"), desired, round_up=False),
         max_surge=_int_or_percent(strategy.get("maxSurge", "25%"), desired, round_up=True),
@@ -99,8 +100,6 @@ def _container_signal(pod: Mapping[str, Any], container: str | None) -> Containe
 def pod_signal(pod: Mapping[str, Any], container: str | None, previous_restarts: int | None) -> PodSignal:
     meta = pod.get("metadata") or {}
     status = pod.get("status") or {}
-    conds = status.get("conditions") or []
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
     cs = _container_signal(pod, container)
     growth = 0
     if cs is not None and previous_restarts is not None:
@@ -109,7 +108,7 @@ def pod_signal(pod: Mapping[str, Any], container: str | None, previous_restarts:
         name=str(meta.get("name")),
         ip=status.get("podIP"),
         phase=str(status.get("phase") or "Unknown"),
-        ready=ready,
+        ready=pod_ready(pod),
         deleting=bool(meta.get("deletionTimestamp")),
         container=cs,
         restart_growth=growth,
