@@ -28,11 +28,12 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from . import k8s
+from .names import INCIDENTS, POLICIES, ZENTINELS
 
 log = logging.getLogger("zentinel_operator.uninstall")
 
 # Every namespaced kind the operator handles (kopf adds its finalizer to those with timers).
-PLURALS = ("zentinels", "zentinelincidentpolicies", "zentinelincidents")
+PLURALS = (ZENTINELS, POLICIES, INCIDENTS)
 
 
 def without_finalizer(body: dict[str, Any], finalizer: str) -> dict[str, Any] | None:
