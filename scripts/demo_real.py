@@ -159,15 +159,22 @@ def fault(kube: Kube, state: Path, name: str) -> None:
         raise SystemExit(f"unknown fault {name!r}")
 
 
+def answer(url: str) -> int | str:
+    """The status code, or what stood in its way: a pod whose process is down refuses connections."""
+    try:
+        return realpods.get(url, timeout=3)[0]
+    except OSError as e:
+        reason = getattr(e, "reason", e)
+        return "refused" if isinstance(reason, ConnectionRefusedError) else f"no answer ({type(reason).__name__})"
+
+
 def show(kube: Kube) -> None:
     import asyncio
 
     from zentinel_operator.signals.tls_probe import served_certificate
 
     for ip in edge_ips(kube):
-        codes = collections.Counter(
-            realpods.get(f"http://{ip}:{realpods.HTTP_PORT}/api/orders", timeout=3)[0] for _ in range(20)
-        )
+        codes = collections.Counter(answer(f"http://{ip}:{realpods.HTTP_PORT}/api/orders") for _ in range(20))
         try:
             targets = sorted(
                 t["address"] for u in realpods.live_config(ip)["config"]["upstreams"] for t in u["targets"]
