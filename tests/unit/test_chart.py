@@ -433,7 +433,11 @@ def test_leader_election_lease_rbac_pdb_and_active_only_services(helm: Path, tmp
     assert (names["POD_NAME"], names["POD_NAMESPACE"]) == ("metadata.name", "metadata.namespace")
     pdb = only(docs, "PodDisruptionBudget", FULLNAME, NAMESPACE)
     deployment = only(docs, "Deployment", FULLNAME, NAMESPACE)
-    assert pdb["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
+    assert pdb["spec"] == {
+        "minAvailable": 1,
+        "selector": deployment["spec"]["selector"],
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
+    }
     for svc in select(docs, "Service"):
         assert svc["spec"]["selector"]["zentinel.io/active"] == "true", svc["metadata"]["name"]
 
