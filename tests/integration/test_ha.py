@@ -213,6 +213,9 @@ def test_a_standby_does_not_act_while_the_active_is_alive(edge: Edge) -> None:
     assert PASSED in active.current_log()
     log = standby.current_log()
     assert PASSED not in log and "Starting configRollback" not in log
+    # Still a standby, still up: it never took the Lease (nor lost one it took, which exits the process).
+    assert "acquired lease" not in log
+    assert standby.proc is not None and standby.proc.poll() is None, log[-3000:]
     assert holder(edge.kube, edge.namespace) == identity_of(active)
 
 
