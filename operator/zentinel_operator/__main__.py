@@ -4,11 +4,14 @@ finalizers before an uninstall (``release-finalizers``, the chart's pre-delete h
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import kopf
+
+from . import config, leader
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,13 +51,40 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = registration.SETTINGS
     kopf.configure(verbose=args.verbose, log_format=log_format(args.log_format or settings.log_format))
-    kopf.run(
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        standalone=True,
-        liveness_endpoint=settings.liveness_endpoint,
-    )
+    elector = _elect(settings) if settings.leader_election else None
+    try:
+        kopf.run(
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            standalone=True,
+            liveness_endpoint=settings.liveness_endpoint,
+        )
+    finally:
+        if elector is not None:
+            elector.release()
     return 0
+
+
+def _elect(settings: config.Settings) -> leader.LeaderElector:
+    """Wait as a standby until this replica holds the Lease; keep it renewed; exit at once when it is lost."""
+    elector = leader.LeaderElector(
+        leader.LeaseConfig(
+            name=settings.lease_name,
+            namespace=settings.lease_home(),
+            identity=leader.identity(),
+            lease_duration=settings.lease_duration,
+            renew_deadline=settings.lease_renew_deadline,
+            retry_period=settings.lease_retry_period,
+        )
+    )
+    leader.label_own_pod(active=False)
+    with leader.standby_probe(settings.liveness_endpoint):
+        elector.acquire()
+    leader.CURRENT = elector
+    leader.label_own_pod(active=True)
+    # No graceful shutdown: a standby may take the Lease soon, and this replica must not act any more.
+    elector.keep(on_lost=lambda: os._exit(1))
+    return elector
 
 
 def log_format(name: str) -> kopf.LogFormat:

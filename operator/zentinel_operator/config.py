@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 PREFIX = "ZENTINEL_OPERATOR_"
 
@@ -41,6 +41,32 @@ class Settings(BaseModel):
     log_format: Literal["full", "plain", "json"] = Field(
         default="full", description="kopf's log format: full (timestamped text), plain (message only), json."
     )
+    leader_election: bool = Field(default=True, description="One active replica, elected on a Lease.")
+    lease_name: str = Field(default="zentinel-incident-operator", description="Name of the Lease.")
+    lease_namespace: str | None = Field(
+        default=None, description="Namespace of the Lease; empty: the pod's, else the first watched, else default."
+    )
+    lease_duration: float = Field(default=15.0, gt=0, description="Seconds a standby waits on an unrenewed Lease.")
+    lease_renew_deadline: float = Field(default=10.0, gt=0, description="Seconds the active may fail to renew.")
+    lease_retry_period: float = Field(default=2.0, gt=0, description="Seconds between two renewals or attempts.")
+
+    @model_validator(mode="after")
+    def _lease_timings(self) -> Settings:
+        if not self.lease_retry_period < self.lease_renew_deadline < self.lease_duration:
+            raise ValueError(
+                "need lease_retry_period < lease_renew_deadline < lease_duration (the active stops before "
+                f"the Lease can expire), got {self.lease_retry_period} / {self.lease_renew_deadline} / "
+                f"{self.lease_duration}"
+            )
+        return self
+
+    def lease_home(self) -> str:
+        if self.lease_namespace:
+            return self.lease_namespace
+        sa = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        if sa.is_file():
+            return sa.read_text().strip()
+        return self.namespaces[0] if self.namespaces else "default"
 
 
 def _parse(name: str, raw: str) -> object:
@@ -59,5 +85,5 @@ def load(env: dict[str, str] | None = None) -> Settings:
     try:
         return Settings.model_validate(values)
     except ValidationError as e:
-        names = ", ".join(PREFIX + str(err["loc"][0]).upper() for err in e.errors())
+        names = ", ".join(PREFIX + str(err["loc"][0]).upper() for err in e.errors() if err["loc"]) or "lease timings"
         raise SystemExit(f"invalid operator settings ({names}): {e}") from e

@@ -31,6 +31,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = f"{SETTINGS.kopf_prefix}/finalizer"
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = SETTINGS.watch_timeout
+    # kopf's own peering is off: one active replica comes from the Lease this process holds (leader.py).
     settings.peering.standalone = True
     if SETTINGS.webhook_enabled:
         settings.admission.server = webhook.server(SETTINGS)

@@ -287,7 +287,7 @@ def test_helm_install_and_the_operator_works_under_the_charts_rbac(
         fullname, sa_config = release.fullname, release.sa_kubeconfig
         # The chart's pod was admitted and (kwok) runs; its env is what the local process gets.
         dep = kube.get("deployment", fullname, namespace)
-        assert dep is not None and dep["status"].get("availableReplicas") == 1
+        assert dep is not None and dep["status"].get("availableReplicas") == 2  # the active and a standby
         assert release.env.get("ZENTINEL_OPERATOR_NAMESPACES") == (app_namespace if mode == "namespaced" else None)
         assert release.env["ZENTINEL_OPERATOR_WEBHOOK_MANAGED"] == "false"
 
@@ -298,6 +298,10 @@ def test_helm_install_and_the_operator_works_under_the_charts_rbac(
         assert not can_i(kube, sa_config, "delete", "secrets", "-n", app_namespace)
         assert not can_i(kube, sa_config, "update", "zentinelincidentpolicies.zentinel.io", "-n", app_namespace)
         assert not can_i(kube, sa_config, "create", "validatingwebhookconfigurations")
+        # Leader election: its own Lease only, in the release's namespace.
+        assert can_i(kube, sa_config, "update", f"leases.coordination.k8s.io/{fullname}", "-n", namespace)
+        assert not can_i(kube, sa_config, "update", "leases.coordination.k8s.io/other", "-n", namespace)
+        assert not can_i(kube, sa_config, "create", "leases.coordination.k8s.io", "-n", app_namespace)
         assert can_i(kube, sa_config, "watch", "customresourcedefinitions")
         if mode == "namespaced":
             assert not can_i(kube, sa_config, "list", "pods", "-n", namespace)
@@ -465,7 +469,7 @@ def test_kubectl_apply_deploy_installs_everything(cluster: Cluster, kube: Kube, 
     wait_for(
         lambda: (
             ((kube.get("deployment", DEPLOY_NAME, DEPLOY_NAMESPACE) or {}).get("status") or {}).get("availableReplicas")
-            == 1
+            == 2
         ),
         timeout=90,
         what="the operator Deployment available",
@@ -477,5 +481,10 @@ def test_kubectl_apply_deploy_installs_everything(cluster: Cluster, kube: Kube, 
     assert not can_i(kube, sa_config, "create", "validatingwebhookconfigurations")
     assert not can_i(kube, sa_config, "create", "pods", "-n", "default")
     # Applying again changes nothing (idempotent, no generated values).
+    pdb = f"poddisruptionbudget.policy/{DEPLOY_NAME}"
     again = kube.run("apply", "-f", str(DEPLOY)).stdout
-    assert all(line.endswith(" unchanged") for line in again.splitlines()), again
+    # kubectl always sends a PodDisruptionBudget's selector (its patch strategy is "replace") and so says
+    # "configured" for it; the object itself must not change (kubectl diff is empty, the generation stays).
+    assert all(line.endswith(" unchanged") or line == f"{pdb} configured" for line in again.splitlines()), again
+    assert kube.run("diff", "-f", str(DEPLOY), check=False).stdout == ""
+    assert kube.get("pdb", DEPLOY_NAME, DEPLOY_NAMESPACE)["metadata"]["generation"] == 1  # type: ignore[index]

@@ -46,6 +46,11 @@ class OperatorProcess:
                 "ZENTINEL_OPERATOR_METRICS_ADDR": "127.0.0.1",
                 "ZENTINEL_OPERATOR_LIVENESS_ENDPOINT": f"http://127.0.0.1:{self.probe_port}/healthz",
                 "ZENTINEL_OPERATOR_SCAN_INTERVAL": "1",
+                # Leader election on a Lease in the test's namespace, on short timings: a process started
+                # after a SIGKILL waits out the dead one's Lease (6 s) before it runs.
+                "ZENTINEL_OPERATOR_LEASE_DURATION": "6",
+                "ZENTINEL_OPERATOR_LEASE_RENEW_DEADLINE": "4",
+                "ZENTINEL_OPERATOR_LEASE_RETRY_PERIOD": "0.5",
             }
         )
         env.update(self.extra_env)
@@ -94,6 +99,10 @@ class OperatorProcess:
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("operator-*.log")))
+
+    def current_log(self) -> str:
+        """The log of the running (or last) process only."""
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:

@@ -174,6 +174,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "cert-manager": {"certManager": {"enabled": True}, "webhook": {"certManager": {"enabled": True}}},
     "operator-webhook": {"webhook": {"managedBy": "operator"}},
     "no-webhook": {"webhook": {"enabled": False}},
+    "single": {"replicas": 1, "leaderElection": {"enabled": False}, "podDisruptionBudget": {"enabled": False}},
     "monitoring": {
         "metrics": {
             "serviceMonitor": {"enabled": True},
@@ -277,12 +278,13 @@ def test_sync_manifests_check_passes() -> None:
 
 
 # ------------------------------------------------------------------------------- Deployment
-def test_deployment_single_replica_recreate_and_hardened(helm: Path, tmp_path: Path) -> None:
+def test_deployment_two_replicas_rolling_and_hardened(helm: Path, tmp_path: Path) -> None:
     docs = render(helm, tmp_path)
     deployment = only(docs, "Deployment", FULLNAME, NAMESPACE)
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    # The new pod joins as a standby before the old one stops (and releases the Lease).
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == SA
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -360,7 +362,10 @@ def test_operator_settings_follow_values(helm: Path, tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------- RBAC
 def test_rbac_cluster_wide(helm: Path, tmp_path: Path) -> None:
     docs = render(helm, tmp_path, NO_HOOK)  # the hook's own RBAC: test_uninstall_hook_*
-    assert not select(docs, "Role") and not select(docs, "RoleBinding")
+    # Namespaced: only leader election, in the release's namespace.
+    assert [(r["metadata"]["namespace"], r["metadata"]["name"]) for r in select(docs, "Role")] == [
+        (NAMESPACE, f"{FULLNAME}-leader-election")
+    ]
     framework = only(docs, "ClusterRole", f"{FULLNAME}-framework")
     application = only(docs, "ClusterRole", f"{FULLNAME}-application")
     assert rules(framework) == FRAMEWORK_CLUSTER | FRAMEWORK_NAMESPACED
@@ -390,7 +395,7 @@ def test_rbac_watching_listed_namespaces(helm: Path, tmp_path: Path) -> None:
     # Namespaced: a Role and a RoleBinding per part and per listed namespace, nowhere else.
     assert {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in select(docs, "Role")} == {
         (ns, f"{FULLNAME}-{part}") for ns in ("team-a", "team-b") for part in ("framework", "application")
-    }
+    } | {(NAMESPACE, f"{FULLNAME}-leader-election")}
     for ns in ("team-a", "team-b"):
         assert rules(only(docs, "Role", f"{FULLNAME}-framework", ns)) == FRAMEWORK_NAMESPACED
         assert rules(only(docs, "Role", f"{FULLNAME}-application", ns)) == APPLICATION
@@ -408,6 +413,51 @@ def test_rbac_watching_listed_namespaces(helm: Path, tmp_path: Path) -> None:
                 {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}
             ]
         }
+
+
+LEADER_ELECTION: set[Rule] = {
+    ("coordination.k8s.io", "leases", "create"),
+    ("coordination.k8s.io", "leases", f"get[{FULLNAME}]"),
+    ("coordination.k8s.io", "leases", f"update[{FULLNAME}]"),
+    ("", "pods", "get"),
+    ("", "pods", "patch"),
+}
+
+
+def test_leader_election_lease_rbac_pdb_and_active_only_services(helm: Path, tmp_path: Path) -> None:
+    docs = render(helm, tmp_path)
+    role = only(docs, "Role", f"{FULLNAME}-leader-election", NAMESPACE)
+    assert rules(role) == LEADER_ELECTION
+    binding = only(docs, "RoleBinding", f"{FULLNAME}-leader-election", NAMESPACE)
+    assert binding["roleRef"]["name"] == f"{FULLNAME}-leader-election" and bound_to_sa(binding)
+    s = config.load(env(docs))
+    assert s.leader_election and (s.lease_name, s.lease_namespace) == (FULLNAME, NAMESPACE)
+    assert (s.lease_duration, s.lease_renew_deadline, s.lease_retry_period) == (15, 10, 2)
+    names = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in container(docs)["env"]}
+    assert (names["POD_NAME"], names["POD_NAMESPACE"]) == ("metadata.name", "metadata.namespace")
+    pdb = only(docs, "PodDisruptionBudget", FULLNAME, NAMESPACE)
+    deployment = only(docs, "Deployment", FULLNAME, NAMESPACE)
+    assert pdb["spec"] == {
+        "minAvailable": 1,
+        "selector": deployment["spec"]["selector"],
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
+    }
+    for svc in select(docs, "Service"):
+        assert svc["spec"]["selector"]["zentinel.io/active"] == "true", svc["metadata"]["name"]
+
+
+def test_one_replica_without_leader_election_recreates(helm: Path, tmp_path: Path) -> None:
+    docs = render(helm, tmp_path, {"replicas": 1, "leaderElection": {"enabled": False}, **NO_HOOK})
+    spec = only(docs, "Deployment", FULLNAME, NAMESPACE)["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert not select(docs, "PodDisruptionBudget") and not select(docs, "Role")  # the uninstall hook has its own
+    assert env(docs)["ZENTINEL_OPERATOR_LEADER_ELECTION"] == "false"
+    assert all("zentinel.io/active" not in svc["spec"]["selector"] for svc in select(docs, "Service"))
+
+
+def test_two_replicas_without_leader_election_is_refused(helm: Path, tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match=r"needs leaderElection\.enabled"):
+        render(helm, tmp_path, {"replicas": 2, "leaderElection": {"enabled": False}})
 
 
 def test_rbac_has_no_wildcards_and_no_cluster_write(helm: Path, tmp_path: Path) -> None:
@@ -847,7 +897,7 @@ def test_deploy_has_no_certificates_and_no_webhook() -> None:
     assert not [d for d in docs if d["kind"] in {"Secret", "ValidatingWebhookConfiguration", "Certificate"}]
     assert "BEGIN CERTIFICATE" not in "".join(p.read_text() for p in (REPO / "deploy").iterdir())
     deployment = only(docs, "Deployment")
-    variables = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    variables = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert variables["ZENTINEL_OPERATOR_WEBHOOK_ENABLED"] == "false"
     namespace = only(docs, "Namespace")["metadata"]
     assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"

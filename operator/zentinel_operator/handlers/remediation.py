@@ -9,7 +9,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import k8s
+from .. import checkpoints, k8s, leader
 from .. import operator_metrics as metrics
 from ..core import lifecycle as lc
 from ..core import remediation as rem
@@ -188,6 +188,8 @@ def _apply(
     now = ectx.now
     generation = inc.metadata.generation
     name = inc.metadata.name
+    if step.kind in (rem.StepKind.REVERT, rem.StepKind.RESUME, rem.StepKind.EXECUTE):
+        leader.ensure_active()  # a replica whose Lease lapsed makes no change (its successor may be acting)
     if step.kind == rem.StepKind.REVERT and step.record is not None:
         rec = executor.revert(step.record, ectx)
         st.remediations = _replace(st.remediations, rec)
@@ -195,6 +197,7 @@ def _apply(
         return lc.note_action(st, message=f"Reverted {_describe(rec)}", now=now, policy=policy)
     if step.kind == rem.StepKind.VERIFY and step.record is not None:
         rec = step.record
+        checkpoints.reached("verifying", f"{name} {rec.action} {rec.id}")
         in_place = executor.effect_in_place(rec, ectx)
         state = rem.verify_outcome(rec, effect_in_place=in_place, finding=finding, now=now, policy=policy)
         if state == rec.state and rec.verified_at is not None:
@@ -259,6 +262,7 @@ def _apply(
     if step.kind == rem.StepKind.EXECUTE and step.record is not None:
         rec = step.record
         if rec.state != rem.DRY_RUN:
+            checkpoints.reached("decided", f"{name} {rec.action} {rec.id}")
             # Record first: a crash from here on finds the record and never runs the action twice.
             running = rec.model_copy(update={"state": rem.RUNNING, "started_at": now})
             before_write = st.model_copy(deep=True)
@@ -268,7 +272,10 @@ def _apply(
             inc = inc.model_copy(update={"status": st})
             st = st.model_copy(deep=True)
             rec = running
+            checkpoints.reached("recorded", f"{name} {rec.action} {rec.id}")
         done = executor.execute(dataclasses.replace(step, record=rec), ectx)
+        if done.state != rem.DRY_RUN:
+            checkpoints.reached("acted", f"{name} {rec.action} {rec.id}")
         st.remediations = _replace(st.remediations, done)
         metrics.REMEDIATIONS.labels(done.action, done.state).inc()
         k8s_event(
