@@ -18,6 +18,20 @@ from kubernetes.client.exceptions import ApiException
 from . import names
 from .names import GROUP, VERSION
 
+FIELD_MANAGER = "zentinel-incident-operator"  # every write names the operator in managedFields
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("zentinel-incident-operator")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0.0.0"
+
+
+USER_AGENT = f"{FIELD_MANAGER}/{_version()}"  # what the API server sees on every request
+
 _configured = False
 
 
@@ -41,27 +55,32 @@ def configure(config_file: str | None = None, context: str | None = None) -> Non
 
 
 @functools.cache
-def core() -> Any:
+def api_client() -> Any:
+    """The one client every API object shares, sending :data:`USER_AGENT`."""
     configure()
-    return kubernetes.client.CoreV1Api()
+    client = kubernetes.client.ApiClient()
+    client.user_agent = USER_AGENT
+    return client
+
+
+@functools.cache
+def core() -> Any:
+    return kubernetes.client.CoreV1Api(api_client())
 
 
 @functools.cache
 def apps() -> Any:
-    configure()
-    return kubernetes.client.AppsV1Api()
+    return kubernetes.client.AppsV1Api(api_client())
 
 
 @functools.cache
 def custom() -> Any:
-    configure()
-    return kubernetes.client.CustomObjectsApi()
+    return kubernetes.client.CustomObjectsApi(api_client())
 
 
 @functools.cache
 def policy_api() -> Any:
-    configure()
-    return kubernetes.client.PolicyV1Api()
+    return kubernetes.client.PolicyV1Api(api_client())
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
@@ -158,19 +177,23 @@ def list_custom_all(plural: str) -> list[dict[str, Any]]:
 
 
 def create_custom(plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = custom().create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+    result: dict[str, Any] = custom().create_namespaced_custom_object(
+        GROUP, VERSION, namespace, plural, body, field_manager=FIELD_MANAGER
+    )
     return result
 
 
 def patch_custom(plural: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, patch)
+    result: dict[str, Any] = custom().patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, plural, name, patch, field_manager=FIELD_MANAGER
+    )
     return result
 
 
 def patch_custom_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
     """Merge-patch ``.status`` through the status subresource."""
     result: dict[str, Any] = custom().patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, plural, name, {"status": status}
+        GROUP, VERSION, namespace, plural, name, {"status": status}, field_manager=FIELD_MANAGER
     )
     return result
 
@@ -270,14 +293,14 @@ def post_event(
         "lastTimestamp": now.isoformat(),
         "count": 1,
     }
-    core().create_namespaced_event(meta["namespace"], event)
+    core().create_namespaced_event(meta["namespace"], event, field_manager=FIELD_MANAGER)
 
 
 # ------------------------------------------------------------------------- writes
 def create_configmap(namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
     """Create; None when it already exists (create-or-409)."""
     try:
-        return to_dict(core().create_namespaced_config_map(namespace, body))
+        return to_dict(core().create_namespaced_config_map(namespace, body, field_manager=FIELD_MANAGER))
     except ApiException as e:
         if e.status == 409:
             return None
@@ -285,7 +308,7 @@ def create_configmap(namespace: str, body: dict[str, Any]) -> dict[str, Any] | N
 
 
 def patch_configmap(namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-    return to_dict(core().patch_namespaced_config_map(name, namespace, patch))
+    return to_dict(core().patch_namespaced_config_map(name, namespace, patch, field_manager=FIELD_MANAGER))
 
 
 def delete_configmap(namespace: str, name: str) -> None:
@@ -301,7 +324,7 @@ def list_configmaps(namespace: str, label_selector: str) -> list[dict[str, Any]]
 
 
 def patch_deployment(namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-    return to_dict(apps().patch_namespaced_deployment(name, namespace, patch))
+    return to_dict(apps().patch_namespaced_deployment(name, namespace, patch, field_manager=FIELD_MANAGER))
 
 
 def delete_pod(namespace: str, name: str, uid: str | None = None) -> bool:
@@ -321,7 +344,7 @@ def replace_secret_data(namespace: str, name: str, data: dict[str, str], resourc
     patch: dict[str, Any] = {"data": data}
     if resource_version:
         patch["metadata"] = {"resourceVersion": resource_version}
-    core().patch_namespaced_secret(name, namespace, patch)
+    core().patch_namespaced_secret(name, namespace, patch, field_manager=FIELD_MANAGER)
 
 
 def list_pdbs(namespace: str) -> list[dict[str, Any]]:
@@ -332,7 +355,7 @@ def patch_cluster_custom_status(
     group: str, version: str, plural: str, namespace: str, name: str, patch: dict[str, Any]
 ) -> dict[str, Any]:
     result: dict[str, Any] = custom().patch_namespaced_custom_object_status(
-        group, version, namespace, plural, name, patch
+        group, version, namespace, plural, name, patch, field_manager=FIELD_MANAGER
     )
     return result
 

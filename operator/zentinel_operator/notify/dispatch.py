@@ -121,7 +121,14 @@ def write_deliveries(namespace: str, name: str, updates: list[DeliveryRecord], *
         }
         try:
             k8s.custom().patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURAL, name, body, _content_type="application/merge-patch+json"
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                body,
+                field_manager=k8s.FIELD_MANAGER,
+                _content_type="application/merge-patch+json",
             )
         except Exception as e:
             if k8s.is_conflict(e):

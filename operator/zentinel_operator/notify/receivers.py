@@ -35,7 +35,7 @@ from ..models.policy import Receiver, ReceiverType
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 ALERTMANAGER_ALERTS_PATH = "/api/v2/alerts"
-USER_AGENT = "zentinel-incident-operator/0.1"
+USER_AGENT = k8s.USER_AGENT  # receivers see the same name and version as the API server
 _RETRYABLE = {408, 425, 429}
 _rng = random.SystemRandom()
 
