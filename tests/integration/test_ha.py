@@ -21,9 +21,9 @@ import pytest
 from support import configs
 from support.kube import Kube, wait_for
 from support.operator import OperatorProcess
+from support.receivers import Receivers
 from zentinel_devcluster.cluster import Cluster
 
-from .test_notifications import Receivers, receivers  # noqa: F401 - the fixture
 from .test_remediation import (
     BAD_BUT_PARSES,
     Keeper,
@@ -99,7 +99,7 @@ def active_and_standby(
     return active, standby
 
 
-def edge_with_receiver(kube: Kube, namespace: str, dataplanes: list[Any], receivers: Receivers) -> Any:  # noqa: F811
+def edge_with_receiver(kube: Kube, namespace: str, dataplanes: list[Any], receivers: Receivers) -> Any:
     dp = start_edge(kube, namespace, dataplanes, actions={"configRollback": {"mode": "Automatic"}})
     pol = policy(actions={"configRollback": {"mode": "Automatic"}})
     pol["spec"]["receivers"] = [
@@ -119,11 +119,11 @@ def break_config(kube: Kube, namespace: str, dp: Any, keepers: list[Keeper]) -> 
     return generation
 
 
-def events(receivers: Receivers, path: str, name: str) -> list[str]:  # noqa: F811
+def events(receivers: Receivers, path: str, name: str) -> list[str]:
     return [str(json.loads(r.raw)["event"]) for r in receivers.got(path, name)]
 
 
-def assert_done_once(kube: Kube, namespace: str, generation: int, receivers: Receivers) -> dict[str, Any]:  # noqa: F811
+def assert_done_once(kube: Kube, namespace: str, generation: int, receivers: Receivers) -> dict[str, Any]:
     """One rollback, started once, one rollout; the incident resolved; every notification sent once."""
     done = wait_for(
         lambda: succeeded(kube, namespace, "ProcessCrash", "configRollback"), timeout=120, what="rollback verified"
@@ -186,7 +186,7 @@ def edge(
     replicas: Replicas,
     dataplanes: list[Any],
     keepers: list[Keeper],  # noqa: F811
-    receivers: Receivers,  # noqa: F811
+    receivers: Receivers,
 ) -> Edge:
     return Edge(kube, namespace, replicas, dataplanes, keepers, receivers)
 
