@@ -23,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -257,8 +258,16 @@ def start_operator(kube: Kube, release: Release, watched: str, tmp_path: Path) -
         }
     )
     op = OperatorProcess(release.sa_kubeconfig, watched, tmp_path, local)
-    op.start()
+    op.start()  # returns once the liveness probe answers, which a standby does too
+    # Active (it holds the Lease, kopf runs) and serving the webhook the chart routes to it.
+    wait_for(lambda: webhook_listening(release.webhook_port), timeout=120, what="the operator serving its webhook")
     return op
+
+
+def webhook_listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def drop_finalizers(kube: Kube, namespace: str, *objects: tuple[str, str]) -> None:

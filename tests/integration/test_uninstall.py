@@ -81,7 +81,11 @@ def test_helm_uninstall_releases_the_finalizers_so_nothing_hangs_in_terminating(
             check=False,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "released 3 object(s)" in proc.stderr, proc.stderr
+        # The hook releases every object the operator's finalizer holds, cluster-wide: in the session's
+        # shared cluster that may include other tests' leftovers, so check this test's three by name.
+        for held in (f"zentinels {app_namespace}/doomed", f"zentinels {app_namespace}/edge"):
+            assert f"released {held}\n" in proc.stderr, proc.stderr
+        assert f"released zentinelincidentpolicies {app_namespace}/edge\n" in proc.stderr, proc.stderr
 
         # It stopped the operator and removed the webhook configuration nobody serves any more...
         dep = kube.get("deployment", release.fullname, namespace)
