@@ -18,7 +18,7 @@ import kubernetes
 import pytest
 
 from support.kube import Kube, wait_for
-from support.operator import OperatorProcess
+from support.operator import OperatorProcess, print_logs_if_failed
 from support.receivers import Receivers
 from zentinel_devcluster import tools
 from zentinel_devcluster.cluster import Cluster
@@ -101,9 +101,7 @@ def operator(
         yield op
     finally:
         op.stop()
-        rep: Any = getattr(request.node, "rep_call", None)
-        if rep is not None and rep.failed:
-            print(f"\n--- operator log ({op.log_file}) ---\n{op.logs()[-6000:]}")
+        print_logs_if_failed(request, {"operator": op})
 
 
 @pytest.hookimpl(hookwrapper=True)

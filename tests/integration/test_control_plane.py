@@ -22,7 +22,7 @@ from integration.test_notifications import deliveries, events_of, policy, start_
 from support import crash
 from support.faultproxy import FaultProxy
 from support.kube import Kube, open_incident, wait_for
-from support.operator import OperatorProcess
+from support.operator import OperatorProcess, print_logs_if_failed
 from support.receivers import Receivers
 from zentinel_devcluster.cluster import Cluster
 
@@ -124,7 +124,9 @@ def proxy(cluster: Cluster) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
-def proxied_operator(proxy: FaultProxy, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+def proxied_operator(
+    proxy: FaultProxy, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[OperatorProcess]:
     """The operator talking to the API server only through the fault proxy."""
     op = OperatorProcess(proxy.write_kubeconfig(tmp_path / "kubeconfig-via-proxy"), namespace, tmp_path, dict(ENV))
     op.start()
@@ -132,8 +134,8 @@ def proxied_operator(proxy: FaultProxy, namespace: str, tmp_path: Path) -> Itera
         yield op
     finally:
         op.stop()
-        print(f"\n--- operator log (last lines) ---\n{op.logs()[-3000:]}")
-        print("--- refused by the API server ---\n" + "\n".join(proxy.refusals[-30:]))
+        if print_logs_if_failed(request, {"operator": op}):
+            print("--- refused by the API server ---\n" + "\n".join(proxy.refusals[-30:]))
 
 
 INCIDENTS = r"/zentinelincidents$"

@@ -20,7 +20,7 @@ import pytest
 
 from support import configs
 from support.kube import Kube, wait_for
-from support.operator import OperatorProcess
+from support.operator import OperatorProcess, print_logs_if_failed
 from support.receivers import Receivers
 from zentinel_devcluster.cluster import Cluster
 
@@ -71,10 +71,7 @@ def replicas(
         yield r
     finally:
         r.stop()
-        rep: Any = getattr(request.node, "rep_call", None)
-        if rep is not None and rep.failed:
-            for i, op in enumerate(r.procs):
-                print(f"\n--- replica {i} log ---\n{op.logs()[-5000:]}")
+        print_logs_if_failed(request, {f"replica {i}": op for i, op in enumerate(r.procs)}, tail=5000)
 
 
 def holder(kube: Kube, namespace: str) -> str | None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from .kube import wait_for
 
@@ -107,3 +108,16 @@ class OperatorProcess:
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
             return str(r.read().decode())
+
+
+def print_logs_if_failed(request: Any, procs: dict[str, OperatorProcess], tail: int = 6000) -> bool:
+    """After a failed test, the last lines of each operator process's log (``request``: the fixture's).
+
+    Returns whether the test failed, for a fixture with more to show.
+    """
+    rep = getattr(request.node, "rep_call", None)
+    failed = rep is not None and bool(rep.failed)
+    if failed:
+        for label, op in procs.items():
+            print(f"\n--- {label} log ({op.log_file}) ---\n{op.logs()[-tail:]}")
+    return failed
