@@ -137,6 +137,9 @@ class Container:
         self.probe_ok = 0
         self.probe_fail = 0
         self.stopping = threading.Event()
+        # Held while a process is spawned and while stop() reads it: a stop between the loop's check
+        # and the spawn would otherwise leave a process nobody stops, holding the pod IP's ports.
+        self.spawn_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"{pod.key}/{self.name}", daemon=True)
 
     @property
@@ -206,7 +209,9 @@ class Container:
                 continue
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out_path = self.log_file(self.restart_count)
-            with out_path.open("wb") as out:
+            with self.spawn_lock, out_path.open("wb") as out:
+                if self.stopping.is_set():
+                    return
                 self.proc = subprocess.Popen(
                     cmd,
                     cwd=self.pod.dir,
@@ -250,8 +255,9 @@ class Container:
             self.stopping.wait(delay)
 
     def stop(self, grace: float) -> None:
-        self.stopping.set()
-        proc = self.proc
+        with self.spawn_lock:
+            self.stopping.set()
+            proc = self.proc
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -636,10 +642,11 @@ class Kubelet:
                     self.delete_now(meta)
                 return
             if rt is None:
-                if not self.free_ips:
+                ip = self.allocate_ip()
+                if ip is None:
                     log.error("no pod IP left in %s for %s", self.settings.cidr, meta["name"])
                     return
-                rt = PodRuntime(self, pod, self.free_ips.pop(0))
+                rt = PodRuntime(self, pod, ip)
                 self.pods[uid] = rt
                 log.info("%s: admitted with IP %s", rt.key, rt.ip)
                 rt.changed()
@@ -671,7 +678,18 @@ class Kubelet:
             return
         if any(c.proc is not None and c.proc.poll() is None for c in rt.containers):
             rt.stop()
-        self.free_ips.insert(0, rt.ip)
+        self.free_ips.append(rt.ip)  # reused last, as host-local IPAM allocates round-robin
+
+    def allocate_ip(self) -> str | None:
+        """The next free pod IP on which nothing listens (a process that outlived its pod keeps its ports)."""
+        busy = listening_ips()
+        for _ in range(len(self.free_ips)):
+            ip = self.free_ips.pop(0)
+            if ip not in busy:
+                return ip
+            log.warning("pod IP %s is still listened on by a process no pod owns: skipped", ip)
+            self.free_ips.append(ip)
+        return None
 
     # ------------------------------------------------------------------- loops
     def sync_loop(self) -> None:
@@ -750,6 +768,21 @@ class Kubelet:
     def find(self, namespace: str, name: str) -> PodRuntime | None:
         with self.lock:
             return next((p for p in self.pods.values() if p.namespace == namespace and p.name == name), None)
+
+
+def listening_ips(table: Path = Path("/proc/net/tcp")) -> set[str]:
+    """IPv4 addresses with a listening TCP socket, read from the kernel's table (empty where there is none)."""
+    try:
+        rows = table.read_text().splitlines()[1:]
+    except OSError:
+        return set()
+    found = set()
+    for row in rows:
+        fields = row.split()
+        if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
+            addr = fields[1].split(":")[0]
+            found.add(str(ipaddress.IPv4Address(int(addr, 16).to_bytes(4, "little"))))
+    return found
 
 
 def _started_monotonic(c: Container) -> float:

@@ -156,12 +156,6 @@ def test_evidence_redaction_postmortem_and_retention(
     dataplanes.append(dp)
     dp.sync()
     dp.traffic(rps=40, error_share=0.0)
-    kube.apply(zentinel(), namespace)
-    wait_for(
-        lambda: kube.status("zen", "edge", namespace).get("currentRevision"),
-        timeout=60,
-        what="the first pass",
-    )
 
     crashed = sorted(p["metadata"]["name"] for p in pods[:2])
     all_pods = sorted(p["metadata"]["name"] for p in pods)
@@ -169,8 +163,16 @@ def test_evidence_redaction_postmortem_and_retention(
         crash.set_logs(kube, pod, "zentinel", CURRENT_LOG, PREVIOUS_LOG, tmp_path / "logs")
     sample = kube.run("logs", pods[0]["metadata"]["name"], "-n", namespace, "--previous").stdout
     assert "Too many open files" in sample  # kwok serves the planted logs
+    # Both pods crash before the Zentinel exists, so the pass that opens the incident sees both: crashed
+    # one after the other under a watching operator, a pass in between opens it at SEV3 with one pod.
     for pod in pods[:2]:
         crash.crash_loop(kube, pod, restarts=5)
+    kube.apply(zentinel(), namespace)
+    wait_for(
+        lambda: kube.status("zen", "edge", namespace).get("currentRevision"),
+        timeout=60,
+        what="the first pass",
+    )
 
     # --- detection: a bundle owned by the incident, listed in its status
     def detected() -> dict[str, Any] | None:

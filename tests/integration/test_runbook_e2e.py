@@ -26,6 +26,7 @@ from support import certs, configs, realpods
 from support.kube import Kube, condition, wait_for
 from support.operator import OperatorProcess
 from zentinel_devcluster import tools
+from zentinel_devcluster.cluster import Cluster
 from zentinel_operator.core.zconfig import config_revision
 
 pytestmark = pytest.mark.integration
@@ -401,7 +402,7 @@ def test_a_slow_backend_is_performance_degradation_from_zentinels_histogram(edge
     "open in issue 11",
 )
 def test_a_certificate_near_expiry_is_rotated_and_served_by_real_zentinel(
-    kube: Kube, namespace: str, edge_factory: Callable[..., Edge]
+    kube: Kube, namespace: str, edge_factory: Callable[..., Edge], cluster: Cluster
 ) -> None:
     from zentinel_devcluster.pki import CA
     from zentinel_operator.core.certs import fingerprint_sha256
@@ -426,7 +427,11 @@ def test_a_certificate_near_expiry_is_rotated_and_served_by_real_zentinel(
         assert failed is None, f"the rotation failed: {failed}"
         return edge.record("CertificateExpiring", "certificateRotation", "Succeeded")
 
-    wait_for(rotation_verified, timeout=300, interval=0.25, what="the rotation verified by a handshake")
+    try:
+        wait_for(rotation_verified, timeout=300, interval=0.25, what="the rotation verified by a handshake")
+    except AssertionError:
+        print_pods_and_kubelet(kube, namespace, cluster)
+        raise
     clock.mark("mitigate_s")
     new_cert = base64.b64decode((kube.get("secret", "edge-tls", namespace) or {})["data"]["tls.crt"])
     assert fingerprint_sha256(new_cert) != fingerprint_sha256(old_cert)
@@ -436,6 +441,22 @@ def test_a_certificate_near_expiry_is_rotated_and_served_by_real_zentinel(
         timeout=60, interval=0.5, what="every Ready pod serving the new certificate",
     )  # fmt: skip
     clock.write(category="CertificateExpiring", severity=inc["status"]["severity"], action="certificateRotation (CA)")
+
+
+def print_pods_and_kubelet(kube: Kube, namespace: str, cluster: Cluster) -> None:
+    """What the pods and the process kubelet did, for a scenario that failed in a long run only."""
+    print(f"\n--- pods of {namespace} ---")
+    print(kube.run("get", "pods", "-n", namespace, "-o", "wide", "--show-labels", check=False).stdout)
+    for pod in kube.list("pods", namespace, "app=edge"):
+        st = pod.get("status") or {}
+        print(pod["metadata"]["name"], pod["metadata"].get("deletionTimestamp"), st.get("podIP"), st.get("phase"))
+        for c in st.get("containerStatuses") or []:
+            print("   ", c["name"], c.get("ready"), c.get("restartCount"), json.dumps(c.get("state")))
+    lines = (cluster.logs / "process-kubelet.log").read_text(errors="replace").splitlines()
+    print(f"--- process kubelet, lines about {namespace} (last 80) ---")
+    print("\n".join([line for line in lines if namespace in line][-80:]))
+    print("--- process kubelet, last 40 lines ---")
+    print("\n".join(lines[-40:]))
 
 
 def served_fingerprint(ip: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,36 @@ def test_tail_text_is_the_end_of_the_log(tmp_path: Path) -> None:
     tail = kubelet.tail_text(log, 100)
     assert tail.endswith("Failed to load configuration file") and len(tail) <= 100
     assert kubelet.tail_text(tmp_path / "missing.log") == ""
+
+
+def test_listening_ips_sees_a_real_listener_and_not_a_closed_one() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.192.15.201", 0))
+        assert "127.192.15.201" not in kubelet.listening_ips()  # bound, not listening
+        s.listen()
+        assert "127.192.15.201" in kubelet.listening_ips()
+    assert "127.192.15.201" not in kubelet.listening_ips()
+
+
+def test_listening_ips_of_a_table_that_is_not_there_is_empty(tmp_path: Path) -> None:
+    assert kubelet.listening_ips(tmp_path / "missing") == set()
+
+
+def test_allocation_skips_an_ip_a_leftover_process_listens_on_and_reuses_freed_ips_last() -> None:
+    import socket
+    import threading
+
+    k = kubelet.Kubelet.__new__(kubelet.Kubelet)
+    k.free_ips = ["127.192.15.210", "127.192.15.211", "127.192.15.212"]
+    k.pods, k.terminating, k.lock, k.wake = {}, set(), threading.RLock(), threading.Event()
+    with socket.socket() as s:
+        s.bind(("127.192.15.210", 0))
+        s.listen()
+        assert k.allocate_ip() == "127.192.15.211"
+    assert k.free_ips == ["127.192.15.212", "127.192.15.210"]
+    assert k.allocate_ip() == "127.192.15.212"
+    k.pods["uid-1"] = types.SimpleNamespace(ip="127.192.15.211", uid="uid-1", containers=[])  # type: ignore[assignment]
+    k.forget("uid-1")
+    assert k.free_ips == ["127.192.15.210", "127.192.15.211"]  # the freed IP goes last
