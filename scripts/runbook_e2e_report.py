@@ -68,10 +68,12 @@ def main() -> None:
         "  answers are counted under. The operator excludes that reason, so it sees the 503 phase (SEV2 here,",
         "  not the runbook's SEV1 for a full outage) and then an error rate of 0 while the outage goes on.",
         "  Telling the two 500s apart (or probing targets without a health-check path) is open work.",
-        "- Certificate rotation passes alone (verified in about 9 s: every running pod serves the new",
-        "  certificate after the rolling restart) but in full runs of `scripts/test` one running pod kept",
-        "  serving the old certificate and the verification failed after 240 s ('the change did not take",
-        "  effect in time'); the scenario is skipped in `scripts/test` until that is understood.",
+        "- Certificate rotation: while the rolling restart replaces the pods, the old ones still serve the old",
+        "  certificate. Triage once took that for a fault (CertificateInvalid, 'serves a different certificate')",
+        "  and its remedy rotated the certificate a second time, so the first rotation's verification could",
+        "  never match; it showed in long runs, where passes and the rollout interleave that way more often. A",
+        "  served mismatch is now judged only once no rollout is under way, and the scenario asserts that no",
+        "  CertificateInvalid incident opens.",
         "- A row missing from the table is a scenario that failed or was skipped in that run.",
     ]
     notes = [r for r in rows if r.get("note")]

@@ -394,13 +394,6 @@ def test_a_slow_backend_is_performance_degradation_from_zentinels_histogram(edge
 # ----------------------------------------------------------------------------- certificates
 
 
-@pytest.mark.skipif(
-    not os.environ.get("ZENTINEL_E2E_CERT"),
-    reason="ZENTINEL_E2E_CERT=1 runs it: passes alone (rotation verified in ~9 s) but in full runs a "
-    "running pod kept serving the old certificate: the rotation's verification failed after 240 s "
-    "('the change did not take effect in time'); "
-    "open in issue 11",
-)
 def test_a_certificate_near_expiry_is_rotated_and_served_by_real_zentinel(
     kube: Kube, namespace: str, edge_factory: Callable[..., Edge], cluster: Cluster
 ) -> None:
@@ -414,10 +407,10 @@ def test_a_certificate_near_expiry_is_rotated_and_served_by_real_zentinel(
     clock = Clock("certificate 2 days from expiry", "TLS certificate renewal → rotation → pods serve the new one")
     clock.inject()  # the expiring certificate is there from the start: detection is the first passes
     kube.apply(certs.tls_secret("edge-tls", old_cert, old_key), namespace)
-    # Verified when every running pod serves the new certificate (a rolling restart of three real
-    # processes; about 9 s). Once, in a full run, that was not done within 60 s: this scenario allows
-    # 240 s, and a Failed rotation fails at once with its reason.
-    edge = edge_factory(tls=True, actions={"certificateRotation": {"mode": "Automatic"}}, verifyTimeout="240s")
+    # Verified when every running pod serves the new certificate: a rolling restart of three real
+    # processes, about 9 s. (Old pods serving the old certificate mid-rollout once opened a second,
+    # CertificateInvalid incident that rotated it again; triage no longer counts that as a fault.)
+    edge = edge_factory(tls=True, actions={"certificateRotation": {"mode": "Automatic"}})
 
     inc = wait_for(lambda: edge.incident("CertificateExpiring"), timeout=60, interval=0.25, what="CertificateExpiring")
     clock.mark("detect_s")
@@ -428,13 +421,14 @@ def test_a_certificate_near_expiry_is_rotated_and_served_by_real_zentinel(
         return edge.record("CertificateExpiring", "certificateRotation", "Succeeded")
 
     try:
-        wait_for(rotation_verified, timeout=300, interval=0.25, what="the rotation verified by a handshake")
+        wait_for(rotation_verified, timeout=120, interval=0.25, what="the rotation verified by a handshake")
     except AssertionError:
         print_pods_and_kubelet(kube, namespace, cluster)
         raise
     clock.mark("mitigate_s")
     new_cert = base64.b64decode((kube.get("secret", "edge-tls", namespace) or {})["data"]["tls.crt"])
     assert fingerprint_sha256(new_cert) != fingerprint_sha256(old_cert)
+    assert edge.incident("CertificateInvalid") is None  # the rollout's old pods were not taken for a fault
     # The rolling restart's last old pod may still be going: every pod the Deployment keeps serves the new one.
     wait_for(
         lambda: edge.all_ready() and {served_fingerprint(ip) for ip in edge.ips()} == {fingerprint_sha256(new_cert)},

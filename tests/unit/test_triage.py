@@ -868,6 +868,17 @@ def test_invalid_certificate_is_sev2(fields: dict[str, Any], problem: str) -> No
     assert f.evidence[0].startswith("certificate edge-tls (Secret edge-tls): ")
 
 
+def test_a_served_mismatch_while_the_deployment_rolls_out_is_not_a_fault() -> None:
+    # The old pods serve the old certificate until the rollout replaces them (a rotation landing):
+    # a finding then opened a second incident whose remedy rotated the certificate again.
+    mismatch = (cert(60, served_matches=False),)
+    assert triage(snap(certificates=mismatch, rolling_out=True), DEFAULT) == []
+    assert one(triage(snap(certificates=mismatch), DEFAULT), C.CERTIFICATE_INVALID).severity == SEV2
+    broken = (cert(60, served_matches=False, key_matches=False),)  # other problems still count mid-rollout
+    f = one(triage(snap(certificates=broken, rolling_out=True), DEFAULT), C.CERTIFICATE_INVALID)
+    assert "private key does not match" in f.evidence[0] and "serves a different" not in f.evidence[0]
+
+
 def test_invalid_and_expired_certificate_is_sev1() -> None:
     findings = by_category(triage(snap(certificates=(cert(-1, key_matches=False),)), DEFAULT))
     assert findings[C.CERTIFICATE_INVALID].severity == SEV1

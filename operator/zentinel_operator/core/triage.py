@@ -938,7 +938,9 @@ def _check_certificates(snapshot: Snapshot, thresholds: Thresholds, out: _Findin
             problems.append("private key does not match the certificate")
         if cert.chain_valid is False:
             problems.append("chain does not verify" + (f": {_clip(cert.chain_error)}" if cert.chain_error else ""))
-        if cert.served_matches is False:
+        # During a rollout the old pods serve the old certificate until they are replaced: that is
+        # how a rotation under RollingRestart lands, not a fault (judged once the rollout is done).
+        if cert.served_matches is False and not snapshot.workload.rolling_out:
             problems.append("the listener serves a different certificate (not reloaded?)")
         if problems:
             evidence = [f"{label}: {'; '.join(problems)}"]
