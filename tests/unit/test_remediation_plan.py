@@ -268,6 +268,23 @@ def test_cooldown_waits_without_failing() -> None:
     assert again == []
 
 
+def test_the_same_action_for_another_incident_waits_for_the_first_ones_verification() -> None:
+    # Cooldown 0s: without this guard a second incident rotated a certificate the first was verifying.
+    ledger = [RemediationLedgerEntry(action="restart", at=NOW - dt.timedelta(seconds=20), incident="inc-1")]
+    z = zen(remediations=[e.model_dump(by_alias=True, mode="json") for e in ledger])
+    pol = policy(cooldown="0s")
+    other = rem.plan("inc-2", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(z=z, pol=pol))
+    assert kinds(other) == [("record", "restart", "Waiting")]
+    reason = other[0].record.reason or ""  # type: ignore[union-attr]
+    assert "restart ran for inc-1 20s ago; waiting for its verification" in reason
+    # The incident that ran it goes on (its own ladder), and once the window is over the other may act.
+    assert kinds(rem.plan("inc-1", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(z=z, pol=pol)))[0][0] == "execute"
+    late = [RemediationLedgerEntry(action="restart", at=NOW - dt.timedelta(minutes=30), incident="inc-1")]
+    z_late = zen(remediations=[e.model_dump(by_alias=True, mode="json") for e in late])
+    after = rem.plan("inc-2", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(z=z_late, pol=pol))
+    assert kinds(after)[0][0] == "execute"
+
+
 def test_hold_off_on_foreign_rollout_and_config_change_but_not_for_rollback() -> None:
     rolling = rem.plan("i", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(snap=snapshot(rolling=True)))
     assert kinds(rolling) == [("record", "restart", "Waiting")]

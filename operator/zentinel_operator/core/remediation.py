@@ -252,7 +252,9 @@ def applicable(action: Action, finding: Finding, ctx: Context) -> tuple[bool, di
 
 
 # -------------------------------------------------------------------------------- guardrails
-def guardrail(action: Action, ctx: Context, params: dict[str, object]) -> tuple[str | None, str]:
+def guardrail(
+    action: Action, ctx: Context, params: dict[str, object], incident: str | None = None
+) -> tuple[str | None, str]:
     """(refusal kind or None, reason). Kinds: 'refuse' (escalate now), 'skip' (next step), 'wait'."""
     if action == Action.PAGE:
         return None, ""
@@ -273,11 +275,19 @@ def guardrail(action: Action, ctx: Context, params: dict[str, object]) -> tuple[
         if ctx.now - last < cooldown:
             until = last + cooldown
             return "wait", f"cooldown until {until.isoformat()} ({format_duration(until - ctx.now)} left)"
+    # One remedy at a time: the same action run for another incident of this Zentinel is given its
+    # verification window first (a cooldown shorter than that would otherwise let both act on one target).
+    verify_window = parse_duration(r.verify_timeout)
+    other = [e for e in mine if e.action == action.value and e.incident != incident and ctx.now - e.at < verify_window]
+    if incident is not None and other:
+        e = max(other, key=lambda x: x.at)
+        ago = format_duration(ctx.now - e.at)
+        return "wait", f"{action.value} ran for {e.incident} {ago} ago; waiting for its verification"
     hold = parse_duration(r.hold_off_after_change)
     config_caused_rollback = action == Action.CONFIG_ROLLBACK
     if not config_caused_rollback:
         last_ours = max((e.at for e in mine), default=None)
-        ours_recently = last_ours is not None and ctx.now - last_ours < parse_duration(r.verify_timeout)
+        ours_recently = last_ours is not None and ctx.now - last_ours < verify_window
         if ctx.snapshot.workload.rolling_out and not ours_recently:
             return "wait", "the Deployment is rolling out; holding off"
         cfg = ctx.snapshot.config
@@ -371,7 +381,7 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
         if finding is None:
             return steps + _refusal(action, approved, "skip", "approved, but the signal is gone", now, records)
         ok, params, why_not = applicable(action, finding, ctx)
-        kind, reason = guardrail(action, ctx, params) if ok else ("skip", why_not)
+        kind, reason = guardrail(action, ctx, params, incident_name) if ok else ("skip", why_not)
         if kind == "wait":
             return steps  # approved, but a cooldown or hold-off is on: it runs when that clears
         if kind is not None:
@@ -408,7 +418,7 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
         if not ok:
             continue
         rid = record_id(incident_name, index, action)
-        kind, reason = guardrail(action, ctx, params)
+        kind, reason = guardrail(action, ctx, params, incident_name)
         base = RemediationRecord(
             id=rid,
             action=action.value,
