@@ -8,14 +8,17 @@ Used by ``scripts/demo``; every subcommand takes the kubeconfig and the demo's s
     traffic   bounded background traffic through the edge pods (loopback only; stops after 2 hours
               or when the demo stops it); its rate is read from STATE/traffic-rps each second
     fault F   bad-config | crash | dead-backend | errors | slow | cert | flood | recover
+    settle S  wait S seconds for the operator to act; a step it holds back for the policy's cooldown is
+              waited out too (at most 90 s more), so the demo shows the fix and not the wait
     show      what real Zentinel answers: status codes through each pod, its /admin/config targets,
-              the certificate it serves
+              the certificate it serves; then each open incident's latest remediation step
 """
 
 from __future__ import annotations
 
 import base64
 import collections
+import datetime as dt
 import json
 import re
 import sys
@@ -184,6 +187,41 @@ def show(kube: Kube) -> None:
         probe = asyncio.run(served_certificate(ip, realpods.TLS_PORT, server_name=SAN, timeout=3))
         served = f"{probe.fingerprint[:16]}…" if probe.ok and probe.fingerprint else "no TLS answer"
         print(f"  zentinel {ip}: 20 requests -> {dict(codes)}; /admin/config targets {targets}; serves cert {served}")
+    steps = latest_steps(kube)
+    if steps:
+        print("\nlatest remediation step of each incident:")
+    for name, category, rec in steps:
+        print(
+            f"  {name} {category}: {rec['action']} {rec['state']}" + (f": {rec['reason']}" if rec.get("reason") else "")
+        )
+
+
+COOLDOWN = re.compile(r"cooldown until (\S+) ")
+
+
+def latest_steps(kube: Kube) -> list[tuple[str, str, dict[str, Any]]]:
+    """(incident, category, latest remediation record) for each incident that has one."""
+    out = []
+    for inc in kube.list("zentinelincidents", NS):
+        records = (inc.get("status") or {}).get("remediations") or []
+        if records:
+            out.append((inc["metadata"]["name"], inc["spec"]["category"], records[-1]))
+    return out
+
+
+def settle(kube: Kube, seconds: float) -> None:
+    time.sleep(seconds)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        waits = [
+            COOLDOWN.search(rec.get("reason") or "") for _, _, rec in latest_steps(kube) if rec["state"] == "Waiting"
+        ]
+        until = max((dt.datetime.fromisoformat(m.group(1)) for m in waits if m), default=None)
+        if until is None:
+            return
+        left = (until - dt.datetime.now(dt.UTC)).total_seconds()
+        print(f"[demo] a step waits for the policy's cooldown (examples/40-policy.yaml): {max(left, 0):.0f}s left")
+        time.sleep(max(left, 0) + 8)
 
 
 def main() -> None:
@@ -197,6 +235,8 @@ def main() -> None:
         fault(kube, state, sys.argv[4])
     elif cmd == "show":
         show(kube)
+    elif cmd == "settle":
+        settle(kube, float(sys.argv[4]))
     else:
         raise SystemExit(f"unknown command {cmd!r}")
 

@@ -268,20 +268,25 @@ def test_cooldown_waits_without_failing() -> None:
     assert again == []
 
 
-def test_the_same_action_for_another_incident_waits_for_the_first_ones_verification() -> None:
+def test_the_same_action_for_another_incident_waits_while_the_first_is_in_flight() -> None:
     # Cooldown 0s: without this guard a second incident rotated a certificate the first was verifying.
-    ledger = [RemediationLedgerEntry(action="restart", at=NOW - dt.timedelta(seconds=20), incident="inc-1")]
-    z = zen(remediations=[e.model_dump(by_alias=True, mode="json") for e in ledger])
     pol = policy(cooldown="0s")
-    other = rem.plan("inc-2", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(z=z, pol=pol))
+    verifying = RemediationRecord(
+        id="inc-1/0/restart", action="restart", mode="Automatic", state="Verifying", step=0, started_at=NOW
+    )
+    held = rem.in_flight({"inc-1": [verifying], "inc-2": []})
+    assert held == {"restart": "inc-1"}
+    other = rem.plan(
+        "inc-2", [], finding(Category.HEALTH_CHECK_FAILURE), dataclasses.replace(ctx(pol=pol), in_flight=held)
+    )
     assert kinds(other) == [("record", "restart", "Waiting")]
-    reason = other[0].record.reason or ""  # type: ignore[union-attr]
-    assert "restart ran for inc-1 20s ago; waiting for its verification" in reason
-    # The incident that ran it goes on (its own ladder), and once the window is over the other may act.
-    assert kinds(rem.plan("inc-1", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(z=z, pol=pol)))[0][0] == "execute"
-    late = [RemediationLedgerEntry(action="restart", at=NOW - dt.timedelta(minutes=30), incident="inc-1")]
-    z_late = zen(remediations=[e.model_dump(by_alias=True, mode="json") for e in late])
-    after = rem.plan("inc-2", [], finding(Category.HEALTH_CHECK_FAILURE), ctx(z=z_late, pol=pol))
+    assert "restart for inc-1 is still in flight" in (other[0].record.reason or "")  # type: ignore[union-attr]
+    # Once it is verified (Succeeded), the other incident may act.
+    done = rem.in_flight({"inc-1": [verifying.model_copy(update={"state": "Succeeded"})]})
+    assert done == {}
+    after = rem.plan(
+        "inc-2", [], finding(Category.HEALTH_CHECK_FAILURE), dataclasses.replace(ctx(pol=pol), in_flight=done)
+    )
     assert kinds(after)[0][0] == "execute"
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ..models.common import Category
 from ..models.incident import RecordState, RemediationRecord
@@ -90,6 +90,8 @@ class Context:
     config_text_valid: dict[str, bool]  # revision -> valid, for rollback targets
     config_changed_by_operator: bool  # the current ConfigMap content was written by the operator
     approvals: dict[str, str]  # action id -> who approved
+    # action -> the incident whose step of that action is in flight (Running/Verifying) on this Zentinel
+    in_flight: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class StepKind(enum.StrEnum):
@@ -275,14 +277,12 @@ def guardrail(
         if ctx.now - last < cooldown:
             until = last + cooldown
             return "wait", f"cooldown until {until.isoformat()} ({format_duration(until - ctx.now)} left)"
-    # One remedy at a time: the same action run for another incident of this Zentinel is given its
-    # verification window first (a cooldown shorter than that would otherwise let both act on one target).
+    # One remedy at a time: while another incident's step of the same action is being carried out or
+    # verified, this one waits (a cooldown shorter than that let two incidents rotate one certificate).
+    holder = ctx.in_flight.get(action.value)
+    if holder is not None and holder != incident:
+        return "wait", f"{action.value} for {holder} is still in flight; waiting for its verification"
     verify_window = parse_duration(r.verify_timeout)
-    other = [e for e in mine if e.action == action.value and e.incident != incident and ctx.now - e.at < verify_window]
-    if incident is not None and other:
-        e = max(other, key=lambda x: x.at)
-        ago = format_duration(ctx.now - e.at)
-        return "wait", f"{action.value} ran for {e.incident} {ago} ago; waiting for its verification"
     hold = parse_duration(r.hold_off_after_change)
     config_caused_rollback = action == Action.CONFIG_ROLLBACK
     if not config_caused_rollback:
@@ -335,6 +335,13 @@ def _derived_params(action: Action, ctx: Context, params: dict[str, object]) -> 
 
 
 # ----------------------------------------------------------------------------------- planner
+def in_flight(records_by_incident: Mapping[str, Sequence[RemediationRecord]]) -> dict[str, str]:
+    """action -> the incident with a step of it Running or Verifying (for :attr:`Context.in_flight`)."""
+    return {
+        r.action: name for name, records in sorted(records_by_incident.items()) for r in records if r.state in IN_FLIGHT
+    }
+
+
 def _last(records: Sequence[RemediationRecord]) -> RemediationRecord | None:
     return records[-1] if records else None
 

@@ -130,6 +130,7 @@ def respond(
             config_text_valid=valid_targets,
             config_changed_by_operator=observation.config_written_by_operator,
             approvals=approvals(inc),
+            in_flight=rem.in_flight({i.metadata.name: i.status.remediations for i in all_incidents}),
         )
         try:
             all_incidents[index] = _respond_one(inc, base, by_cat, ectx, out)
