@@ -144,6 +144,22 @@ BAD_POLICIES = [
         "must be longer than zero",
     ),
     Bad(
+        "action-mode-unknown",
+        "ZentinelIncidentPolicy",
+        {"remediation": {"actions": {"restart": {"mode": "Sometimes"}}}},
+        "spec.remediation.actions.restart.mode",
+        'Unsupported value: "Sometimes"',
+        python_message="Input should be 'Automatic', 'NeedsApproval', 'DryRun' or 'Off'",
+    ),
+    Bad(
+        "duration-not-a-duration",
+        "ZentinelIncidentPolicy",
+        {"lifecycle": {"reopenWindow": "an hour"}},
+        "spec.lifecycle.reopenWindow",
+        "should match",
+        python_message="String should match pattern",
+    ),
+    Bad(
         "cluster-budget-below-zentinel-budget",
         "ZentinelIncidentPolicy",
         {"remediation": {"budget": {"perZentinel": 5, "perCluster": 2}}},
