@@ -160,6 +160,20 @@ BAD_POLICIES = [
         python_message="String should match pattern",
     ),
     Bad(
+        "duration-too-long",
+        "ZentinelIncidentPolicy",
+        {"lifecycle": {"reopenWindow": "9" * 30 + "h"}},
+        "spec.lifecycle.reopenWindow",
+        "at most 5 digits before each unit",
+    ),
+    Bad(
+        "positive-duration-too-long",
+        "ZentinelIncidentPolicy",
+        {"evidence": {"retention": "1d2592000s"}},
+        "spec.evidence.retention",
+        "at most 5 digits before each unit",
+    ),
+    Bad(
         "cluster-budget-below-zentinel-budget",
         "ZentinelIncidentPolicy",
         {"remediation": {"budget": {"perZentinel": 5, "perCluster": 2}}},

@@ -138,7 +138,10 @@ def test_the_policy_crd_carries_the_cel_rules() -> None:
     for sev in ("sev1", "sev2", "sev3", "sev4"):
         level = props["escalation"]["properties"][sev]
         assert [r["fieldPath"] for r in _rules(level)] == [".managementAfter"]
-        assert _rules(level["properties"]["managementAfter"])[0]["rule"] == "self.matches('[1-9]')"
+        assert [r["rule"] for r in _rules(level["properties"]["managementAfter"])] == [
+            "!self.matches('(^|[a-z])[0-9]{6,}')",  # at most 5 digits before each unit
+            "self.matches('[1-9]')",  # longer than zero
+        ]
     receiver = props["receivers"]["items"]
     assert {r.get("fieldPath") for r in _rules(receiver)} == {".secretRef", ".url", None}
     budget = props["remediation"]["properties"]["budget"]

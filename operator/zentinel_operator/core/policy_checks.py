@@ -23,13 +23,22 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
-from ..models.common import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, POSITIVE_DURATION_MESSAGE, Condition, LabelSelector
+from ..models.common import (
+    DURATION_DIGITS_MESSAGE,
+    DURATION_TOO_LONG,
+    LABEL_KEY_PATTERN,
+    LABEL_VALUE_PATTERN,
+    POSITIVE_DURATION_MESSAGE,
+    Condition,
+    LabelSelector,
+)
 from ..models.policy import LADDER_RULES, Ladder, LadderRule, ReceiverType, ZentinelIncidentPolicySpec
 from ..models.zentinel import ZentinelSpec
 from .conditions import READY, set_condition
 from .durations import DurationError, parse_duration
 
 _LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
+_DURATION_TOO_LONG = re.compile(DURATION_TOO_LONG)
 _LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
 
 
@@ -122,6 +131,9 @@ def check_policy(spec_body: Mapping[str, Any]) -> list[str]:
         problems += _ladder_order(f"spec.thresholds.{to_camel(attr)}", getattr(thresholds, attr), rule)
     for path, value, positive in _duration_fields(spec):
         if value is None:
+            continue
+        if _DURATION_TOO_LONG.search(value):
+            problems.append(f"{path}: {DURATION_DIGITS_MESSAGE}")
             continue
         try:
             delta = parse_duration(value)
