@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,24 @@ def render_crds() -> dict[Path, str]:
     return out
 
 
+_CEL_STRING = re.compile(r"\"([^\"]*)\"|'([^']*)'")
+
+
+def _rule_notes(node: dict[str, Any]) -> str:
+    """The CEL rules on ``node`` as kubectl reports them, each message once with the fields it names.
+
+    A ``messageExpression`` is shown by its literal parts (``receiver '…' is not defined``)."""
+    by_text: dict[str, list[str]] = {}
+    for r in node.get("x-kubernetes-validations", []):
+        text = r.get("message") or "…".join(a or b for a, b in _CEL_STRING.findall(r["messageExpression"]))
+        by_text.setdefault(text, []).append(r.get("fieldPath", "").lstrip("."))
+    parts = []
+    for text, paths in by_text.items():
+        named = ", ".join(f"`{p}`" for p in dict.fromkeys(paths) if p)
+        parts.append(f"{named}: {text}" if named else text)
+    return "; ".join(parts).replace("|", "\\|")
+
+
 def _walk_reference(schema: dict[str, Any], path: str, required: set[str], rows: list[str]) -> None:
     for name, prop in schema.get("properties", {}).items():
         full = f"{path}.{name}" if path else name
@@ -195,6 +214,8 @@ def _walk_reference(schema: dict[str, Any], path: str, required: set[str], rows:
                 notes.append(f"{label} `{prop[k]}`")
         if name in required:
             notes.append("**required**")
+        if prop.get("x-kubernetes-validations"):
+            notes.append("kubectl apply refuses with: " + _rule_notes(prop))
         desc = " ".join(prop.get("description", "").split())
         extra = f" ({'; '.join(notes)})" if notes else ""
         rows.append(f"| `{full}` | {typ} | {desc}{extra} |".replace("\n", " "))
@@ -239,7 +260,10 @@ def render_reference() -> str:
         ]
         for part in ("spec", "status"):
             sub = schema["properties"][part]
-            lines += [f"### {model.kind}.{part}", "", "| field | type | description |", "|---|---|---|"]
+            lines += [f"### {model.kind}.{part}", ""]
+            if sub.get("x-kubernetes-validations"):
+                lines += [f"kubectl apply refuses a `{part}` with: {_rule_notes(sub)}", ""]
+            lines += ["| field | type | description |", "|---|---|---|"]
             rows: list[str] = []
             _walk_reference(sub, part, set(sub.get("required", [])), rows)
             lines += [*rows, ""]

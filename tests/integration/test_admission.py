@@ -6,15 +6,22 @@ as `kubectl apply -f deploy/` does); the webhook adds only what CEL cannot say.
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
+import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from support.bad_objects import BAD_POLICIES, BEYOND_SCHEMA, Bad, manifest
 from support.kube import Kube, wait_for
 from support.operator import OperatorProcess, free_port
+from zentinel_operator.core.policy_checks import check_policy
+from zentinel_operator.models.policy import MAX_RECEIVERS, MAX_RECEIVERS_PER_LEVEL, RUNGS, ZentinelIncidentPolicySpec
 
 pytestmark = pytest.mark.integration
 
@@ -139,3 +146,90 @@ def test_severity_override_without_reason_is_refused_by_the_schema(kube: Kube, n
     proc = apply(kube, namespace, json.dumps(inc))
     assert proc.returncode != 0
     assert "severityOverrideReason is required" in proc.stderr
+
+
+REPO = Path(__file__).resolve().parents[2]
+WEBHOOK_AT = "http://127.0.0.1:9/hook"
+
+
+def _documented_policies() -> list[tuple[str, dict[str, Any]]]:
+    """The policies a user copies: examples/ and the chart's NOTES (its heredoc, templates left out)."""
+    out = []
+    for path in sorted((REPO / "examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "ZentinelIncidentPolicy":
+                out.append((f"examples/{path.name}", doc))
+    notes = (REPO / "charts/zentinel-incident-operator/templates/NOTES.txt").read_text()
+    for block in re.findall(r"<<YAML\n(.*?)\n\s*YAML", notes, re.S):
+        doc = yaml.safe_load(textwrap.dedent(block))
+        if doc.get("kind") == "ZentinelIncidentPolicy":
+            out.append(("chart NOTES.txt", doc))
+    return out
+
+
+def _suite_policies() -> list[tuple[str, dict[str, Any]]]:
+    """What the other integration tests apply, built by their own helpers (so this list cannot drift)."""
+
+    def mod(name: str) -> Any:
+        return importlib.import_module(f"integration.test_{name}")
+
+    hook = [{"name": "hook", "type": "Webhook", "url": WEBHOOK_AT}]
+    ref = {"name": "paging"}
+    every_type = [
+        {"name": "chat", "type": "Slack", "secretRef": {**ref, "key": "slack-url"}},
+        {"name": "pager", "type": "PagerDuty", "secretRef": {**ref, "key": "routing-key"}, "url": WEBHOOK_AT},
+        {"name": "hook", "type": "Webhook", "url": WEBHOOK_AT, "tokenSecretRef": {**ref, "key": "hook-token"}},
+        {"name": "am", "type": "Alertmanager", "url": "http://127.0.0.1:9"},
+    ]
+    restart = {"restart": {"mode": "Automatic"}}
+    return [
+        ("test_triage", mod("triage").policy()),
+        ("test_cli", mod("cli").policy()),
+        ("test_incidents", mod("incidents").policy()),
+        ("test_install", mod("install").policy()),
+        ("test_prometheus_source", mod("prometheus_source").policy()),
+        ("test_evidence", mod("evidence").policy(retention="5s")),
+        ("test_remediation", mod("remediation").policy(actions={"memoryLimit": {"mode": "Automatic", "cap": "700Mi"}})),
+        ("test_runbook_e2e", mod("runbook_e2e").policy(restart)),
+        ("test_notifications", mod("notifications").policy(hook, ["hook"])),
+        ("test_notifications-every-type", mod("notifications").policy(every_type, [r["name"] for r in every_type])),
+    ]
+
+
+def _largest_policy() -> dict[str, Any]:
+    """Every list at its maxItems and every rung set: the CEL rules' runtime cost stays within the limit."""
+    receivers = [{"name": f"r{i}", "type": "Webhook", "url": WEBHOOK_AT} for i in range(MAX_RECEIVERS)]
+    names = [r["name"] for r in receivers]
+    level = names[-MAX_RECEIVERS_PER_LEVEL:]
+    spec = ZentinelIncidentPolicySpec().dump()  # every default written out
+    spec["receivers"] = receivers
+    spec["escalation"] = {
+        sev: {"primary": level, "secondary": level, "management": level, "managementAfter": "30m"} for sev in RUNGS
+    }
+    return {"kind": "ZentinelIncidentPolicy", "spec": spec}
+
+
+GOOD_POLICIES = [
+    *_documented_policies(),
+    *_suite_policies(),
+    ("empty", {"kind": "ZentinelIncidentPolicy", "spec": {}}),
+    ("every-list-full", _largest_policy()),
+]
+
+
+@pytest.mark.parametrize("source,doc", GOOD_POLICIES, ids=[g[0] for g in GOOD_POLICIES])
+def test_good_policies_are_accepted_without_any_webhook(
+    kube: Kube, namespace: str, source: str, doc: dict[str, Any]
+) -> None:
+    assert kube.get("validatingwebhookconfiguration", "validating.zentinel.io") is None
+    body = {
+        "apiVersion": "zentinel.io/v1alpha1",
+        "kind": "ZentinelIncidentPolicy",
+        "metadata": {"name": "good"},
+        "spec": doc["spec"],
+    }
+    proc = apply(kube, namespace, json.dumps(body))
+    assert proc.returncode == 0, f"{source}: {proc.stderr}"
+    stored = kube.get("zipol", "good", namespace)
+    assert stored is not None
+    assert check_policy(stored["spec"]) == []  # and the operator's own checks agree: Accepted=True

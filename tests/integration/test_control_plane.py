@@ -21,7 +21,7 @@ import pytest
 from integration.test_notifications import deliveries, events_of, policy, start_edge
 from support import crash
 from support.faultproxy import FaultProxy
-from support.kube import Kube, open_incident, wait_for
+from support.kube import Kube, condition, open_incident, wait_for
 from support.operator import OperatorProcess, print_logs_if_failed
 from support.receivers import Receivers
 from zentinel_devcluster.cluster import Cluster
@@ -167,3 +167,35 @@ def test_watches_cut_short_and_answered_410_gone_lose_and_repeat_nothing(
     runs_its_course_once(kube, namespace, proxied_operator, receivers, pod)
     assert proxy.injected["watch cut"] >= 3, proxy.injected
     assert proxy.armed() == 0, f"some watches were never answered 410: {proxy.injected}"
+
+
+def test_a_pass_that_cannot_read_the_workload_turns_ready_false_until_it_can(
+    kube: Kube, namespace: str, proxy: FaultProxy, proxied_operator: OperatorProcess, receivers: Receivers
+) -> None:
+    """Ready is about the operator's watch, not the proxy: it turns False when a stage of the pass fails."""
+    pol = policy([{"name": "hook", "type": "Webhook", "url": receivers.url("/hook")}], ["hook"])
+    start_edge(kube, namespace, pol)
+
+    def wait(wanted: str) -> dict[str, Any]:
+        proc = kube.run("wait", f"--for=condition={wanted}", "zen/edge", "-n", namespace, "--timeout=60s", check=False)
+        assert proc.returncode == 0, proc.stderr
+        zen = kube.get("zen", "edge", namespace)
+        assert zen is not None
+        return zen
+
+    def ready_of(zen: dict[str, Any]) -> dict[str, Any]:
+        found = condition(zen, "Ready")
+        assert found is not None, zen["status"]
+        return found
+
+    ready = ready_of(wait("Ready"))
+    proxy.fail("GET", r"/apis/apps/v1/namespaces/[^/]+/deployments/edge$", [403] * 100_000)  # as if RBAC said no
+    zen = wait("Ready=false")
+    unready = ready_of(zen)
+    assert unready["reason"] == "GatherFailed", unready
+    assert unready["message"].startswith("gather: workload: ") and "403" in unready["message"], unready
+    assert unready["observedGeneration"] == zen["metadata"]["generation"]
+    assert unready["lastTransitionTime"] >= ready["lastTransitionTime"]
+    proxy.disarm()
+    again = ready_of(wait("Ready"))
+    assert again["reason"] == "Watched" and again["lastTransitionTime"] >= unready["lastTransitionTime"]

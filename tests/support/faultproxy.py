@@ -88,6 +88,11 @@ class FaultProxy:
         with self._lock:
             self._cut_after = seconds
 
+    def disarm(self) -> None:
+        """Drop every failure still armed: requests pass through again."""
+        with self._lock:
+            self._failures.clear()
+
     def armed(self) -> int:
         """Faults still waiting for a request to land on."""
         with self._lock:

@@ -524,8 +524,8 @@ HANDLER_IDS_ARE_PATHS = all(_PATH_SEGMENT.fullmatch(i) for i in _validate_handle
 
 @pytest.mark.xfail(
     not HANDLER_IDS_ARE_PATHS,
-    reason="registration.py's validation handlers need id='validate-policy' / id='validate-zentinel': "
-    "their default ids (function names with '_') cannot be webhook service paths",
+    reason="registration.py's validation handler needs id='validate-policy': "
+    "its default id (a function name with '_') cannot be a webhook service path",
     strict=True,
 )
 def test_webhook_paths_are_the_kopf_handler_ids(helm: Path, tmp_path: Path) -> None:
@@ -541,9 +541,9 @@ def test_chart_owned_webhook(helm: Path, tmp_path: Path) -> None:
     svc = only(docs, "Service", f"{FULLNAME}-webhook", NAMESPACE)
     assert svc["spec"]["ports"] == [{"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}]
     hooks = {h["rules"][0]["resources"][0]: h for h in vwc["webhooks"]}
-    assert set(hooks) == {"zentinelincidentpolicies", "zentinels"}
+    # Only policies: the Zentinel CRD's schema and CEL rules refuse everything wrong with a Zentinel.
+    assert set(hooks) == {"zentinelincidentpolicies"}
     assert hooks["zentinelincidentpolicies"]["failurePolicy"] == "Fail"
-    assert hooks["zentinels"]["failurePolicy"] == "Ignore"
     paths = set()
     for hook in hooks.values():
         rule = hook["rules"][0]
@@ -557,7 +557,7 @@ def test_chart_owned_webhook(helm: Path, tmp_path: Path) -> None:
         assert "namespaceSelector" not in hook
         assert all(_PATH_SEGMENT.fullmatch(s) for s in service["path"].strip("/").split("/"))
         paths.add(service["path"])
-    assert paths == {"/validate-policy", "/validate-zentinel"}
+    assert paths == {"/validate-policy"}
     variables = env(docs)
     assert variables["ZENTINEL_OPERATOR_WEBHOOK_ENABLED"] == "true"
     assert variables["ZENTINEL_OPERATOR_WEBHOOK_MANAGED"] == "false"

@@ -5,6 +5,7 @@ The API server's side of the same table runs in tests/integration/test_admission
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -74,3 +75,26 @@ def test_cel_rules_have_bounded_lists_to_iterate() -> None:
         for level in ("primary", "secondary", "management"):
             prop = spec["properties"]["escalation"]["properties"][sev]["properties"][level]
             assert prop["maxItems"] == 16 and prop["items"]["maxLength"] == 63
+
+
+def _paths_with_message(node: dict[str, Any], path: str, message: str) -> set[str]:
+    found = set()
+    if any(r.get("message") == message for r in node.get("x-kubernetes-validations", [])):
+        found.add(path)
+    for name, child in (node.get("properties") or {}).items():
+        found |= _paths_with_message(child, f"{path}.{name}", message)
+    return found
+
+
+def test_every_duration_is_bounded_in_cel_and_python() -> None:
+    """No duration the API server accepts overflows the operator's date arithmetic."""
+    from zentinel_operator.core.durations import parse_duration
+    from zentinel_operator.core.policy_checks import _duration_fields
+    from zentinel_operator.models.common import DURATION_DIGITS_MESSAGE, DURATION_MAX_LENGTH
+    from zentinel_operator.models.policy import ZentinelIncidentPolicySpec
+
+    python = {path for path, _, _ in _duration_fields(ZentinelIncidentPolicySpec())}
+    assert _paths_with_message(_crd_schema("zentinelincidentpolicies"), "spec", DURATION_DIGITS_MESSAGE) == python
+    longest = ("99999d" * DURATION_MAX_LENGTH)[: DURATION_MAX_LENGTH - DURATION_MAX_LENGTH % 6]
+    assert check_policy({"lifecycle": {"reopenWindow": longest}}) == []
+    dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + parse_duration(longest)  # no OverflowError

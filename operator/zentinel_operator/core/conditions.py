@@ -66,38 +66,6 @@ def is_true(conditions: Sequence[Condition], type_: str) -> bool:
 READY = "Ready"
 
 
-def with_ready(
-    conditions: Sequence[Condition],
-    *,
-    required: Sequence[str],
-    blocking: Sequence[str] = (),
-    reason: str,
-    message: str,
-    now: dt.datetime,
-    generation: int | None,
-) -> list[Condition]:
-    """``conditions`` with a ``Ready`` condition derived from the others (kstatus, ``kubectl wait``).
-
-    Ready is False, with that condition's reason and message, as soon as one of ``required`` or
-    ``blocking`` is False (in that order); Unknown while one of ``required`` is missing or Unknown
-    (``blocking`` ones may stay Unknown: a signal not observed yet blocks nothing); True otherwise, with
-    ``reason`` and ``message``. Its ``observedGeneration`` is ``generation``, so a reader can tell a
-    Ready computed from an older spec; ``lastTransitionTime`` moves only when it flips.
-    """
-    by_type = {c.type: c for c in conditions}
-    status, why, text = ConditionStatus.TRUE, reason, message
-    for type_ in (*required, *blocking):
-        cond = by_type.get(type_)
-        if cond is not None and cond.status == ConditionStatus.FALSE:
-            status, why, text = ConditionStatus.FALSE, cond.reason or f"Not{type_}", f"{type_}: {cond.message}"
-            break
-    else:
-        missing = next((t for t in required if t not in by_type or by_type[t].status != ConditionStatus.TRUE), None)
-        if missing is not None:
-            status, why, text = ConditionStatus.UNKNOWN, "NotObserved", f"{missing} is not known yet"
-    return set_condition(conditions, READY, status, why, text, now=now, generation=generation)
-
-
 def pod_ready(pod: Mapping[str, Any]) -> bool:
     """A pod as the API returns it has its ``Ready`` condition ``True``."""
     conditions = (pod.get("status") or {}).get("conditions") or []

@@ -26,7 +26,10 @@ def parse_duration(text: str) -> dt.timedelta:
         pos = m.end()
     if pos != len(text):
         raise DurationError(f"{text!r} is not a duration (use numbers with ms, s, m, h or d, e.g. 1h30m)")
-    return dt.timedelta(seconds=seconds)
+    try:
+        return dt.timedelta(seconds=seconds)
+    except OverflowError:
+        raise DurationError(f"{text!r} is too long to be a duration") from None
 
 
 def format_duration(delta: dt.timedelta) -> str:

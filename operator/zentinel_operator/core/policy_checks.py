@@ -14,20 +14,31 @@ bad policies, so the Python and the CEL say the same thing.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
-from ..models.common import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, POSITIVE_DURATION_MESSAGE, LabelSelector
+from ..models.common import (
+    DURATION_DIGITS_MESSAGE,
+    DURATION_TOO_LONG,
+    LABEL_KEY_PATTERN,
+    LABEL_VALUE_PATTERN,
+    POSITIVE_DURATION_MESSAGE,
+    Condition,
+    LabelSelector,
+)
 from ..models.policy import LADDER_RULES, Ladder, LadderRule, ReceiverType, ZentinelIncidentPolicySpec
 from ..models.zentinel import ZentinelSpec
+from .conditions import READY, set_condition
 from .durations import DurationError, parse_duration
 
 _LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
+_DURATION_TOO_LONG = re.compile(DURATION_TOO_LONG)
 _LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
 
 
@@ -121,6 +132,9 @@ def check_policy(spec_body: Mapping[str, Any]) -> list[str]:
     for path, value, positive in _duration_fields(spec):
         if value is None:
             continue
+        if _DURATION_TOO_LONG.search(value):
+            problems.append(f"{path}: {DURATION_DIGITS_MESSAGE}")
+            continue
         try:
             delta = parse_duration(value)
         except DurationError as e:
@@ -173,8 +187,35 @@ def check_policy_beyond_schema(spec_body: Mapping[str, Any]) -> list[str]:
 
 
 def check_zentinel(spec_body: Mapping[str, Any]) -> list[str]:
+    """Every problem with a ``Zentinel`` spec, from the model's own validators (which parsing needs too).
+
+    No webhook runs this: the Zentinel CRD's schema and CEL rules refuse each of these at ``kubectl
+    apply``. ``tests/unit/test_policy_rules.py`` holds it to the same table as the CRD.
+    """
     try:
         ZentinelSpec.model_validate(dict(spec_body))
     except ValidationError as e:
         return _pydantic_errors("spec", e)
     return []
+
+
+ACCEPTED = "Accepted"
+MAX_PROBLEMS_MESSAGE = 4000
+
+
+def policy_conditions(
+    conditions: Sequence[Condition], problems: Sequence[str], *, now: dt.datetime, generation: int | None
+) -> list[Condition]:
+    """A policy's ``Accepted`` and ``Ready`` from :func:`check_policy`'s problems.
+
+    Ready means the policy is in force for this generation: the same as Accepted (a policy does nothing
+    else that could go wrong), kept as its own type so that ``kubectl wait --for=condition=Ready``, kstatus,
+    Argo CD and Flux read policies and Zentinels alike. Both carry ``observedGeneration``; their
+    ``lastTransitionTime`` moves only when they flip.
+    """
+    if problems:
+        status, reason, message = False, "Invalid", "; ".join(problems)[:MAX_PROBLEMS_MESSAGE]
+    else:
+        status, reason, message = True, "Valid", "The policy is in force"
+    out = set_condition(conditions, ACCEPTED, status, reason, message, now=now, generation=generation)
+    return set_condition(out, READY, status, reason, message, now=now, generation=generation)

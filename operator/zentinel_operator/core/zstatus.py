@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from ..models.common import Category, Condition, ConditionStatus, Severity
 from ..models.incident import ZentinelIncident
 from ..models.zentinel import SignalSummary, ZentinelStatus
-from .conditions import get_condition, set_condition, with_ready
+from .conditions import READY, get_condition, set_condition
 from .lifecycle import EventNote
 from .snapshot import Finding, Snapshot
 
 DEGRADED_CONDITION = "PassDegraded"
 MAX_FAILURE_MESSAGE = 2000
+WATCHED_MESSAGE = "Every stage of the last pass succeeded; the proxy's health is in the Healthy condition"
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -197,13 +198,31 @@ def build_status(
         "Every upstream target healthy",
         Category.UPSTREAM_FAILURE in observable,
     )
-    st.conditions = with_ready(
-        st.conditions,
-        required=("Healthy",),
-        blocking=("ConfigValid", "CertificatesValid", "UpstreamsHealthy"),
-        reason="Healthy",
-        message="Watched by the operator; no open incident",
-        now=now,
-        generation=generation,
-    )
     return st
+
+
+def ready_condition(conditions: Sequence[Condition], *, now: dt.datetime, generation: int | None) -> list[Condition]:
+    """The Zentinel's ``Ready`` (kstatus, ``kubectl wait``, Argo CD and Flux), from the conditions of the pass.
+
+    Ready means the operator watches this generation of the Zentinel and can do its job: a pass completed
+    (``Healthy`` was computed for this generation) and no stage of the last pass failed (``PassDegraded``
+    is False). It does not follow the proxy's health: an incident is reported by ``Healthy``,
+    ``status.health`` and the incidents, and a GitOps tool must not see the Zentinel as broken, and hold
+    back a sync, while the fix for that incident is being rolled out.
+
+    False with ``PassDegraded``'s reason and message (for example ``GatherFailed``: the workload cannot be
+    read); Unknown until a pass completed for this generation; True otherwise.
+    """
+    degraded = get_condition(conditions, DEGRADED_CONDITION)
+    healthy = get_condition(conditions, "Healthy")
+    if degraded is not None and degraded.status == ConditionStatus.TRUE:
+        status, reason, message = ConditionStatus.FALSE, degraded.reason, degraded.message
+    elif healthy is None or (generation is not None and healthy.observed_generation != generation):
+        status, reason, message = (
+            ConditionStatus.UNKNOWN,
+            "NotObserved",
+            "No pass has completed for this generation yet",
+        )
+    else:
+        status, reason, message = ConditionStatus.TRUE, "Watched", WATCHED_MESSAGE
+    return set_condition(conditions, READY, status, reason, message, now=now, generation=generation)

@@ -9,9 +9,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import k8s
-from ..core.conditions import set_condition, with_ready
 from ..core.patches import merge_patch
-from ..core.policy_checks import check_policy
+from ..core.policy_checks import check_policy, policy_conditions
 from ..core.selection import choose_policy
 from ..models.policy import ZentinelIncidentPolicyStatus
 from ..names import POLICIES
@@ -48,34 +47,7 @@ def reconcile(
     new.selected_zentinels = len(names)
     new.selected = names
     problems = check_policy(body.get("spec") or {})
-    if problems:
-        new.conditions = set_condition(
-            new.conditions,
-            "Accepted",
-            False,
-            "Invalid",
-            "; ".join(problems)[:4000],
-            now=now,
-            generation=meta.get("generation"),
-        )
-    else:
-        new.conditions = set_condition(
-            new.conditions,
-            "Accepted",
-            True,
-            "Valid",
-            "The policy is in force",
-            now=now,
-            generation=meta.get("generation"),
-        )
-    new.conditions = with_ready(
-        new.conditions,
-        required=("Accepted",),
-        reason="Accepted",
-        message="The policy is in force",
-        now=now,
-        generation=meta.get("generation"),
-    )
+    new.conditions = policy_conditions(new.conditions, problems, now=now, generation=meta.get("generation"))
     patch = merge_patch(dict(body.get("status") or {}), new.dump())
     if not patch:
         return False

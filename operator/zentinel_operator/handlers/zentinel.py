@@ -28,7 +28,7 @@ from ..core.patches import merge_patch
 from ..core.revisions import HistoryUpdate, snapshot_name, update_history
 from ..core.selection import choose_policy
 from ..core.triage import triage
-from ..core.zstatus import StageFailure, build_status, observable_categories, pass_condition
+from ..core.zstatus import StageFailure, build_status, observable_categories, pass_condition, ready_condition
 from ..models import Zentinel
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import ZentinelStatus
@@ -229,6 +229,7 @@ async def reconcile(
     else:  # what was known stays; only the condition says this pass could not see or record
         status = zen_now.status.model_copy(deep=True)
     status.conditions, event = pass_condition(status.conditions, failures, now=now, generation=zen.metadata.generation)
+    status.conditions = ready_condition(status.conditions, now=now, generation=zen.metadata.generation)
     try:
         await write_status(ns, name, dict(body.get("status") or {}), status)
     except Exception as e:

@@ -47,10 +47,18 @@ def validations(*rules: dict[str, str]) -> dict[str, Any]:
 # durations within the API server's cost budget.
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
 DURATION_MAX_LENGTH = 32
+# At most 5 digits before each unit (99999d at most per part; within 32 characters, under 1400 years
+# in all): longer numbers would overflow the operator's date arithmetic (datetime stops at year 9999).
+DURATION_MAX_DIGITS = 5
+DURATION_TOO_LONG = rf"(^|[a-z])[0-9]{{{DURATION_MAX_DIGITS + 1},}}"
+DURATION_DIGITS_MESSAGE = f"at most {DURATION_MAX_DIGITS} digits before each unit (use a larger unit: 7d, not 604800s)"
+_DURATION_DIGITS = cel(f"!self.matches('{DURATION_TOO_LONG}')", DURATION_DIGITS_MESSAGE)
 Duration = Annotated[
     str,
     Field(
-        pattern=DURATION_PATTERN, max_length=DURATION_MAX_LENGTH, json_schema_extra={"x-zentinel-format": "duration"}
+        pattern=DURATION_PATTERN,
+        max_length=DURATION_MAX_LENGTH,
+        json_schema_extra={"x-zentinel-format": "duration", **validations(_DURATION_DIGITS)},
     ),
 ]
 POSITIVE_DURATION_MESSAGE = "must be longer than zero"
@@ -63,7 +71,7 @@ PositiveDuration = Annotated[
         max_length=DURATION_MAX_LENGTH,
         json_schema_extra={
             "x-zentinel-format": "duration",
-            **validations(cel("self.matches('[1-9]')", POSITIVE_DURATION_MESSAGE)),
+            **validations(_DURATION_DIGITS, cel("self.matches('[1-9]')", POSITIVE_DURATION_MESSAGE)),
         },
     ),
 ]

@@ -473,7 +473,7 @@ class ZentinelIncidentPolicyStatus(KModel):
         default_factory=list,
         description=(
             "`Accepted` (the policy passes every check and is in force) and `Ready` (the same, for "
-            "`kubectl wait`, Argo CD and Flux)."
+            "`kubectl wait`, kstatus, Argo CD and Flux)."
         ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )

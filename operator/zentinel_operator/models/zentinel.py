@@ -209,9 +209,10 @@ class ZentinelStatus(KModel):
         default_factory=list,
         description=(
             "`Healthy`, `ConfigValid`, `CertificatesValid`, `UpstreamsHealthy`, `PassDegraded` (a stage of the "
-            "last pass failed: which, and why), and `Ready` (for `kubectl wait`, Argo CD and Flux): False with "
-            "the reason of the first of the health conditions that is False, Unknown until the first pass, True "
-            "otherwise."
+            "last pass failed: which, and why), and `Ready` (for `kubectl wait`, kstatus, Argo CD and Flux): the "
+            "operator watches this generation and every stage of the last pass succeeded. False with "
+            "`PassDegraded`'s reason (e.g. `GatherFailed`), Unknown until a pass completed for this generation. "
+            "It does not follow the proxy's health (that is `Healthy` and `health`)."
         ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
