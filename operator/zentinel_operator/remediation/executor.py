@@ -230,6 +230,35 @@ def _pdb_allows(ctx: ExecContext) -> tuple[bool, str]:
     return True, ""
 
 
+def _delete_pods(ctx: ExecContext, names: list[str]) -> None:
+    """Delete these pods of the workload, each by its uid (a pod replaced since the snapshot is left alone)."""
+    if ctx.deployment is None:
+        raise ActionError(f"Deployment {ctx.zen.spec.workload.name} not found")
+    raw = {
+        p["metadata"]["name"]: p["metadata"].get("uid")
+        for p in k8s.list_pods(
+            ctx.zen.metadata.namespace, k8s.label_selector_string(ctx.deployment["spec"]["selector"])
+        )
+    }
+    for name in names:
+        if name in raw:
+            k8s.delete_pod(ctx.zen.metadata.namespace, name, raw[name])
+
+
+def _restart_crash_looping(ctx: ExecContext) -> str:
+    """After a rollback under AutoReload: pods crash-looping on the bad config poll no file. Deleting them
+    lets their ReplicaSet start them on the restored one now, not after the kubelet's back-off (up to 5 min)."""
+    if ctx.zen.spec.config.reload_mode != ReloadMode.AUTO_RELOAD:
+        return ""
+    down = [
+        p.name for p in ctx.snapshot.pods if not p.deleting and p.container is not None and p.container.crash_looping
+    ]
+    if not down:
+        return ""
+    _delete_pods(ctx, down)
+    return f"; restarted {len(down)} crash-looping pod(s) on it: {', '.join(down)}"
+
+
 def _restart(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, str]:
     """Delete stuck pods (they serve nothing) or, when all are Ready, roll the Deployment."""
     stuck = [p for p in ctx.snapshot.pods if not p.ready and not p.deleting]
@@ -239,15 +268,7 @@ def _restart(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, str]:
         chosen = stuck[:budget] if len(stuck) < w.desired else stuck
         names = [p.name for p in chosen]
         if not dry:
-            raw = {
-                p["metadata"]["name"]: p["metadata"].get("uid")
-                for p in k8s.list_pods(
-                    ctx.zen.metadata.namespace, k8s.label_selector_string((ctx.deployment or {})["spec"]["selector"])
-                )
-            }
-            for name in names:
-                if name in raw:
-                    k8s.delete_pod(ctx.zen.metadata.namespace, name, raw[name])
+            _delete_pods(ctx, names)
         return ("pods " + ", ".join(names), f"{len(stuck)} pod(s) not Ready", "deleted " + ", ".join(names))
     ok, why = _pdb_allows(ctx)
     if not ok:
@@ -472,7 +493,7 @@ def _execute(step: Step, ctx: ExecContext, progress: dict[str, Any]) -> Remediat
         progress.update(diff=diff, before=before, after=target)
         save_revision(ctx.zen, before, current)  # the bad revision stays retrievable
         _, after, how = write_config(ctx.zen, good, rec.id)
-        reason = f"rolled back to last known good; delivered by {how}"
+        reason = f"rolled back to last known good; delivered by {how}{_restart_crash_looping(ctx)}"
         return rec.model_copy(update={**progress, "state": VERIFYING, "after": after, "reason": reason})
     if action in (Action.EJECT_TARGETS, Action.RATE_LIMIT, Action.CONNECTION_LIMITS):
         current, _ = read_config(ctx.zen)
