@@ -223,6 +223,17 @@ def wait_proven_good(edge: Edge) -> str:
     return good
 
 
+def rollback_verified(edge: Edge, clock: Clock, good: str, category: str = "ProcessCrash") -> dict[str, Any]:
+    """The incident's rollback Succeeded (verified), and the ConfigMap holds the last known good revision."""
+    rec = wait_for(
+        lambda: edge.record(category, "configRollback", "Succeeded"), timeout=120, interval=0.25,
+        what="the rollback verified",
+    )  # fmt: skip
+    clock.mark("mitigate_s")
+    assert rec is not None and config_revision(edge.config_text()) == good
+    return rec
+
+
 def live_targets(ip: str) -> list[str]:
     return sorted(t["address"] for u in realpods.live_config(ip)["config"]["upstreams"] for t in u["targets"])
 
@@ -247,12 +258,7 @@ def test_bad_config_rolled_out_crashes_new_pods_and_is_rolled_back(edge_factory:
     assert "CrashLoopBackOff" in evidence and "last exit 1 Error" in evidence, evidence
     assert "metrics server also binds" in evidence and "crash follows a config change" in evidence, evidence
 
-    rec = wait_for(
-        lambda: edge.record("ProcessCrash", "configRollback", "Succeeded"), timeout=120, interval=0.25,
-        what="the rollback verified",
-    )  # fmt: skip
-    clock.mark("mitigate_s")
-    assert config_revision(edge.config_text()) == good
+    rec = rollback_verified(edge, clock, good)
     wait_for(edge.all_ready, timeout=60, what="3 Ready pods")
     for ip in edge.ips():
         assert live_targets(ip) == sorted(edge.targets)
@@ -290,12 +296,7 @@ def test_bad_config_rolled_out_under_auto_reload_restarts_the_crash_looping_pods
     assert rec is not None
     assert "crash-looping pod(s) on it: " in rec["reason"], rec
     restarted = set(rec["reason"].rsplit(": ", 1)[1].split(", "))
-    rec = wait_for(
-        lambda: edge.record("ProcessCrash", "configRollback", "Succeeded"), timeout=120, interval=0.25,
-        what="the rollback verified",
-    )  # fmt: skip
-    clock.mark("mitigate_s")
-    assert config_revision(edge.config_text()) == good
+    rec = rollback_verified(edge, clock, good)
     assert not restarted & {p["metadata"]["name"] for p in edge.pods()}  # replaced, not waited for
     wait_for(edge.all_ready, timeout=60, what="3 Ready pods")
     for ip in edge.ips():

@@ -133,13 +133,19 @@ def test_an_unexpected_error_in_an_action_is_a_failed_step_too(monkeypatch: pyte
     FakeAPI(monkeypatch)
     rec = RemediationRecord(id="i/2/restart", action="restart", mode="Automatic", state=rem.RUNNING, started_at=NOW)
     crashing = snapshot(crashing=1)
-    ectx = executor.ExecContext(zen=zen(), deployment=None, snapshot=crashing, policy=policy(), now=NOW)
-    done = executor.execute(rem.Step("execute", rem.Action.RESTART, rec), ectx)  # deployment None: a KeyError
+    deployment = {"spec": {"selector": {"matchLabels": {"app": "edge"}}}}
+    monkeypatch.setattr(k8s, "list_pods", lambda ns, selector: (_ for _ in ()).throw(KeyError("metadata")))
+    ectx = executor.ExecContext(zen=zen(), deployment=deployment, snapshot=crashing, policy=policy(), now=NOW)
+    done = executor.execute(rem.Step("execute", rem.Action.RESTART, rec), ectx)
     assert (done.state, done.failed_in, done.reason) == (
         rem.FAILED,
         rem.FAILED_IN_ACTION,
         "unexpected error (KeyError)",
     )
+    # The Deployment gone: said so, not a KeyError.
+    gone = executor.ExecContext(zen=zen(), deployment=None, snapshot=crashing, policy=policy(), now=NOW)
+    done = executor.execute(rem.Step("execute", rem.Action.RESTART, rec), gone)
+    assert (done.state, done.reason) == (rem.FAILED, "Deployment edge not found")
 
 
 def test_an_api_error_while_reverting_ends_the_revert(monkeypatch: pytest.MonkeyPatch) -> None:
