@@ -23,6 +23,8 @@ kubelet runs their containers:
   ``CrashLoopBackOff`` for the back-off (base doubling to a cap: 10 s to 5 min as the kubelet does;
   shorter under a setting in tests); deleting a pod stops its processes (SIGTERM, then SIGKILL after
   the grace period) and removes it; a rolling restart starts new processes;
+- traffic stays on this machine: a ConfigMap volume whose Zentinel config names an upstream target off
+  loopback is not written (:func:`off_machine_targets`), so no real Zentinel starts on it or reloads it;
 - ``kubectl logs`` (current and ``--previous``) is answered by this kubelet's HTTPS server, which the
   API server reaches at the node's ``daemonEndpoints``.
 
@@ -103,6 +105,27 @@ def rewrite(text: str, pod_ip: str, mounts: dict[str, Path]) -> str:
 
 def _mount_key(mounts: dict[str, Path], matched: str) -> str:
     return next(k for k in mounts if k.rstrip("/") == matched)
+
+
+def off_machine_targets(text: str) -> list[str]:
+    """Upstream targets of a Zentinel config that are not on loopback (``upstream/address``).
+
+    Traffic stays on this machine: a real Zentinel here never runs a config that would send requests
+    to ``10.x``, ``192.168.x`` or a public address. Host names other than ``localhost`` count as off
+    the machine too (nobody here can say where they resolve)."""
+    from zentinel_operator.core.zconfig import check_config
+
+    out = []
+    for upstream, addresses in sorted(check_config(text).upstreams.items()):
+        for address in addresses:
+            host = address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
+            try:
+                local = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                local = host == "localhost"
+            if not local:
+                out.append(f"{upstream}/{address}")
+    return out
 
 
 def tail_text(path: Path, limit: int = LOG_TAIL_BYTES) -> str:
@@ -427,6 +450,16 @@ class PodRuntime:
                 files = {i.get("path", i["key"]): files[i["key"]] for i in items if i["key"] in files}
             target = self.volume_dir(name)
             target.mkdir(parents=True, exist_ok=True)
+            unsafe = [
+                f"{key}: {', '.join(off)}"
+                for key, content in files.items()
+                if kind == "ConfigMap"
+                and key.endswith(".kdl")
+                and (off := off_machine_targets(content.decode(errors="replace")))
+            ]
+            if unsafe:  # not written: an auto-reloading Zentinel would send traffic off the machine
+                problems.append(f"{kind} {obj_name} names upstream targets off this machine ({'; '.join(unsafe)})")
+                continue
             for key, content in files.items():
                 if kind == "ConfigMap":
                     with contextlib.suppress(UnicodeDecodeError):
@@ -440,6 +473,8 @@ class PodRuntime:
                     stale.unlink()
             self.volume_versions[name] = version
             log.info("%s: volume %s from %s %s (resourceVersion %s)", self.key, name, kind, obj_name, version)
+        if problems and "; ".join(problems) != self.volume_error:
+            log.warning("%s: volumes: %s", self.key, "; ".join(problems))
         self.volume_error = "; ".join(problems)
         return not problems
 
@@ -462,7 +497,11 @@ class PodRuntime:
         containers = [c.status() for c in self.containers]
         if not self.volumes_ready:
             for st in containers:
-                st["state"] = {"waiting": {"reason": "ContainerCreating"}}
+                waiting = {
+                    "reason": "ContainerCreating",
+                    **({"message": self.volume_error} if self.volume_error else {}),
+                }
+                st["state"] = {"waiting": waiting}
         ready = started and all(st["ready"] for st in containers)
         value = "True" if ready else "False"
         conditions = [

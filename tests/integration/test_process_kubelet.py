@@ -122,3 +122,29 @@ def test_zentinel_pods_run_the_real_binary_with_their_config(kube: Kube, namespa
     live = realpods.live_config(ip)
     assert [t["address"] for u in live["config"]["upstreams"] for t in u["targets"]] == targets
     assert any(listener["address"] == f"{ip}:{realpods.HTTP_PORT}" for listener in live["config"]["listeners"])
+
+
+def test_a_config_with_targets_off_the_machine_is_never_given_to_a_real_zentinel(kube: Kube, namespace: str) -> None:
+    # Traffic stays on this machine: the process kubelet does not write a ConfigMap volume whose
+    # Zentinel config names a 10.x, 192.168.x or public target, so no real Zentinel starts on it.
+    text = realpods.config(["127.0.0.1:8000", "10.0.1.10:8000"])
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "edge-config"}}
+    kube.apply({**configmap, "data": {"zentinel.kdl": text}}, namespace)
+    kube.apply(realpods.zentinel_deployment("edge", replicas=1), namespace)
+
+    def held() -> dict[str, object] | None:
+        for pod in kube.list("pods", namespace, "app=edge"):
+            for c in (pod.get("status") or {}).get("containerStatuses") or []:
+                waiting = (c.get("state") or {}).get("waiting") or {}
+                if "off this machine" in waiting.get("message", ""):
+                    return waiting
+        return None
+
+    waiting = wait_for(held, timeout=60, what="the pod held in ContainerCreating with the reason")
+    assert waiting is not None and waiting["reason"] == "ContainerCreating"
+    assert "api/10.0.1.10:8000" in str(waiting["message"])
+    time.sleep(3)  # several volume syncs at the tests' 1 s: still nothing started
+    (pod,) = kube.list("pods", namespace, "app=edge")
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert not pod["status"]["containerStatuses"][0]["ready"]
+    assert pod["status"]["containerStatuses"][0]["containerID"] == "process://0"  # no process was ever spawned

@@ -101,3 +101,25 @@ def test_allocation_skips_an_ip_a_leftover_process_listens_on_and_reuses_freed_i
     k.pods["uid-1"] = types.SimpleNamespace(ip="127.192.15.211", uid="uid-1", containers=[])  # type: ignore[assignment]
     k.forget("uid-1")
     assert k.free_ips == ["127.192.15.210", "127.192.15.211"]  # the freed IP goes last
+
+
+def test_off_machine_targets_names_every_target_not_on_loopback() -> None:
+    text = """upstreams {
+    upstream "api" {
+        target "127.192.0.5:8000" weight=1
+        target "10.0.1.10:8000" weight=1
+        target "[::1]:8000" weight=1
+    }
+    upstream "web" {
+        target "localhost:9000" weight=1
+        target "192.168.1.4:80" weight=1
+        target "backend.example.com:80" weight=1
+    }
+}
+"""
+    assert kubelet.off_machine_targets(text) == [
+        "api/10.0.1.10:8000",
+        "web/192.168.1.4:80",
+        "web/backend.example.com:80",
+    ]
+    assert kubelet.off_machine_targets('upstreams { upstream "api" { target "127.0.0.1:8000"; }; }') == []
