@@ -104,19 +104,13 @@ def test_allocation_skips_an_ip_a_leftover_process_listens_on_and_reuses_freed_i
 
 
 def test_off_machine_targets_names_every_target_not_on_loopback() -> None:
-    text = """upstreams {
-    upstream "api" {
-        target "127.192.0.5:8000" weight=1
-        target "10.0.1.10:8000" weight=1
-        target "[::1]:8000" weight=1
-    }
-    upstream "web" {
-        target "localhost:9000" weight=1
-        target "192.168.1.4:80" weight=1
-        target "backend.example.com:80" weight=1
-    }
-}
-"""
+    api = ["127.192.0.5:8000", "10.0.1.10:8000", "[::1]:8000"]
+    web = ["localhost:9000", "192.168.1.4:80", "backend.example.com:80"]
+    blocks = [
+        f'upstream "{name}" {{ ' + " ".join(f'target "{t}" weight=1;' for t in targets) + " }"
+        for name, targets in (("api", api), ("web", web))
+    ]
+    text = "upstreams {\n" + "\n".join(blocks) + "\n}\n"
     assert kubelet.off_machine_targets(text) == [
         "api/10.0.1.10:8000",
         "web/192.168.1.4:80",
