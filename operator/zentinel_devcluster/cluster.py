@@ -23,7 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from . import kubelet, tools
@@ -52,10 +52,31 @@ def default_state_dir() -> Path:
     return base / "zentinel-operator" / "cluster" / "default"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
+class PortTakenError(ClusterError):
+    """A binary could not bind a port chosen for it: another process took it in the meantime."""
+
+    def __init__(self, process: str, message: str) -> None:
+        super().__init__(message)
+        self.process = process
+
+
+# Attempts of ``Cluster.up`` when a chosen port is taken before the binary binds it.
+PORT_ATTEMPTS = 3
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: each socket stays bound until all are chosen, so none repeats.
+
+    Another process can still take one between here and the binary binding it; ``Cluster.up``
+    retries with fresh ports when that happens.
+    """
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            s.bind((LOOPBACK, 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
 
 
 def _port_taken(port: int) -> bool:
@@ -113,12 +134,13 @@ class Ports:
                 f"port {apiserver} on {LOOPBACK} is already in use; free it or pick another with "
                 "--apiserver-port (or leave it out to use a free port)"
             )
+        etcd_client, etcd_peer, free_apiserver, kwok, process_kubelet = _free_ports(5)
         return cls(
-            etcd_client=_free_port(),
-            etcd_peer=_free_port(),
-            apiserver=apiserver or _free_port(),
-            kwok=_free_port(),
-            process_kubelet=_free_port(),
+            etcd_client=etcd_client,
+            etcd_peer=etcd_peer,
+            apiserver=apiserver or free_apiserver,
+            kwok=kwok,
+            process_kubelet=process_kubelet,
         )
 
 
@@ -236,7 +258,17 @@ class Cluster:
                 f"missing binaries: {', '.join(missing)}; build them with `scripts/cluster build` "
                 f"(cache: {tools.cache_root()})"
             )
-        ports = Ports.choose(apiserver_port)
+        # A port the user asked for stays; the chosen ones are chosen again.
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._start(Ports.choose(apiserver_port), say, timeout)
+                return
+            except PortTakenError as e:
+                if attempt == PORT_ATTEMPTS:
+                    raise
+                say(f"{e.process} lost a port to another process after it was chosen; retrying with fresh ports")
+
+    def _start(self, ports: Ports, say: Callable[[str], None], timeout: float) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         for d in (self.pki, self.logs):
             d.mkdir(parents=True, exist_ok=True)
@@ -304,10 +336,13 @@ class Cluster:
             if not _pid_alive(pid):
                 log_file = self.logs / f"{name}.log"
                 tail = _tail(log_file)
-                hint = ""
                 if "address already in use" in tail:
-                    hint = " (a port it wanted is already in use; run `scripts/cluster down` or free it)"
-                raise ClusterError(f"{name} exited during start-up{hint}; last lines of {log_file}:\n{tail}")
+                    raise PortTakenError(
+                        name,
+                        f"{name} exited during start-up (a port it wanted is already in use; run "
+                        f"`scripts/cluster down` or free it); last lines of {log_file}:\n{tail}",
+                    )
+                raise ClusterError(f"{name} exited during start-up; last lines of {log_file}:\n{tail}")
 
     # ------------------------------------------------------------------- pki
     def _make_pki(self) -> None:
