@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import kubernetes
@@ -174,6 +175,50 @@ def list_custom_all(plural: str) -> list[dict[str, Any]]:
     result = custom().list_cluster_custom_object(GROUP, VERSION, plural)
     items: list[dict[str, Any]] = result.get("items", [])
     return items
+
+
+def list_custom_versioned(plural: str, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
+    """The objects of ``plural`` in ``namespace`` (``None``: every namespace) and the list's
+    resourceVersion, to start a watch from (:func:`watch_custom`)."""
+    if namespace is None:
+        result = custom().list_cluster_custom_object(GROUP, VERSION, plural)
+    else:
+        result = custom().list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+    items: list[dict[str, Any]] = result.get("items", [])
+    return items, str((result.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def watch_custom(
+    plural: str, namespace: str | None, *, resource_version: str, timeout_seconds: int | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(ADDED|MODIFIED|DELETED, object)`` for each change after ``resource_version``. With
+    ``timeout_seconds`` the API server ends the watch then; without, it is resumed until interrupted."""
+    args: tuple[str, ...]
+    if namespace is None:
+        func, args = custom().list_cluster_custom_object, (GROUP, VERSION, plural)
+    else:
+        func, args = custom().list_namespaced_custom_object, (GROUP, VERSION, namespace, plural)
+    kwargs: dict[str, Any] = {"resource_version": resource_version}
+    if timeout_seconds is not None:
+        kwargs["timeout_seconds"] = timeout_seconds
+    for event in kubernetes.watch.Watch().stream(func, *args, **kwargs):
+        yield str(event["type"]), event["object"]
+
+
+def impersonate(user: str | None, groups: Sequence[str] = ()) -> None:
+    """Send ``Impersonate-User`` (and ``Impersonate-Group``) on every request of :func:`api_client`,
+    as ``kubectl --as/--as-group`` does. The official client keeps one value per header name, so
+    one group at most."""
+    if not user:
+        if groups:
+            raise ValueError("--as-group needs --as (the API server impersonates groups of a user)")
+        return
+    if len(groups) > 1:
+        raise ValueError("one --as-group at most: the Kubernetes Python client sends one value per header")
+    client = api_client()
+    client.set_default_header("Impersonate-User", user)
+    for group in groups:
+        client.set_default_header("Impersonate-Group", group)
 
 
 def create_custom(plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:

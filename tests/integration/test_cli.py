@@ -546,3 +546,199 @@ def test_postmortem_and_evidence(
     assert printed.stdout.rstrip("\n") == expected.rstrip("\n")
     as_json = json.loads(zentinel(kube, "postmortem", name, "-n", namespace, "-o", "json").stdout)
     assert (as_json["configMap"], as_json["markdown"]) == (cm_name, expected)
+
+
+# ------------------------------------------------------------------------ kubectl habits
+def bare_incident(name: str, category: str = "ProcessCrash") -> dict[str, Any]:
+    """An incident as the API stores it before the operator's first status write (no operator needed
+    to list, watch or name incidents)."""
+    return {
+        "apiVersion": "zentinel.io/v1alpha1",
+        "kind": "ZentinelIncident",
+        "metadata": {"name": name},
+        "spec": {"zentinelRef": {"name": "edge"}, "category": category, "fingerprint": f"edge/{category}"},
+    }
+
+
+def test_output_name_jsonpath_wide_and_watch_on_the_api(kube: Kube, namespace: str) -> None:
+    kube.apply(bare_incident("inc-20261127-001"), namespace)
+    kube.apply(bare_incident("inc-20261127-002", "HighErrorRate"), namespace)
+
+    named = zentinel(kube, "incidents", "-n", namespace, "-o", "name")
+    assert (named.returncode, named.stdout) == (
+        0,
+        "zentinelincident.zentinel.io/inc-20261127-001\nzentinelincident.zentinel.io/inc-20261127-002\n",
+    ), named.stderr
+    # kubectl prints the same names for the same objects.
+    by_kubectl = kube.run("get", "zentinelincidents", "-n", namespace, "-o", "name").stdout
+    assert by_kubectl == named.stdout
+    template = "jsonpath={range .items[*]}{.metadata.name}={.spec.category}{'\\n'}{end}".replace("'", '"')
+    picked = zentinel(kube, "incidents", "-n", namespace, "-o", template)
+    assert picked.stdout == "inc-20261127-001=ProcessCrash\ninc-20261127-002=HighErrorRate\n", picked.stderr
+    names = zentinel(kube, "incidents", "-n", namespace, "-o", "jsonpath={.items[*].metadata.name}").stdout
+    kubectl_names = kube.run(
+        "get", "zentinelincidents", "-n", namespace, "-o", "jsonpath={.items[*].metadata.name}"
+    ).stdout
+    assert names == kubectl_names == "inc-20261127-001 inc-20261127-002"
+    shown = zentinel(kube, "show", "inc-20261127-002", "-n", namespace, "-o", "jsonpath={.metadata.namespace}")
+    assert shown.stdout == namespace
+    wide = zentinel(kube, "incidents", "-n", namespace, "-o", "wide")
+    assert rows(wide.stdout)[0][-4:] == ["COUNT", "ESCALATED", "DETECTED", "SUMMARY"], wide.stderr
+
+    # -w: the table, then a row for each change, as the API's watch reports it. Bounded by --timeout
+    # (the API server ends the watch); the test reads until the rows it waits for arrive.
+    cmd = [str(BIN / "zentinelctl"), "incidents", "-w", "--timeout", "120", "-n", namespace]
+    env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        first = [proc.stdout.readline().split() for _ in range(3)]
+        assert [r[0] for r in first] == ["NAME", "inc-20261127-001", "inc-20261127-002"]
+        kube.apply(bare_incident("inc-20261127-003", "TrafficSpike"), namespace)
+        added = proc.stdout.readline().split()
+        assert added[:3] == ["inc-20261127-003", "<none>", "TrafficSpike"]
+        kube.run("patch", "zinc", "inc-20261127-001", "-n", namespace, "--type=merge", "-p", '{"spec":{"source":"x"}}')
+        modified = proc.stdout.readline().split()
+        assert modified[0] == "inc-20261127-001"
+        kube.run("delete", "zinc", "inc-20261127-002", "-n", namespace)
+        assert proc.stdout.readline().split()[0] == "inc-20261127-002"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    # --timeout ends it by itself, with exit 0.
+    bounded = zentinel(kube, "incidents", "-n", namespace, "-w", "--timeout", "1", "-o", "name")
+    assert bounded.returncode == 0, bounded.stderr
+    assert bounded.stdout.splitlines() == [
+        "zentinelincident.zentinel.io/inc-20261127-001",
+        "zentinelincident.zentinel.io/inc-20261127-003",
+    ]
+
+
+def test_as_impersonates_a_user_and_a_group(kube: Kube, namespace: str) -> None:
+    """The test cluster authorizes with RBAC (Node,RBAC), so the impersonated user's rights show."""
+    kube.apply(bare_incident("inc-20261127-001"), namespace)
+    denied = zentinel(kube, "incidents", "-n", namespace, "--as", "nobody@example.com")
+    assert denied.returncode == 1
+    assert 'User "nobody@example.com" cannot list resource "zentinelincidents"' in denied.stderr
+    assert "API 403" in denied.stderr
+    # Same for a write: the patch is refused as that user.
+    acked = zentinel(kube, "ack", "inc-20261127-001", "-n", namespace, "--by", "x", "--as", "nobody@example.com")
+    assert acked.returncode == 1 and 'User "nobody@example.com" cannot get resource' in acked.stderr
+    # With a group RBAC lets do everything, the same user lists them.
+    allowed = zentinel(
+        kube, "incidents", "-n", namespace, "-o", "name", "--as", "nobody@example.com", "--as-group", "system:masters"
+    )
+    assert (allowed.returncode, allowed.stdout) == (0, "zentinelincident.zentinel.io/inc-20261127-001\n"), (
+        allowed.stderr
+    )
+    # A RoleBinding for the user alone: allowed without the group; options after the subcommand work too.
+    kube.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "incident-reader"},
+            "rules": [{"apiGroups": ["zentinel.io"], "resources": ["zentinelincidents"], "verbs": ["list"]}],
+        },
+        namespace,
+    )
+    kube.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "incident-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "incident-reader"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "reader@example.com"}],
+        },
+        namespace,
+    )
+    reader = wait_for(
+        lambda: (r := zentinel(kube, "incidents", "-n", namespace, "--as", "reader@example.com")).returncode == 0 and r,
+        timeout=30,
+        what="the RoleBinding in effect",
+    )
+    assert reader and "inc-20261127-001" in reader.stdout
+
+
+def test_notify_test_reports_each_receiver_and_never_prints_a_secret(
+    kube: Kube, namespace: str, receivers: Any
+) -> None:
+    import base64
+
+    secret_url = receivers.url("/hooks/T0SECRETPATH/B0TOKEN")
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "hook"},
+            "type": "Opaque",
+            "data": {
+                "url": base64.b64encode(secret_url.encode()).decode(),
+                "token": base64.b64encode(b"tok-s3cr3t-value").decode(),
+            },
+        },
+        namespace,
+    )
+    receivers.script("/down", 503)
+    spec = {
+        "receivers": [
+            {"name": "plain", "type": "Webhook", "url": receivers.url("/plain")},
+            {
+                "name": "secret",
+                "type": "Webhook",
+                "secretRef": {"name": "hook", "key": "url"},
+                "tokenSecretRef": {"name": "hook", "key": "token"},
+            },
+            {"name": "down", "type": "Webhook", "url": receivers.url("/down")},
+            {"name": "chat", "type": "Slack", "secretRef": {"name": "no-such-secret", "key": "url"}},
+        ],
+        "escalation": {"sev1": {"primary": ["plain", "secret", "down", "chat"]}},
+    }
+    kube.apply(policy(**spec), namespace)
+
+    run = zentinel(kube, "notify", "test", "edge", "-n", namespace, "--timeout", "10")
+    assert run.returncode == 1, run.stderr
+    table = {r[0]: r[1:] for r in rows(run.stdout)[1:5]}
+    assert table["plain"][:3] == ["Webhook", "OK", "delivered"]
+    assert table["secret"][:3] == ["Webhook", "OK", "delivered"]
+    assert table["down"][:4] == ["Webhook", "FAILED", "HTTP", "503"]
+    assert table["chat"][:2] == ["Slack", "FAILED"] and "no-such-secret" in " ".join(table["chat"])
+    assert run.stdout.rstrip().endswith("2 of 4 receivers of edge failed.")
+    for secret in ("T0SECRETPATH", "B0TOKEN", "tok-s3cr3t-value"):
+        assert secret not in run.stdout + run.stderr
+
+    (plain,) = receivers.got("/plain")
+    body = plain.json
+    assert body["event"] == "trigger" and body["incident"]["severity"] == "SEV4"
+    assert "Test notification from `zentinelctl notify test edge`" in body["incident"]["summary"]
+    (sent,) = receivers.got("/hooks/T0SECRETPATH/B0TOKEN")
+    assert sent.headers["Authorization"] == "Bearer tok-s3cr3t-value"
+    assert len(receivers.got("/down")) == 1  # one attempt: a test reports, it does not retry
+
+    # All receivers working: exit 0; -o json for scripts.
+    working = {"receivers": spec["receivers"][:2], "escalation": {"sev1": {"primary": ["plain", "secret"]}}}
+    kube.apply(policy(**working), namespace)
+    good = zentinel(kube, "notify", "test", "edge", "-n", namespace, "-o", "json")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert [(c["receiver"], c["ok"]) for c in json.loads(good.stdout)] == [("plain", True), ("secret", True)]
+    missing = zentinel(kube, "notify", "test", "nope", "-n", namespace)
+    assert missing.returncode == 3 and 'ZentinelIncidentPolicy "nope" not found' in missing.stderr
+
+
+def test_version_and_completion_from_the_installed_scripts(tmp_path: Path) -> None:
+    version = zentinel(None, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("zentinelctl ")
+    assert zentinel(None, "--version", script="kubectl-zentinel").stdout.startswith("kubectl zentinel ")
+    script = zentinel(None, "completion", "bash").stdout
+    path = tmp_path / "c.bash"
+    path.write_text(script)
+    # Completing in a real bash: `zentinelctl no<TAB>` offers notify, `zentinelctl notify <TAB>` offers test.
+    probe = (
+        f"source {path}; "
+        "COMP_WORDS=(zentinelctl no); COMP_CWORD=1; COMP_LINE='zentinelctl no'; COMP_POINT=${#COMP_LINE}; "
+        '_shtab_zentinelctl zentinelctl no zentinelctl; echo "${COMPREPLY[@]}"; '
+        "COMP_WORDS=(zentinelctl notify ''); COMP_CWORD=2; COMP_LINE='zentinelctl notify '; COMP_POINT=${#COMP_LINE}; "
+        '_shtab_zentinelctl zentinelctl "" notify; echo "${COMPREPLY[@]}"'
+    )
+    done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:2] == ["notify", "test"], done.stdout

@@ -7,6 +7,7 @@ import copy
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,21 @@ class FakeApi:
     def list_policies(self, namespace: str) -> list[dict[str, Any]]:
         return []
 
+    def get_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
+    def list_incidents_versioned(self, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
+        return self.list_incidents(namespace), "100"
+
+    watch_events: list[tuple[str, dict[str, Any]]] = []
+    watched: list[tuple[str | None, str, int | None]] = []
+
+    def watch_incidents(
+        self, namespace: str | None, resource_version: str, timeout_seconds: int | None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        self.watched = [*self.watched, (namespace, resource_version, timeout_seconds)]
+        yield from self.watch_events
+
 
 def cli(api: FakeApi, *argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     code = app.main(list(argv), api=api, kube_context=CTX)
@@ -183,7 +199,8 @@ def test_options_go_before_or_after_the_subcommand_and_the_later_one_wins() -> N
     [
         ["incidents", "--severity", "SEV7"],
         ["show"],
-        ["incidents", "-o", "wide"],
+        ["incidents", "-o", "widest"],
+        ["incidents", "-o", "jsonpath={.items["],
         ["triage", "--url", "http://h", "--interval", "0"],
         ["frobnicate"],
         [],

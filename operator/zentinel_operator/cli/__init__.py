@@ -1,9 +1,11 @@
 """``zentinelctl`` and ``kubectl zentinel`` (the same program, installed under both names).
 
-Commands: ``incidents``, ``show``, ``ack``, ``resolve``, ``approve``, ``postmortem``, ``evidence``,
-``triage``; ``--help`` on each lists its options and the exit codes (:mod:`.exits`). Rendering is
-pure (:mod:`.render`, :mod:`.evidence`, :mod:`.triage`); the API is reached through
-:mod:`zentinel_operator.k8s` behind :class:`.kube.Api`.
+Commands: ``incidents`` (``-w`` to follow), ``show``, ``ack``, ``resolve``, ``approve``, ``postmortem``,
+``evidence``, ``triage``, ``notify test`` (:mod:`.notifytest`) and ``completion`` (:mod:`.completion`);
+``--help`` on each lists its options and the exit codes (:mod:`.exits`). ``-o`` takes kubectl's
+formats, ``jsonpath=`` templates included (:mod:`.jsonpath`); ``--as``/``--as-group`` impersonate.
+Rendering is pure (:mod:`.render`, :mod:`.evidence`, :mod:`.triage`, :mod:`.jsonpath`); the API is
+reached through :mod:`zentinel_operator.k8s` behind :class:`.kube.Api`.
 """
 
 from .app import build_parser, main

@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import k8s
 from . import commands
-from .exits import EPILOG, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE, CliError
+from .completion import SHELLS
+from .exits import EPILOG, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, CliError
 from .kube import Api, KubeApi, KubeContext, connect
-from .render import FORMATS, dump, severity_arg
+from .render import FORMATS, IncidentFilter, dump, output_arg, severity_arg
 
 if TYPE_CHECKING:
     from .triage import TriageReport
@@ -37,6 +39,33 @@ def _severity(text: str) -> str:
         return severity_arg(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def _output(text: str) -> str:
+    try:
+        return output_arg(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def _seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from e
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than zero")
+    return value
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("zentinel-incident-operator")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0.0.0"
 
 
 def _positive(text: str) -> float:
@@ -61,9 +90,21 @@ def _common(*, suppress: bool, listing: bool = False) -> argparse.ArgumentParser
     g.add_argument(
         "-o",
         "--output",
-        choices=FORMATS,
+        type=_output,
+        metavar="FORMAT",
         default=argparse.SUPPRESS if suppress else "table",
-        help="table for people (default), json or yaml for scripts",
+        help=f"{'|'.join(FORMATS)}: table for people (default); wide adds columns and name prints "
+        "zentinelincident.zentinel.io/NAME (incidents, show); json, yaml or a kubectl jsonpath template "
+        "for scripts",
+    )
+    g.add_argument("--as", dest="as_user", metavar="USER", default=default, help="impersonate this user")
+    g.add_argument(
+        "--as-group",
+        dest="as_group",
+        metavar="GROUP",
+        action="append",
+        default=argparse.SUPPRESS if suppress else [],
+        help="impersonate this group (with --as)",
     )
     if listing:
         g.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
@@ -78,6 +119,7 @@ def build_parser(prog: str = "zentinelctl") -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_common(suppress=False)],
     )
+    parser.add_argument("--version", action="version", version=f"{prog} {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common, listing = _common(suppress=True), _common(suppress=True, listing=True)
 
@@ -106,6 +148,12 @@ def build_parser(prog: str = "zentinelctl") -> argparse.ArgumentParser:
         help="only this severity (SEV1..SEV4, or 1..4); repeat for several",
     )
     p.add_argument("--zentinel", metavar="NAME", help="only incidents of this Zentinel")
+    p.add_argument(
+        "-w", "--watch", action="store_true", help="after the list, print each change as it happens (Ctrl-C ends)"
+    )
+    p.add_argument(
+        "--timeout", type=_seconds, metavar="SECONDS", help="with --watch: stop after this long (default: never)"
+    )
 
     p = add("show", "one incident: conditions, timeline, remediations, escalations, deliveries, evidence")
     p.add_argument("incident")
@@ -145,6 +193,24 @@ def build_parser(prog: str = "zentinelctl") -> argparse.ArgumentParser:
         "--interval", type=_positive, default=5.0, metavar="SECONDS", help="between the two scrapes (default: 5)"
     )
     p.add_argument("--timeout", type=_positive, default=3.0, metavar="SECONDS", help="per request (default: 3)")
+
+    p = add("notify", "notifications: `notify test POLICY` sends a test message to each receiver of the policy")
+    nsub = p.add_subparsers(dest="notify_command", required=True, metavar="SUBCOMMAND")
+    t = nsub.add_parser(
+        "test",
+        help="send a test message to each receiver of POLICY and report each result (exit 1 if one failed)",
+        description="Send a test message (a SEV4 trigger, resolved at once on PagerDuty and Alertmanager) to "
+        "each receiver of the ZentinelIncidentPolicy, with the receivers' Secrets read from the cluster; one "
+        "line per receiver, OK or FAILED with the reason. Secret values are never printed.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    t.add_argument("policy", metavar="POLICY")
+    t.add_argument("--timeout", type=_positive, default=10.0, metavar="SECONDS", help="per receiver (default: 10)")
+
+    p = add("completion", "print a shell completion script: source <(zentinelctl completion bash)", [])
+    p.add_argument("shell", choices=SHELLS)
     return parser
 
 
@@ -176,6 +242,14 @@ def _api_error(e: Exception) -> CliError:
 def run(args: argparse.Namespace, api: Api | None, kctx: KubeContext | None) -> tuple[int, str]:
     now = dt.datetime.now(dt.UTC)
     fmt: str = args.output
+    if args.command == "completion":
+        from .completion import script
+
+        return EXIT_OK, script(build_parser("zentinelctl"), args.shell, "zentinelctl")
+    if fmt in ("wide", "name") and args.command not in ("incidents", "show"):
+        raise CliError(f"-o {fmt} goes with incidents and show", EXIT_USAGE)
+    if args.command == "incidents" and args.timeout and not args.watch:
+        raise CliError("--timeout goes with --watch", EXIT_USAGE)
     url_mode = args.command == "triage" and args.url
     if args.command == "triage":
         if bool(args.url) == bool(args.zentinel):
@@ -186,19 +260,29 @@ def run(args: argparse.Namespace, api: Api | None, kctx: KubeContext | None) -> 
         return _triage_url(args, fmt)
     if kctx is None:
         kctx = connect(args.kubeconfig, args.context)
+    try:
+        k8s.impersonate(args.as_user, args.as_group)
+    except ValueError as e:
+        raise CliError(str(e), EXIT_USAGE) from e
     api = api or KubeApi()
     ns: str = args.namespace or kctx.namespace
     cmd = args.command
     if cmd == "incidents":
-        return commands.incidents(
-            api,
-            None if args.all_namespaces else ns,
-            open_only=args.open,
-            severities=args.severity,
-            zentinel=args.zentinel,
-            fmt=fmt,
-            now=now,
+        where = None if args.all_namespaces else ns
+        chosen = IncidentFilter(open_only=args.open, severities=args.severity, zentinel=args.zentinel)
+        if not args.watch:
+            return commands.incidents(api, where, chosen, fmt=fmt, now=now)
+
+        def write(text: str) -> None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+        code = commands.watch_incidents(
+            api, where, chosen, fmt=fmt, timeout=args.timeout, write=write, clock=lambda: dt.datetime.now(dt.UTC)
         )
+        return code, ""
+    if cmd == "notify":
+        return _notify_test(api, ns, args.policy, timeout=args.timeout, fmt=fmt, now=now)
     if cmd == "show":
         return commands.show(api, ns, args.incident, fmt=fmt, now=now)
     if cmd == "postmortem":
@@ -219,6 +303,18 @@ def run(args: argparse.Namespace, api: Api | None, kctx: KubeContext | None) -> 
     if cmd == "approve":
         return commands.approve(api, ns, args.incident, args.action_id, by=by, fmt=fmt)
     raise CliError(f"unknown command {cmd}", EXIT_USAGE)
+
+
+def _notify_test(api: Api, ns: str, policy: str, *, timeout: float, fmt: str, now: dt.datetime) -> tuple[int, str]:
+    from . import notifytest
+
+    obj = api.get_policy(ns, policy)
+    if obj is None:
+        raise CliError(f'ZentinelIncidentPolicy "{policy}" not found in namespace "{ns}"', EXIT_NOT_FOUND)
+    receivers = notifytest.policy_receivers(obj)
+    checks = asyncio.run(notifytest.check_receivers(ns, policy, receivers, per_receiver=timeout, now=now))
+    text = notifytest.render_checks(policy, checks) if fmt == "table" else dump(checks, fmt)
+    return notifytest.exit_code(checks), text
 
 
 def _triage_output(report: TriageReport, fmt: str) -> tuple[int, str]:

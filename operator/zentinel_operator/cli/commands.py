@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +21,22 @@ from . import evidence as ev
 from .exits import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_REFUSED, EXIT_UNVERIFIED, CliError
 from .kube import Api
 from .render import (
+    JSONPATH,
+    IncidentFilter,
+    column_widths,
     dump,
     evidence_chunks,
-    filter_incidents,
+    incident_cells,
+    incident_headers,
     incident_summary,
+    is_data,
     one_line,
     pending_approvals,
     render_incidents,
     render_show,
+    resource_name,
     stamp,
+    table_lines,
 )
 
 Result = tuple[int, str]
@@ -57,26 +64,73 @@ def _done(fmt: str, data: dict[str, Any], text: str) -> Result:
 
 
 # ------------------------------------------------------------------------------ read
-def incidents(
-    api: Api,
-    namespace: str | None,
-    *,
-    open_only: bool,
-    severities: Sequence[str],
-    zentinel: str | None,
-    fmt: str,
-    now: dt.datetime,
-) -> Result:
-    objs = filter_incidents(
-        api.list_incidents(namespace), open_only=open_only, severities=severities, zentinel=zentinel
-    )
+def incidents(api: Api, namespace: str | None, chosen: IncidentFilter, *, fmt: str, now: dt.datetime) -> Result:
+    objs = chosen(api.list_incidents(namespace))
     rows = [incident_summary(o) for o in objs]
-    if fmt != "table":
+    if fmt == "name":
+        return EXIT_OK, "".join(resource_name(o) + "\n" for o in objs)
+    if fmt.startswith(JSONPATH):  # kubectl's templates read the List of objects as the API has them
+        return EXIT_OK, dump(as_list(objs), fmt)
+    if is_data(fmt):
         return EXIT_OK, dump(rows, fmt)
     if not rows:
         where = "any namespace" if namespace is None else f"namespace {namespace}"
         return EXIT_OK, f"No incidents found in {where}.\n"
-    return EXIT_OK, render_incidents(rows, now, all_namespaces=namespace is None)
+    return EXIT_OK, render_incidents(rows, now, all_namespaces=namespace is None, wide=fmt == "wide")
+
+
+def watch_incidents(
+    api: Api,
+    namespace: str | None,
+    chosen: IncidentFilter,
+    *,
+    fmt: str,
+    timeout: int | None,
+    write: Callable[[str], None],
+    clock: Callable[[], dt.datetime],
+) -> int:
+    """``incidents -w``, as ``kubectl get -w``: the incidents now, then one more row (or object) for each
+    change the API's watch reports, until ``timeout`` seconds (the API server ends the watch) or Ctrl-C.
+    Table rows keep the first table's column widths; other formats print one object per change."""
+    every = namespace is None
+    wide = fmt == "wide"
+    objs, version = api.list_incidents_versioned(namespace)
+    current = chosen(objs)
+    widths: list[int] = []
+    if fmt in ("table", "wide"):
+        cells = [incident_headers(all_namespaces=every, wide=wide)]
+        cells += [incident_cells(incident_summary(o), clock(), all_namespaces=every, wide=wide) for o in current]
+        widths = column_widths(cells)
+        write(table_lines(cells, widths))
+
+    def one(obj: Mapping[str, Any]) -> str:
+        if fmt in ("table", "wide"):
+            row = incident_cells(incident_summary(obj), clock(), all_namespaces=every, wide=wide)
+            return table_lines([row], widths)
+        if fmt == "name":
+            return resource_name(obj) + "\n"
+        if fmt.startswith(JSONPATH):
+            return dump(without_managed_fields(obj), fmt)
+        return dump(incident_summary(obj), fmt)
+
+    if fmt not in ("table", "wide"):
+        for obj in current:
+            write(one(obj))
+    for _kind, obj in api.watch_incidents(namespace, version, timeout):
+        if chosen([obj]):
+            write(one(obj))
+    return EXIT_OK
+
+
+def as_list(objs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The objects as ``kubectl get -o json`` wraps them, without managedFields."""
+    return {"apiVersion": "v1", "kind": "List", "items": [without_managed_fields(o) for o in objs]}
+
+
+def without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    data = dict(obj)
+    data["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return data
 
 
 def _evidence_configmaps(api: Api, namespace: str, name: str) -> list[dict[str, Any]]:
@@ -93,12 +147,13 @@ def show(api: Api, namespace: str, name: str, *, fmt: str, now: dt.datetime) -> 
     except Exception:  # evidence listed in status is still shown; only the existence check is lost
         configmaps = None
     chunks = evidence_chunks([r.dump() for r in inc.status.evidence], configmaps)
-    if fmt != "table":
-        data = {k: v for k, v in obj.items() if k != "metadata"}
-        data["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    if fmt == "name":
+        return EXIT_OK, resource_name(obj) + "\n"
+    if is_data(fmt):
+        data = without_managed_fields(obj)
         data["evidenceChunks"] = chunks
         return EXIT_OK, dump(data, fmt)
-    return EXIT_OK, render_show(inc, chunks, now)
+    return EXIT_OK, render_show(inc, chunks, now)  # wide: the same, show has every field already
 
 
 def postmortem(api: Api, namespace: str, name: str, *, fmt: str, generated: bool = False) -> Result:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,6 +55,11 @@ class Api(Protocol):
     def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def get_zentinel(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def list_policies(self, namespace: str) -> list[dict[str, Any]]: ...
+    def get_policy(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def list_incidents_versioned(self, namespace: str | None) -> tuple[list[dict[str, Any]], str]: ...
+    def watch_incidents(
+        self, namespace: str | None, resource_version: str, timeout_seconds: int | None
+    ) -> Iterator[tuple[str, dict[str, Any]]]: ...
 
 
 class KubeApi:
@@ -81,3 +87,16 @@ class KubeApi:
 
     def list_policies(self, namespace: str) -> list[dict[str, Any]]:
         return k8s.list_custom(POLICIES, namespace)
+
+    def get_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return k8s.get_custom(POLICIES, namespace, name)
+
+    def list_incidents_versioned(self, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
+        return k8s.list_custom_versioned(INCIDENTS, namespace)
+
+    def watch_incidents(
+        self, namespace: str | None, resource_version: str, timeout_seconds: int | None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        return k8s.watch_custom(
+            INCIDENTS, namespace, resource_version=resource_version, timeout_seconds=timeout_seconds
+        )

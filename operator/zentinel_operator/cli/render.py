@@ -15,11 +15,38 @@ import yaml
 from ..core.durations import format_duration
 from ..core.remediation import PENDING_APPROVAL
 from ..models.incident import RemediationRecord, ZentinelIncident
-from ..names import LABEL_PHASE
+from ..names import GROUP, LABEL_PHASE, SINGULAR_INCIDENT
+from . import jsonpath
 from .evidence import configmap_files
 
-FORMATS = ("table", "json", "yaml")
+FORMATS = ("table", "wide", "name", "json", "yaml", "jsonpath=TEMPLATE")
+DATA_FORMATS = ("json", "yaml")
+JSONPATH = "jsonpath="
 NONE = "<none>"
+
+
+def output_arg(text: str) -> str:
+    """``-o``'s value, checked: one of :data:`FORMATS` (a jsonpath template is compiled here, so a
+    bad one is a usage error before any request); raises ``ValueError`` otherwise."""
+    if text.startswith(JSONPATH):
+        try:
+            jsonpath.compile_template(text[len(JSONPATH) :])
+        except jsonpath.TemplateError as e:
+            raise ValueError(str(e)) from None
+        return text
+    if text not in FORMATS[:-1]:
+        raise ValueError(f"{text!r} is not an output format ({', '.join(FORMATS)})")
+    return text
+
+
+def is_data(fmt: str) -> bool:
+    """json, yaml or a jsonpath template: what :func:`dump` prints."""
+    return fmt in DATA_FORMATS or fmt.startswith(JSONPATH)
+
+
+def resource_name(obj: Mapping[str, Any]) -> str:
+    """``-o name``: ``zentinelincident.zentinel.io/<name>``, as kubectl prints it."""
+    return f"{SINGULAR_INCIDENT}.{GROUP}/{(obj.get('metadata') or {}).get('name')}"
 
 
 # ------------------------------------------------------------------------------ generic
@@ -40,8 +67,10 @@ def plain(value: Any) -> Any:
 
 
 def dump(value: Any, fmt: str) -> str:
-    """``-o json`` or ``-o yaml`` text of ``value``."""
+    """``-o json``, ``-o yaml`` or ``-o jsonpath=TEMPLATE`` text of ``value``."""
     data = plain(value)
+    if fmt.startswith(JSONPATH):
+        return jsonpath.render(fmt[len(JSONPATH) :], data)
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt == "yaml":
@@ -59,8 +88,16 @@ def one_line(text: Any, limit: int | None = None) -> str:
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """kubectl's layout: upper-case headers, columns padded to their widest cell, three spaces apart."""
     cells = [[h.upper() for h in headers]] + [[one_line(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return table_lines(cells, column_widths(cells))
+
+
+def column_widths(cells: Sequence[Sequence[str]]) -> list[int]:
+    return [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+
+
+def table_lines(cells: Sequence[Sequence[str]], widths: Sequence[int]) -> str:
+    """Rows padded to ``widths`` (a wider cell pushes its line only, as ``kubectl get -w`` rows do)."""
+    lines = ["   ".join(one_line(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines) + "\n"
 
 
@@ -133,6 +170,7 @@ def incident_summary(obj: Mapping[str, Any]) -> dict[str, Any]:
         "lastSeenAt": st.get("lastSeenAt"),
         "resolvedAt": st.get("resolvedAt"),
         "count": st.get("count", 0),
+        "escalationLevel": st.get("escalationLevel"),
         "summary": st.get("summary"),
     }
 
@@ -158,23 +196,50 @@ def filter_incidents(
     return sorted(out, key=lambda o: ((o.get("metadata") or {}).get("namespace") or "", o["metadata"]["name"]))
 
 
-def render_incidents(rows: Sequence[Mapping[str, Any]], now: dt.datetime, *, all_namespaces: bool) -> str:
-    """The printer columns of ``kubectl get zinc``, plus how long ago the signal was last seen."""
-    headers = ["NAME", "SEVERITY", "CATEGORY", "ZENTINEL", "STATE", "ACKED-BY", "AGE", "LAST-SEEN"]
-    body = []
-    for r in rows:
-        line = [
-            r["name"],
-            r["severity"] or NONE,
-            r["category"] or NONE,
-            r["zentinel"] or NONE,
-            r["state"] or NONE,
-            r["acknowledgedBy"] or NONE,
-            ago(r["createdAt"], now),
-            ago(r["lastSeenAt"], now),
-        ]
-        body.append([r["namespace"] or "", *line] if all_namespaces else line)
-    return table((["NAMESPACE"] if all_namespaces else []) + headers, body)
+INCIDENT_HEADERS = ["NAME", "SEVERITY", "CATEGORY", "ZENTINEL", "STATE", "ACKED-BY", "AGE", "LAST-SEEN"]
+INCIDENT_WIDE_HEADERS = ["COUNT", "ESCALATED", "DETECTED", "SUMMARY"]  # kubectl's priority-1 columns, and more
+
+
+def incident_headers(*, all_namespaces: bool, wide: bool = False) -> list[str]:
+    return (["NAMESPACE"] if all_namespaces else []) + INCIDENT_HEADERS + (INCIDENT_WIDE_HEADERS if wide else [])
+
+
+def incident_cells(r: Mapping[str, Any], now: dt.datetime, *, all_namespaces: bool, wide: bool = False) -> list[str]:
+    """One row of :func:`render_incidents` (``r`` from :func:`incident_summary`)."""
+    line = [
+        r["name"],
+        r["severity"] or NONE,
+        r["category"] or NONE,
+        r["zentinel"] or NONE,
+        r["state"] or NONE,
+        r["acknowledgedBy"] or NONE,
+        ago(r["createdAt"], now),
+        ago(r["lastSeenAt"], now),
+    ]
+    if wide:
+        line += [str(r["count"]), r["escalationLevel"] or NONE, ago(r["detectedAt"], now), one_line(r["summary"], 80)]
+    return [r["namespace"] or "", *line] if all_namespaces else line
+
+
+@dataclasses.dataclass(frozen=True)
+class IncidentFilter:
+    """``incidents``' filters (``--open``, ``--severity``, ``--zentinel``)."""
+
+    open_only: bool = False
+    severities: Sequence[str] = ()
+    zentinel: str | None = None
+
+    def __call__(self, objs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        return filter_incidents(objs, open_only=self.open_only, severities=self.severities, zentinel=self.zentinel)
+
+
+def render_incidents(
+    rows: Sequence[Mapping[str, Any]], now: dt.datetime, *, all_namespaces: bool, wide: bool = False
+) -> str:
+    """The printer columns of ``kubectl get zinc``, plus how long ago the signal was last seen; ``wide``
+    adds the count, the escalation level, the age of the detection and the summary."""
+    headers = incident_headers(all_namespaces=all_namespaces, wide=wide)
+    return table(headers, [incident_cells(r, now, all_namespaces=all_namespaces, wide=wide) for r in rows])
 
 
 # ------------------------------------------------------------------------------ show
