@@ -334,6 +334,8 @@ def test_pending_action_runs_only_after_approval(
         timeout=60,
         what="pending approval",
     )
+    # It carries the change it would make, from a dry run: the person approving sees what they approve.
+    assert '-        target "10.0.1.11:8000"' in rec["diff"], rec
     time.sleep(3)
     assert config_text(kube, namespace) == configs.GOOD
     name = incident(kube, namespace, "UpstreamFailure")["metadata"]["name"]  # type: ignore[index]
@@ -343,6 +345,50 @@ def test_pending_action_runs_only_after_approval(
     assert done["approvedBy"] == "alice"
     text = config_text(kube, namespace)
     assert check_config(text).valid and "// Edge proxy used by the integration tests." in text
+
+
+def test_a_rejected_action_is_not_carried_out_and_the_ladder_goes_on(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
+) -> None:
+    start_edge(
+        kube,
+        namespace,
+        dataplanes,
+        reload_mode="AutoReload",
+        setup=configs.upstream_health(("10.0.1.11:8000",)),
+        actions={"ejectTargets": {"mode": "NeedsApproval", "ttl": "1h"}, "restart": {"mode": "DryRun"}},
+    )
+    rec = wait_for(
+        lambda: record_where(kube, namespace, "UpstreamFailure", state="PendingApproval"),
+        timeout=60,
+        what="pending approval",
+    )
+    name = incident(kube, namespace, "UpstreamFailure")["metadata"]["name"]  # type: ignore[index]
+    decision = {"actionId": rec["id"], "by": "bob", "decision": "Reject", "reason": "a deploy is on"}
+    kube.run(
+        "patch", "zinc", name, "-n", namespace, "--type", "merge", "-p", json.dumps({"spec": {"approvals": [decision]}})
+    )
+    refused = wait_for(
+        lambda: record_where(kube, namespace, "UpstreamFailure", id=rec["id"], state="Refused"),
+        timeout=60,
+        what="the rejected ejection recorded Refused",
+    )
+    assert refused["rejectedBy"] == "bob" and "approvedBy" not in refused
+    assert refused["reason"] == "skip: rejected by bob: a deploy is on"
+    # The ladder goes on to its next rung (a restart, here a dry run); the config is never touched.
+    wait_for(
+        lambda: record_where(kube, namespace, "UpstreamFailure", action="restart", state="DryRun"),
+        timeout=60,
+        what="the next rung after the rejection",
+    )
+    assert config_text(kube, namespace) == configs.GOOD
+    # A bad decision is refused by the schema, naming the field.
+    bad = {"actionId": rec["id"], "by": "eve", "decision": "Maybe"}
+    proc = kube.run(
+        "patch", "zinc", name, "-n", namespace, "--type", "merge", "-p", json.dumps({"spec": {"approvals": [bad]}}),
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "spec.approvals[0].decision" in proc.stderr, proc.stderr
 
 
 def test_ejected_target_returns_after_ttl(

@@ -759,6 +759,31 @@ def test_approve_the_last_pending_or_a_named_one(capsys: pytest.CaptureFixture[s
     assert code == EXIT_NOT_FOUND and "no remediation 'nope'" in err
 
 
+def test_approve_shows_the_change_it_approves(capsys: pytest.CaptureFixture[str]) -> None:
+    api = FakeApi([incident(status={"remediations": [pending_record()]})])
+    code, out, _ = cli(api, "approve", "inc-20261127-001", "--by", "dave", capsys=capsys)
+    assert code == EXIT_OK
+    assert out.endswith('Approved change:\n--- a\n+++ b\n-        target "10.0.1.11:8000" weight=1\n\n')
+    api = FakeApi([incident(status={"remediations": [pending_record()]})])
+    code, out, _ = cli(api, "approve", "inc-20261127-001", "--by", "dave", "-o", "json", capsys=capsys)
+    assert json.loads(out)["diff"].startswith("--- a\n+++ b\n")
+
+
+def test_reject_appends_a_reject_decision_with_its_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    api = FakeApi([incident(status={"remediations": [pending_record()]})])
+    code, out, _ = cli(api, "reject", "inc-20261127-001", "--by", "bob", "--reason", "a deploy is on", capsys=capsys)
+    assert code == EXIT_OK and "rejected by bob; it is not carried out, the ladder goes on" in out
+    assert "Rejected change:\n--- a" in out
+    assert api.patches[-1][1]["spec"]["approvals"] == [
+        {"actionId": "inc-20261127-001/0/ejectTargets", "by": "bob", "decision": "Reject", "reason": "a deploy is on"}
+    ]
+    code, _, err = cli(api, "approve", "inc-20261127-001", "--by", "dave", capsys=capsys)
+    assert code == EXIT_REFUSED and "already rejected by bob" in err
+    assert len(api.patches) == 1
+    code, _, err = cli(api, "reject", "inc-20261127-001", "--by", "bob", "--reason", "x" * 1025, capsys=capsys)
+    assert code == EXIT_USAGE and "--reason is longer than 1024" in err
+
+
 def test_approve_when_nothing_is_pending_and_after_an_annotation(capsys: pytest.CaptureFixture[str]) -> None:
     api = FakeApi([incident(status={"remediations": [pending_record(0, "restart", "Succeeded")]})])
     code, _, err = cli(api, "approve", "inc-20261127-001", "--by", "dave", capsys=capsys)

@@ -22,7 +22,7 @@ from zentinel_operator.core.snapshot import (
 )
 from zentinel_operator.models import Zentinel
 from zentinel_operator.models.common import Category, Severity
-from zentinel_operator.models.incident import RemediationRecord
+from zentinel_operator.models.incident import Approval, Decision, RemediationRecord
 from zentinel_operator.models.policy import ZentinelIncidentPolicySpec
 from zentinel_operator.models.zentinel import RemediationLedgerEntry
 
@@ -107,7 +107,7 @@ def ctx(
     pol: ZentinelIncidentPolicySpec | None = None,
     *,
     cluster_recent: int = 0,
-    approvals: dict[str, str] | None = None,
+    approvals: dict[str, str | Approval] | None = None,
     by_operator: bool = False,
     lkg_valid: bool = True,
 ) -> rem.Context:
@@ -119,7 +119,9 @@ def ctx(
         cluster_recent=cluster_recent,
         config_text_valid={"aaaa": lkg_valid},
         config_changed_by_operator=by_operator,
-        approvals=approvals or {},
+        approvals={
+            k: v if isinstance(v, Approval) else Approval(action_id=k, by=v) for k, v in (approvals or {}).items()
+        },
     )
 
 
@@ -230,6 +232,23 @@ def test_pending_action_waits_for_approval_then_runs_on_current_facts() -> None:
     assert approved[0].record.approved_by == "alice"  # type: ignore[union-attr]
     assert approved[0].params["targets"] == {"api": ["10.0.1.10:8000"]}
     assert approved[0].params["ttl_seconds"] == 900
+
+
+def test_a_rejected_action_is_refused_with_who_and_why_and_the_ladder_goes_on() -> None:
+    f = finding(Category.UPSTREAM_FAILURE)
+    snap = snapshot(unhealthy=1)
+    pol = policy(actions={"ejectTargets": {"mode": "NeedsApproval", "ttl": "15m"}})
+    pending = rem.plan("i", [], f, ctx(snap=snap, pol=pol))[0].record
+    assert pending is not None
+    no = Approval(action_id=pending.id, by="bob", decision=Decision.REJECT, reason="target is fine, a deploy is on")
+    steps = rem.plan("i", [pending], f, ctx(snap=snap, pol=pol, approvals={pending.id: no}))
+    assert kinds(steps) == [("record", "ejectTargets", "Refused")]
+    rejected = steps[0].record
+    assert rejected is not None and rejected.rejected_by == "bob" and rejected.approved_by is None
+    assert rejected.reason == "skip: rejected by bob: target is fine, a deploy is on"
+    # Nothing escalates on a rejection alone, and the next pass goes on to the next rung.
+    after = rem.plan("i", [rejected], f, ctx(snap=snap, pol=pol, approvals={pending.id: no}))
+    assert kinds(after) == [("execute", "restart", "Running")]
 
 
 def test_quorum_guard_refuses_and_moves_on() -> None:

@@ -173,6 +173,12 @@ def build_parser(prog: str = "zentinelctl") -> argparse.ArgumentParser:
     p.add_argument("action_id", nargs="?", metavar="ACTION_ID", help="default: the last one pending approval")
     p.add_argument("--by", metavar="NAME", help=by_help)
 
+    p = add("reject", "reject a remediation waiting for approval: it is not carried out, the ladder goes on")
+    p.add_argument("incident")
+    p.add_argument("action_id", nargs="?", metavar="ACTION_ID", help="default: the last one pending approval")
+    p.add_argument("--by", metavar="NAME", help=by_help)
+    p.add_argument("--reason", metavar="TEXT", help="why (shown on the record; at most 1024 characters)")
+
     p = add("postmortem", "print the post-mortem draft (markdown)")
     p.add_argument("incident")
     p.add_argument(
@@ -301,7 +307,11 @@ def run(args: argparse.Namespace, api: Api | None, kctx: KubeContext | None) -> 
             raise CliError("--note is longer than 4096 characters", EXIT_USAGE)
         return commands.resolve(api, ns, args.incident, by=by, note=args.note, fmt=fmt)
     if cmd == "approve":
-        return commands.approve(api, ns, args.incident, args.action_id, by=by, fmt=fmt)
+        return commands.decide(api, ns, args.incident, args.action_id, by=by, fmt=fmt)
+    if cmd == "reject":
+        if args.reason is not None and len(args.reason) > 1024:
+            raise CliError("--reason is longer than 1024 characters", EXIT_USAGE)
+        return commands.decide(api, ns, args.incident, args.action_id, by=by, fmt=fmt, reject=True, reason=args.reason)
     raise CliError(f"unknown command {cmd}", EXIT_USAGE)
 
 

@@ -16,7 +16,7 @@ from .. import k8s, names
 from ..core import lifecycle as lc
 from ..core.remediation import PENDING_APPROVAL
 from ..handlers.incidents import human_input
-from ..models.incident import RemediationRecord, ZentinelIncident
+from ..models.incident import Decision, RemediationRecord, ZentinelIncident
 from . import evidence as ev
 from .exits import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_REFUSED, EXIT_UNVERIFIED, CliError
 from .kube import Api
@@ -274,23 +274,41 @@ def choose_pending(records: Sequence[RemediationRecord], action_id: str | None) 
     return rec
 
 
-def approve(api: Api, namespace: str, name: str, action_id: str | None, *, by: str, fmt: str) -> Result:
-    """Append to ``spec.approvals``; the list is replaced whole by a merge patch, so the patch carries
-    the resourceVersion it was read at and is retried when someone else wrote in between."""
+def decide(
+    api: Api,
+    namespace: str,
+    name: str,
+    action_id: str | None,
+    *,
+    by: str,
+    fmt: str,
+    reject: bool = False,
+    reason: str | None = None,
+) -> Result:
+    """Approve or reject: append to ``spec.approvals``. The list is replaced whole by a merge patch, so
+    the patch carries the resourceVersion it was read at and is retried when someone else wrote in
+    between. The answer shows the change decided on (the record's preview diff)."""
     from ..handlers.remediation import approvals
 
+    verb = "reject" if reject else "approve"
     for _ in range(_APPROVE_ATTEMPTS):
         obj = _require(api, namespace, name)
         inc = _model(obj)
-        _open(inc, "approve: its remediations no longer run")
+        _open(inc, f"{verb}: its remediations no longer run")
         rec = choose_pending(inc.status.remediations, action_id)
-        who = approvals(inc).get(rec.id)
-        if who:
-            raise CliError(f"{rec.id} is already approved by {who}", EXIT_REFUSED)
+        earlier = approvals(inc).get(rec.id)
+        if earlier is not None:
+            done = "rejected" if earlier.decision == Decision.REJECT else "approved"
+            raise CliError(f"{rec.id} is already {done} by {earlier.by}", EXIT_REFUSED)
+        entry: dict[str, Any] = {"actionId": rec.id, "by": by}
+        if reject:
+            entry["decision"] = Decision.REJECT.value
+        if reason:
+            entry["reason"] = reason
         current = list((obj.get("spec") or {}).get("approvals") or [])
         patch = {
             "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-            "spec": {"approvals": [*current, {"actionId": rec.id, "by": by}]},
+            "spec": {"approvals": [*current, entry]},
         }
         try:
             api.patch_incident(namespace, name, patch)
@@ -298,8 +316,19 @@ def approve(api: Api, namespace: str, name: str, action_id: str | None, *, by: s
             if k8s.is_conflict(e):
                 continue
             raise
-        data = {"namespace": namespace, "incident": name, "actionId": rec.id, "action": rec.action, "by": by}
-        return _done(
-            fmt, data, f"{name}: {rec.action} ({rec.id}) approved by {by}; the operator runs it on its next pass"
-        )
-    raise CliError(f"{name} kept changing while approving; try again", EXIT_ERROR)
+        data = {
+            "namespace": namespace,
+            "incident": name,
+            "actionId": rec.id,
+            "action": rec.action,
+            "by": by,
+            "decision": entry.get("decision", Decision.APPROVE.value),
+            "diff": rec.diff,
+        }
+        if reject:
+            text = f"{name}: {rec.action} ({rec.id}) rejected by {by}; it is not carried out, the ladder goes on"
+        else:
+            text = f"{name}: {rec.action} ({rec.id}) approved by {by}; the operator runs it on its next pass"
+        change = rec.diff or "(no preview recorded: the operator works it out when it runs)"
+        return _done(fmt, data, f"{text}\n{'Rejected' if reject else 'Approved'} change:\n{change}")
+    raise CliError(f"{name} kept changing while deciding; try again", EXIT_ERROR)

@@ -19,7 +19,7 @@ import enum
 from collections.abc import Mapping, Sequence
 
 from ..models.common import Category
-from ..models.incident import RecordState, RemediationRecord
+from ..models.incident import Approval, Decision, RecordState, RemediationRecord
 from ..models.policy import RemediationMode, ZentinelIncidentPolicySpec
 from ..models.zentinel import IssuerType, RemediationLedgerEntry, Zentinel
 from .durations import format_duration, parse_duration
@@ -89,7 +89,7 @@ class Context:
     cluster_recent: int  # actions across the cluster within the budget window
     config_text_valid: dict[str, bool]  # revision -> valid, for rollback targets
     config_changed_by_operator: bool  # the current ConfigMap content was written by the operator
-    approvals: dict[str, str]  # action id -> who approved
+    approvals: dict[str, Approval]  # action id -> who approved or rejected it
     # action -> the incident whose step of that action is in flight (Running/Verifying) on this Zentinel
     in_flight: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -379,11 +379,17 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
         steps.append(Step(StepKind.VERIFY, Action(last.action), last))
         return steps
     if last is not None and last.state == PENDING_APPROVAL:
-        who = ctx.approvals.get(last.id)
-        if who is None:
+        decided = ctx.approvals.get(last.id)
+        if decided is None:
             return steps
-        # Approved: decide on today's facts (targets and guardrails may have changed while it waited).
         action = Action(last.action)
+        if decided.decision == Decision.REJECT:
+            # Not carried out; the ladder goes on to its next rung (the person may reject that too).
+            why = f"rejected by {decided.by}" + (f": {decided.reason}" if decided.reason else "")
+            rejected = last.model_copy(update={"rejected_by": decided.by})
+            return steps + _refusal(action, rejected, "skip", why, now, records)
+        # Approved: decide on today's facts (targets and guardrails may have changed while it waited).
+        who = decided.by
         approved = last.model_copy(update={"approved_by": who, "started_at": now})
         if finding is None:
             return steps + _refusal(action, approved, "skip", "approved, but the signal is gone", now, records)

@@ -18,7 +18,7 @@ from ..core.observation import Observation
 from ..core.patches import merge_patch
 from ..core.snapshot import Finding
 from ..models.common import Category
-from ..models.incident import RemediationRecord, ZentinelIncident, ZentinelIncidentStatus
+from ..models.incident import Approval, RemediationRecord, ZentinelIncident, ZentinelIncidentStatus
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import RemediationLedgerEntry, Zentinel
 from ..names import ANN_APPROVED_BY, API_VERSION, KIND_INCIDENT
@@ -52,12 +52,16 @@ def ledger_of(incidents: Sequence[ZentinelIncident]) -> list[RemediationLedgerEn
     return entries
 
 
-def approvals(obj: ZentinelIncident) -> dict[str, str]:
-    result = {a.action_id: a.by for a in obj.spec.approvals}
+def approvals(obj: ZentinelIncident) -> dict[str, Approval]:
+    """Action id -> the decision on it: ``spec.approvals`` (the first decision on an id counts), or the
+    ``approved-by`` annotation for the last pending one."""
+    result: dict[str, Approval] = {}
+    for a in obj.spec.approvals:
+        result.setdefault(a.action_id, a)
     who = obj.metadata.annotations.get(ANN_APPROVED_BY)
     pending = [r for r in obj.status.remediations if r.state == rem.PENDING_APPROVAL]
     if who and pending:
-        result.setdefault(pending[-1].id, who)
+        result.setdefault(pending[-1].id, Approval(action_id=pending[-1].id, by=who))
     return result
 
 
@@ -228,6 +232,8 @@ def _apply(
         previous = next((r for r in reversed(st.remediations) if r.id == rec.id), None)
         if previous is not None and previous.state == rec.state and previous.reason == rec.reason:
             return st
+        if rec.state == rem.PENDING_APPROVAL and previous is None:
+            rec = _with_preview(step, rec, ectx)
         st.remediations = _replace(st.remediations, rec)
         metrics.REMEDIATIONS.labels(rec.action, rec.state).inc()
         return lc.note_action(st, message=_describe(rec), now=now, policy=policy)
@@ -288,6 +294,15 @@ def _apply(
         )
         return lc.note_action(st, message=_describe(done), now=now, policy=policy)
     return st
+
+
+def _with_preview(step: rem.Step, rec: RemediationRecord, ectx: executor.ExecContext) -> RemediationRecord:
+    """A remediation waiting for approval carries the change it would make (``diff``, ``before``,
+    ``after``), from the executor's dry run, so that the person approving sees what they approve."""
+    preview = executor.execute(dataclasses.replace(step, record=rec.model_copy(update={"state": rem.DRY_RUN})), ectx)
+    if preview.state != rem.DRY_RUN:
+        return rec.model_copy(update={"reason": f"needs approval (no preview: {preview.reason})"})
+    return rec.model_copy(update={"diff": preview.diff, "before": preview.before, "after": preview.after})
 
 
 def k8s_event(inc: ZentinelIncident, reason: str, message: str, type_: str, now: dt.datetime) -> None:

@@ -24,9 +24,24 @@ class ZentinelRef(KModel):
     name: ObjectName = Field(description="The Zentinel this incident is about (same namespace).")
 
 
+class Decision(enum.StrEnum):
+    """``Approval.decision``: carry the pending remediation out, or do not."""
+
+    APPROVE = "Approve"
+    REJECT = "Reject"
+
+
 class Approval(KModel):
     action_id: str = Field(min_length=1, description="`id` of a pending remediation in status.")
-    by: str = Field(min_length=1, description="Who approved.")
+    by: str = Field(min_length=1, description="Who decided.")
+    decision: Decision = Field(
+        default=Decision.APPROVE,
+        description=(
+            "`Approve` runs the remediation (its guardrails are checked again first); `Reject` records it "
+            "`Refused` with `rejectedBy`, and the ladder goes on to its next rung."
+        ),
+    )
+    reason: str | None = Field(default=None, max_length=1024, description="Why (shown on the record).")
 
 
 class ZentinelIncidentSpec(KModel):
@@ -56,7 +71,9 @@ class ZentinelIncidentSpec(KModel):
     )
     resolved_by: str | None = Field(default=None, description="Set by a person to resolve by hand.")
     resolution_note: str | None = Field(default=None, max_length=4096, description="Why it was resolved by hand.")
-    approvals: list[Approval] = Field(default_factory=list, description="Approvals of pending remediations.")
+    approvals: list[Approval] = Field(
+        default_factory=list, description="Decisions (approve or reject) on pending remediations."
+    )
     severity_override: Severity | None = Field(
         default=None, description="Set by a person to change the severity; needs `severityOverrideReason`."
     )
@@ -147,6 +164,9 @@ class RemediationRecord(KModel):
         "Only a `Verification` failure of a real action escalates past the primary before the response target.",
     )
     approved_by: str | None = Field(default=None, description="Who approved it (NeedsApproval).")
+    rejected_by: str | None = Field(
+        default=None, description="Who rejected it (NeedsApproval); the record is `Refused`."
+    )
 
 
 class EvidenceRef(KModel):
