@@ -287,7 +287,10 @@ def test_approve_the_pending_remediation(
     approved = zentinel(kube, "approve", name, "-n", namespace, "--by", "dave", "-o", "json")
     assert approved.returncode == 0, approved.stderr
     assert json.loads(approved.stdout)["actionId"] == pending["id"]
-    assert (kube.get("zinc", name, namespace) or {})["spec"]["approvals"] == [{"actionId": pending["id"], "by": "dave"}]
+    # The API server fills in the schema's default decision.
+    decided = {"actionId": pending["id"], "by": "dave", "decision": "Approve"}
+    assert (kube.get("zinc", name, namespace) or {})["spec"]["approvals"] == [decided]
+    assert json.loads(approved.stdout)["diff"] == pending["diff"] and '"10.0.1.11:8000"' in pending["diff"]
 
     def config_text() -> str:
         return str((kube.get("configmap", "edge-config", namespace) or {})["data"]["zentinel.kdl"])
