@@ -318,27 +318,35 @@ def test_dry_run_records_the_diff_and_changes_nothing(
     assert config_text(kube, namespace) == configs.GOOD
 
 
-def test_pending_action_runs_only_after_approval(
-    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
-) -> None:
+def pending_ejection(
+    kube: Kube, namespace: str, dataplanes: list[Any], **actions: dict[str, str]
+) -> tuple[dict[str, Any], str]:
+    """An edge whose bad target's ejection waits for approval: (its pending record, the incident's name)."""
     start_edge(
         kube,
         namespace,
         dataplanes,
         reload_mode="AutoReload",
         setup=configs.upstream_health(("10.0.1.11:8000",)),
-        actions={"ejectTargets": {"mode": "NeedsApproval", "ttl": "1h"}},
+        actions={"ejectTargets": {"mode": "NeedsApproval", "ttl": "1h"}, **actions},
     )
     rec = wait_for(
         lambda: record_where(kube, namespace, "UpstreamFailure", state="PendingApproval"),
         timeout=60,
         what="pending approval",
     )
+    name = incident(kube, namespace, "UpstreamFailure")["metadata"]["name"]  # type: ignore[index]
+    return rec, name
+
+
+def test_pending_action_runs_only_after_approval(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
+) -> None:
+    rec, name = pending_ejection(kube, namespace, dataplanes)
     # It carries the change it would make, from a dry run: the person approving sees what they approve.
     assert '-        target "10.0.1.11:8000"' in rec["diff"], rec
     time.sleep(3)
     assert config_text(kube, namespace) == configs.GOOD
-    name = incident(kube, namespace, "UpstreamFailure")["metadata"]["name"]  # type: ignore[index]
     kube.run("annotate", "zinc", name, "-n", namespace, "zentinel.io/approved-by=alice")
     wait_for(lambda: "10.0.1.11:8000" not in config_text(kube, namespace), timeout=60, what="ejection after approval")
     done = next(r for r in records(kube, namespace, "UpstreamFailure") if r["id"] == rec["id"])
@@ -350,20 +358,7 @@ def test_pending_action_runs_only_after_approval(
 def test_a_rejected_action_is_not_carried_out_and_the_ladder_goes_on(
     kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
 ) -> None:
-    start_edge(
-        kube,
-        namespace,
-        dataplanes,
-        reload_mode="AutoReload",
-        setup=configs.upstream_health(("10.0.1.11:8000",)),
-        actions={"ejectTargets": {"mode": "NeedsApproval", "ttl": "1h"}, "restart": {"mode": "DryRun"}},
-    )
-    rec = wait_for(
-        lambda: record_where(kube, namespace, "UpstreamFailure", state="PendingApproval"),
-        timeout=60,
-        what="pending approval",
-    )
-    name = incident(kube, namespace, "UpstreamFailure")["metadata"]["name"]  # type: ignore[index]
+    rec, name = pending_ejection(kube, namespace, dataplanes, restart={"mode": "DryRun"})
     decision = {"actionId": rec["id"], "by": "bob", "decision": "Reject", "reason": "a deploy is on"}
     kube.run(
         "patch", "zinc", name, "-n", namespace, "--type", "merge", "-p", json.dumps({"spec": {"approvals": [decision]}})

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import k8s
+from ..models.incident import DECISION_REASON_MAX, RESOLUTION_NOTE_MAX
 from . import commands
 from .completion import SHELLS
 from .exits import EPILOG, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, CliError
@@ -166,7 +167,7 @@ def build_parser(prog: str = "zentinelctl") -> argparse.ArgumentParser:
     p = add("resolve", "resolve an incident by hand (patches spec.resolvedBy and spec.resolutionNote)")
     p.add_argument("incident")
     p.add_argument("--by", metavar="NAME", help=by_help)
-    p.add_argument("--note", metavar="TEXT", help="why it is resolved (at most 4096 characters)")
+    p.add_argument("--note", metavar="TEXT", help=f"why it is resolved (at most {RESOLUTION_NOTE_MAX} characters)")
 
     p = add("approve", "approve a remediation waiting for approval (appends to spec.approvals)")
     p.add_argument("incident")
@@ -177,7 +178,9 @@ def build_parser(prog: str = "zentinelctl") -> argparse.ArgumentParser:
     p.add_argument("incident")
     p.add_argument("action_id", nargs="?", metavar="ACTION_ID", help="default: the last one pending approval")
     p.add_argument("--by", metavar="NAME", help=by_help)
-    p.add_argument("--reason", metavar="TEXT", help="why (shown on the record; at most 1024 characters)")
+    p.add_argument(
+        "--reason", metavar="TEXT", help=f"why (shown on the record; at most {DECISION_REASON_MAX} characters)"
+    )
 
     p = add("postmortem", "print the post-mortem draft (markdown)")
     p.add_argument("incident")
@@ -303,16 +306,20 @@ def run(args: argparse.Namespace, api: Api | None, kctx: KubeContext | None) -> 
     if cmd == "ack":
         return commands.ack(api, ns, args.incident, by=by, fmt=fmt)
     if cmd == "resolve":
-        if args.note is not None and len(args.note) > 4096:
-            raise CliError("--note is longer than 4096 characters", EXIT_USAGE)
+        _at_most("--note", args.note, RESOLUTION_NOTE_MAX)
         return commands.resolve(api, ns, args.incident, by=by, note=args.note, fmt=fmt)
     if cmd == "approve":
         return commands.decide(api, ns, args.incident, args.action_id, by=by, fmt=fmt)
     if cmd == "reject":
-        if args.reason is not None and len(args.reason) > 1024:
-            raise CliError("--reason is longer than 1024 characters", EXIT_USAGE)
+        _at_most("--reason", args.reason, DECISION_REASON_MAX)
         return commands.decide(api, ns, args.incident, args.action_id, by=by, fmt=fmt, reject=True, reason=args.reason)
     raise CliError(f"unknown command {cmd}", EXIT_USAGE)
+
+
+def _at_most(flag: str, text: str | None, limit: int) -> None:
+    """Refuse a text the schema would refuse, before any request."""
+    if text is not None and len(text) > limit:
+        raise CliError(f"{flag} is longer than {limit} characters", EXIT_USAGE)
 
 
 def _notify_test(api: Api, ns: str, policy: str, *, timeout: float, fmt: str, now: dt.datetime) -> tuple[int, str]:

@@ -24,6 +24,11 @@ class ZentinelRef(KModel):
     name: ObjectName = Field(description="The Zentinel this incident is about (same namespace).")
 
 
+# Longest texts people write on an incident; the schema and the CLI's early check both use them.
+RESOLUTION_NOTE_MAX = 4096
+DECISION_REASON_MAX = 1024
+
+
 class Decision(enum.StrEnum):
     """``Approval.decision``: carry the pending remediation out, or do not."""
 
@@ -41,7 +46,7 @@ class Approval(KModel):
             "`Refused` with `rejectedBy`, and the ladder goes on to its next rung."
         ),
     )
-    reason: str | None = Field(default=None, max_length=1024, description="Why (shown on the record).")
+    reason: str | None = Field(default=None, max_length=DECISION_REASON_MAX, description="Why (shown on the record).")
 
 
 class ZentinelIncidentSpec(KModel):
@@ -70,7 +75,9 @@ class ZentinelIncidentSpec(KModel):
         default=None, description="Set by a person (kubectl patch or `zentinelctl ack`) to acknowledge."
     )
     resolved_by: str | None = Field(default=None, description="Set by a person to resolve by hand.")
-    resolution_note: str | None = Field(default=None, max_length=4096, description="Why it was resolved by hand.")
+    resolution_note: str | None = Field(
+        default=None, max_length=RESOLUTION_NOTE_MAX, description="Why it was resolved by hand."
+    )
     approvals: list[Approval] = Field(
         default_factory=list, description="Decisions (approve or reject) on pending remediations."
     )
