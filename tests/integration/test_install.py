@@ -23,7 +23,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -36,7 +35,7 @@ import yaml
 from support import crash
 from support.bad_objects import BEYOND_SCHEMA
 from support.kube import Kube, condition, deployment, open_incident, running_pods, wait_for
-from support.operator import OperatorProcess, free_port
+from support.operator import OperatorProcess, free_port, listening
 from zentinel_devcluster import tools
 from zentinel_devcluster.cluster import Cluster
 
@@ -260,14 +259,8 @@ def start_operator(kube: Kube, release: Release, watched: str, tmp_path: Path) -
     op = OperatorProcess(release.sa_kubeconfig, watched, tmp_path, local)
     op.start()  # returns once the liveness probe answers, which a standby does too
     # Active (it holds the Lease, kopf runs) and serving the webhook the chart routes to it.
-    wait_for(lambda: webhook_listening(release.webhook_port), timeout=120, what="the operator serving its webhook")
+    wait_for(lambda: listening(release.webhook_port), timeout=120, what="the operator serving its webhook")
     return op
-
-
-def webhook_listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def drop_finalizers(kube: Kube, namespace: str, *objects: tuple[str, str]) -> None:

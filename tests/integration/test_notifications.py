@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from support import configs, crash
 from support.kube import Kube, deployment, open_incident, running_pods, wait_for
-from support.operator import OperatorProcess, free_port
+from support.operator import OperatorProcess, free_port, listening
 from support.receivers import Received, Receivers
 from zentinel_operator import k8s
 from zentinel_operator.models.incident import DeliveryRecord
@@ -440,6 +440,8 @@ def test_alertmanager_alert_opens_pages_and_resolves_an_incident(
         escalation={"sev2": {"primary": ["hook"]}},
     )
     start_edge(kube, namespace, pol)
+    # The liveness probe answers while the operator waits for its Lease; the intake opens once it is active.
+    wait_for(lambda: listening(intake_port), timeout=60, what="the alert intake listening")
     status, body = post_alerts(intake_port, am_payload(namespace, "firing", "2026-11-27T03:00:00Z"), token="wrong")
     assert status == 401
     status, body = post_alerts(intake_port, am_payload(namespace, "firing", "2026-11-27T03:00:00Z"))

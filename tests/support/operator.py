@@ -20,6 +20,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listening(port: int) -> bool:
+    """Something accepts connections on ``port`` on loopback (a server the operator starts once active)."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 class OperatorProcess:
     """The operator as a real process (``python -m zentinel_operator run``) against the cluster."""
 
