@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -23,16 +25,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from . import kubelet, tools
 from .pki import CA, service_account_keypair
 
 NODE_NAME = "kwok-node-0"
-# Pod IPs are loopback addresses. Each cluster takes its own /20 of 127.128.0.0/10 (picked from its
-# state directory), so that test sessions running side by side never hand out the same pod IP.
+# Pod IPs are loopback addresses. Each cluster takes its own /20 of 127.128.0.0/10, chosen when it
+# starts (see choose_pod_cidr) and kept in its state file, so that clusters running side by side never
+# hand out the same pod IP.
 POD_RANGE_BASE = (127, 128)
+POD_RANGES = 64 * 16  # /20s in 127.128.0.0/10
 SERVICE_CIDR = "10.96.0.0/16"
 LOOPBACK = "127.0.0.1"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "process-kubelet")
@@ -144,14 +148,60 @@ class Ports:
         )
 
 
+def pod_range(index: int) -> str:
+    """The ``index``-th /20 of 127.128.0.0/10 (0 <= index < :data:`POD_RANGES`)."""
+    second = POD_RANGE_BASE[1] + (index // 16) % 64
+    third = (index % 16) * 16
+    return f"{POD_RANGE_BASE[0]}.{second}.{third}.0/20"
+
+
 def pod_cidr_for(state_dir: Path) -> str:
+    """The range a state directory prefers (``ZENTINEL_CLUSTER_POD_CIDR`` if set)."""
     env = os.environ.get("ZENTINEL_CLUSTER_POD_CIDR")
     if env:
         return env
     digest = hashlib.sha256(str(state_dir).encode()).digest()
-    second = POD_RANGE_BASE[1] + digest[0] % 64
-    third = (digest[1] % 16) * 16
-    return f"{POD_RANGE_BASE[0]}.{second}.{third}.0/20"
+    return pod_range(digest[0] % 64 * 16 + digest[1] % 16)
+
+
+def choose_pod_cidr(preferred: str, listening: Iterable[ipaddress.IPv4Address], *, start: int | None = None) -> str:
+    """A kwok range in which nothing listens, nor in its process range; ``preferred`` when it is free.
+
+    The preferred range comes from the state directory's path, and that path recurs: two sessions in
+    separate containers sharing the host's loopback, or a process left over by a session that was
+    killed, hold pod IPs of the very range a new session would pick, and its first pod's bind fails
+    with "address already in use". The walk then starts at ``start`` (random unless given), so that two
+    sessions starting at the same moment do not both take the next free range.
+    """
+    taken = list(listening)
+
+    def free(cidr: str) -> bool:
+        nets = (ipaddress.ip_network(cidr), ipaddress.ip_network(process_cidr_for(cidr)))
+        return not any(ip in net for ip in taken for net in nets)
+
+    if os.environ.get("ZENTINEL_CLUSTER_POD_CIDR") or free(preferred):
+        return preferred
+    first = secrets.randbelow(POD_RANGES) if start is None else start
+    for i in range(POD_RANGES):
+        cidr = pod_range((first + i) % POD_RANGES)
+        if free(cidr):
+            return cidr
+    raise ClusterError("every pod range of 127.128.0.0/10 has a process listening in it")
+
+
+def loopback_listeners() -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses something listens on (TCP, from ``/proc/net/tcp``; empty where there is none)."""
+    out: list[ipaddress.IPv4Address] = []
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return out
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
+            addr = fields[1].split(":")[0]
+            out.append(ipaddress.IPv4Address(bytes.fromhex(addr)[::-1]))
+    return out
 
 
 def process_cidr_for(pod_cidr: str) -> str:
@@ -170,8 +220,6 @@ class Cluster:
         self.kubeconfig = self.state_dir / "kubeconfig"
         self.developer_kubeconfig = self.state_dir / "kubeconfig-developer"
         self.state_file = self.state_dir / "state.json"
-        self.pod_cidr = pod_cidr_for(self.state_dir)
-        self.process_cidr = process_cidr_for(self.pod_cidr)
         self.pods_dir = self.state_dir / "process-pods"
 
     # ------------------------------------------------------------------ state
@@ -184,6 +232,16 @@ class Cluster:
 
     def _write_state(self, state: dict[str, object]) -> None:
         self.state_file.write_text(json.dumps(state, indent=2))
+
+    @property
+    def pod_cidr(self) -> str:
+        """The kwok node's pod range: the one this cluster was started with, else the one it prefers."""
+        cidr = (self._read_state() or {}).get("podCIDR")
+        return cidr if isinstance(cidr, str) else pod_cidr_for(self.state_dir)
+
+    @property
+    def process_cidr(self) -> str:
+        return process_cidr_for(self.pod_cidr)
 
     @property
     def server(self) -> str:
@@ -272,7 +330,9 @@ class Cluster:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         for d in (self.pki, self.logs):
             d.mkdir(parents=True, exist_ok=True)
-        self._write_state({"ports": dataclasses.asdict(ports), "pids": {}, "started": time.time()})
+        cidr = choose_pod_cidr(pod_cidr_for(self.state_dir), loopback_listeners())
+        state = {"ports": dataclasses.asdict(ports), "pids": {}, "started": time.time(), "podCIDR": cidr}
+        self._write_state(state)
         started = time.monotonic()
         try:
             self._make_pki()

@@ -34,10 +34,12 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import json
 import math
 import secrets
 import socket
+import subprocess
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from decimal import Decimal
@@ -114,6 +116,17 @@ def _labels(pairs: Iterable[tuple[str, str]]) -> str:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
+
+
+def listeners(port: int) -> str:
+    """Who listens on ``port`` (``ss -ltnp``), for the message of a bind that failed."""
+    try:
+        out = subprocess.run(
+            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"(ss failed: {e})"
+    return "; ".join(" ".join(line.split()) for line in out.splitlines()) or "(nothing: the socket is gone)"
 
 
 class EmulatorLoop:
@@ -265,6 +278,11 @@ class ZentinelEmulator:
         site = web.TCPSite(runner, self.host, self.port)
         try:
             await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            if e.errno == errno.EADDRINUSE:
+                raise OSError(e.errno, f"{e.strerror}; listening on port {self.port}: {listeners(self.port)}") from e
+            raise
         except BaseException:
             await runner.cleanup()
             raise

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from zentinel_devcluster import kubelet
-from zentinel_devcluster.cluster import pod_cidr_for, process_cidr_for
+from zentinel_devcluster.cluster import (
+    POD_RANGES,
+    ClusterError,
+    choose_pod_cidr,
+    loopback_listeners,
+    pod_cidr_for,
+    pod_range,
+    process_cidr_for,
+)
 
 
 def test_rewrite_binds_the_pod_ip_and_reads_mounts_locally(tmp_path: Path) -> None:
@@ -60,6 +68,52 @@ def test_process_range_is_loopback_and_apart_from_kwoks(tmp_path: Path) -> None:
     proc = ipaddress.ip_network(process_cidr_for(str(kwok)))
     assert proc.is_loopback and kwok.is_loopback and not proc.overlaps(kwok)
     assert proc.prefixlen == kwok.prefixlen == 20
+
+
+def test_pod_ranges_are_distinct_loopback_slash_20s() -> None:
+    import ipaddress
+
+    nets = [ipaddress.ip_network(pod_range(i)) for i in range(POD_RANGES)]
+    assert len(set(nets)) == POD_RANGES
+    assert all(n.prefixlen == 20 and n.subnet_of(ipaddress.ip_network("127.128.0.0/10")) for n in nets)
+
+
+def test_a_range_something_listens_in_is_not_chosen(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import ipaddress
+
+    monkeypatch.delenv("ZENTINEL_CLUSTER_POD_CIDR", raising=False)
+    preferred = pod_cidr_for(tmp_path)
+    first = ipaddress.ip_network(preferred)[1]
+    assert choose_pod_cidr(preferred, [ipaddress.IPv4Address("127.0.0.1")]) == preferred
+    # A leftover emulator on the preferred range's first pod IP, or a process on its process range:
+    for ip in (first, ipaddress.ip_network(process_cidr_for(preferred))[5]):
+        chosen = choose_pod_cidr(preferred, [ip], start=0)
+        assert chosen != preferred and ip not in ipaddress.ip_network(chosen)
+        assert ip not in ipaddress.ip_network(process_cidr_for(chosen))
+    # The walk skips every taken range, starting where it is told.
+    taken = [ipaddress.ip_network(pod_range(i))[1] for i in range(3)]
+    assert choose_pod_cidr(pod_range(0), taken, start=0) == pod_range(3)
+    everywhere = [ipaddress.ip_network(pod_range(i))[1] for i in range(POD_RANGES)]
+    with pytest.raises(ClusterError, match="every pod range"):
+        choose_pod_cidr(pod_range(0), everywhere, start=0)
+
+
+def test_a_pod_range_given_by_the_user_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ipaddress
+
+    monkeypatch.setenv("ZENTINEL_CLUSTER_POD_CIDR", "127.130.0.0/20")
+    assert choose_pod_cidr("127.130.0.0/20", [ipaddress.IPv4Address("127.130.0.1")]) == "127.130.0.0/20"
+
+
+def test_listeners_are_read_from_the_kernel() -> None:
+    import ipaddress
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.131.0.7", 0))
+        s.listen()
+        assert ipaddress.IPv4Address("127.131.0.7") in loopback_listeners()
+    assert ipaddress.IPv4Address("127.131.0.7") not in loopback_listeners()
 
 
 def test_tail_text_is_the_end_of_the_log(tmp_path: Path) -> None:
