@@ -530,6 +530,7 @@ def test_crash_looping_pod_is_deleted_and_replaced(
     inc = wait_for(lambda: succeeded(kube, namespace, "ProcessCrash", "restart"), timeout=90, what="restart verified")
     rec = next(r for r in inc["status"]["remediations"] if r["action"] == "restart")
     assert rec["state"] == "Succeeded" and rec["after"] == f"deleted {victim['metadata']['name']}"
+    assert rec["deletedPods"] == [victim["metadata"]["name"]]  # the same fact as data, read back to verify
     after = running_pods(kube, namespace, "app=edge", 3)
     assert victim["metadata"]["uid"] not in {p["metadata"]["uid"] for p in after}
     # Only the crashing pod went: the two healthy ones are the same objects (blast radius).
@@ -788,7 +789,7 @@ def test_a_real_action_that_did_not_recover_escalates_to_the_secondary(
     assert "restart ran and verification showed no recovery" in condition(inc, "Escalated")["message"]  # type: ignore[index]
     restart = next(r for r in remediations(inc) if r["action"] == "restart")
     assert restart["state"] == "Failed" and restart["failedIn"] == "Verification"
-    assert restart["after"].startswith("deleted ")  # it really ran
+    assert restart["after"].startswith("deleted ") and restart["deletedPods"]  # it really ran
     assert [(e["level"], e["receivers"]) for e in inc["status"]["escalations"]] == [
         ("primary", ["oncall"]),
         ("secondary", ["lead"]),

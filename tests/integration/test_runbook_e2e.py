@@ -239,6 +239,7 @@ def rollback_verified(edge: Edge, clock: Clock, good: str, category: str = "Proc
     )  # fmt: skip
     clock.mark("mitigate_s")
     assert rec is not None and config_revision(edge.config_text()) == good
+    assert rec["config"]["toRevision"] == good and rec["config"]["fromRevision"] != good  # typed, not text
     return rec
 
 
@@ -478,13 +479,16 @@ def test_a_certificate_near_expiry_is_rotated_and_served_by_real_zentinel(
         return edge.record("CertificateExpiring", "certificateRotation", "Succeeded")
 
     try:
-        wait_for(rotation_verified, timeout=120, interval=0.25, what="the rotation verified by a handshake")
+        rec = wait_for(rotation_verified, timeout=120, interval=0.25, what="the rotation verified by a handshake")
     except AssertionError:
         print_pods_and_kubelet(kube, namespace, cluster)
         raise
     clock.mark("mitigate_s")
     new_cert = base64.b64decode((kube.get("secret", "edge-tls", namespace) or {})["data"]["tls.crt"])
     assert fingerprint_sha256(new_cert) != fingerprint_sha256(old_cert)
+    # What was installed is on the record as data, and it is what the Secret holds.
+    installed = [(c["issuer"], c["fingerprint"]) for c in rec["certificates"]]
+    assert installed == [("CASecret", fingerprint_sha256(new_cert))]
     assert edge.incident("CertificateInvalid") is None  # the rollout's old pods were not taken for a fault
     # The rolling restart's last old pod may still be going: every pod the Deployment keeps serves the new one.
     wait_for(

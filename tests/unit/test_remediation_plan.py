@@ -22,7 +22,7 @@ from zentinel_operator.core.snapshot import (
 )
 from zentinel_operator.models import Zentinel
 from zentinel_operator.models.common import Category, Severity
-from zentinel_operator.models.incident import Approval, Decision, RemediationRecord
+from zentinel_operator.models.incident import Approval, ConfigChange, Decision, RemediationRecord
 from zentinel_operator.models.policy import ZentinelIncidentPolicySpec
 from zentinel_operator.models.zentinel import RemediationLedgerEntry
 
@@ -145,9 +145,10 @@ def test_config_caused_crash_rolls_back_to_last_known_good() -> None:
     assert kinds(steps) == [("execute", "configRollback", "Running")]
     assert steps[0].params == {"target": "aaaa", "current": "bbbb"}
     assert steps[0].record is not None and steps[0].record.id == "inc-1/0/configRollback"
-    # The record's target is read back after a restart: from the bad revision to the good one.
-    assert rem.rollback_revisions(steps[0].record.target) == ("bbbb", "aaaa")
-    assert rem.rollback_revisions(None) is None and rem.rollback_revisions("routes api") is None
+    # The record carries the revisions as data from the start (a restarted operator reads them back),
+    # and its target says the same for a person.
+    assert steps[0].record.config == ConfigChange(from_revision="bbbb", to_revision="aaaa")
+    assert steps[0].record.target == "revision bbbb -> aaaa"
 
 
 def test_rollback_never_targets_an_unproven_revision() -> None:

@@ -19,7 +19,7 @@ import enum
 from collections.abc import Mapping, Sequence
 
 from ..models.common import Category
-from ..models.incident import Approval, Decision, RecordState, RemediationRecord
+from ..models.incident import Approval, ConfigChange, Decision, RecordState, RemediationRecord
 from ..models.policy import RemediationMode, ZentinelIncidentPolicySpec
 from ..models.zentinel import IssuerType, RemediationLedgerEntry, Zentinel
 from .durations import format_duration, parse_duration
@@ -439,6 +439,7 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
             state=PLANNED,
             step=index,
             target=_target_text(action, params),
+            config=_config_change(action, params),
             reason=None,
             started_at=now,
         )
@@ -569,7 +570,7 @@ def _with_ttl(params: dict[str, object], policy: ZentinelIncidentPolicySpec, act
 
 def _target_text(action: Action, params: dict[str, object]) -> str | None:
     if action == Action.CONFIG_ROLLBACK:
-        return f"revision {params.get('current')} -> {params.get('target')}"  # read back by rollback_revisions
+        return f"revision {params.get('current')} -> {params.get('target')}"  # for a person; the data is in `config`
     if action == Action.RATE_LIMIT:
         return "routes " + ", ".join(str(r) for r in params.get("routes", []))  # type: ignore[attr-defined]
     if action == Action.CERTIFICATE_ROTATION:
@@ -577,12 +578,12 @@ def _target_text(action: Action, params: dict[str, object]) -> str | None:
     return None
 
 
-def rollback_revisions(target: str | None) -> tuple[str, str] | None:
-    """(from, to) out of a config rollback record's ``target`` as ``_target_text`` writes it; None if it is not one."""
-    if not target or " -> " not in target:
+def _config_change(action: Action, params: dict[str, object]) -> ConfigChange | None:
+    """A rollback's revisions, on its record from the start: a restarted operator reads them back."""
+    if action != Action.CONFIG_ROLLBACK or not params.get("target"):
         return None
-    source, to = (part.removeprefix("revision ").strip() for part in target.split(" -> ", 1))
-    return source, to
+    current = params.get("current")
+    return ConfigChange(from_revision=str(current) if current else None, to_revision=str(params["target"]))
 
 
 def verify_outcome(

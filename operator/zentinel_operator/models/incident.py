@@ -10,6 +10,7 @@ from pydantic import Field
 
 from .. import names
 from .common import Category, Condition, CRDInfo, KModel, Meta, ObjectName, Severity
+from .zentinel import IssuerType
 
 
 class IncidentState(enum.StrEnum):
@@ -143,6 +144,24 @@ class DeliveryRecord(KModel):
     at: dt.datetime | None = Field(default=None, description="Last attempt.")
 
 
+class ConfigChange(KModel):
+    """The config revisions a config action moves between (read back when verifying and after a restart)."""
+
+    from_revision: str | None = Field(default=None, description="The revision in the ConfigMap before the change.")
+    to_revision: str = Field(description="The revision the change puts there (a rollback: the last known good).")
+
+
+class CertificateChange(KModel):
+    """One certificate a rotation re-issued."""
+
+    name: str = Field(description="The TLS entry (`spec.tls[].name` of the Zentinel).")
+    issuer: IssuerType = Field(description="Who issued it: `CertManager` re-issues on request, the others here.")
+    fingerprint: str | None = Field(
+        default=None,
+        description="SHA-256 of the certificate installed; absent while cert-manager re-issues it.",
+    )
+
+
 class RemediationRecord(KModel):
     id: str = Field(description="Stable id: action, target and incident; the idempotency key.")
     action: str = Field(description="Action name.")
@@ -169,6 +188,11 @@ class RemediationRecord(KModel):
         description="Where a `Failed` step failed: `Action` (it could not be carried out, e.g. an API error), "
         "`Verification` (it was carried out and the signal did not recover) or `Revert` (undoing it failed). "
         "Only a `Verification` failure of a real action escalates past the primary before the response target.",
+    )
+    config: ConfigChange | None = Field(default=None, description="Config actions: the revisions it moves between.")
+    deleted_pods: list[str] | None = Field(default=None, description="A restart of stuck pods: the pods it deleted.")
+    certificates: list[CertificateChange] | None = Field(
+        default=None, description="A certificate rotation: each certificate it re-issued."
     )
     approved_by: str | None = Field(default=None, description="Who approved it (NeedsApproval).")
     rejected_by: str | None = Field(

@@ -38,11 +38,10 @@ from ..core.remediation import (
     VERIFYING,
     Action,
     Step,
-    rollback_revisions,
 )
 from ..core.revisions import snapshot_name
 from ..core.snapshot import Snapshot
-from ..models.incident import RemediationRecord
+from ..models.incident import CertificateChange, ConfigChange, RemediationRecord
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import IssuerType, ReloadMode, TLSRef, Zentinel
 from ..names import (
@@ -259,8 +258,10 @@ def _restart_crash_looping(ctx: ExecContext) -> str:
     return f"; restarted {len(down)} crash-looping pod(s) on it: {', '.join(down)}"
 
 
-def _restart(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, str]:
-    """Delete stuck pods (they serve nothing) or, when all are Ready, roll the Deployment."""
+def _restart(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, str, list[str] | None]:
+    """Delete stuck pods (they serve nothing) or, when all are Ready, roll the Deployment.
+
+    Returns (target, before, after, the pods deleted: None for a rolling restart)."""
     stuck = [p for p in ctx.snapshot.pods if not p.ready and not p.deleting]
     w = ctx.snapshot.workload
     if stuck:
@@ -269,7 +270,7 @@ def _restart(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, str]:
         names = [p.name for p in chosen]
         if not dry:
             _delete_pods(ctx, names)
-        return ("pods " + ", ".join(names), f"{len(stuck)} pod(s) not Ready", "deleted " + ", ".join(names))
+        return ("pods " + ", ".join(names), f"{len(stuck)} pod(s) not Ready", "deleted " + ", ".join(names), names)
     ok, why = _pdb_allows(ctx)
     if not ok:
         raise ActionError(why)
@@ -283,6 +284,7 @@ def _restart(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, str]:
         f"Deployment {ctx.zen.spec.workload.name}",
         f"{w.desired} pods",
         f"rolling restart (maxUnavailable {w.max_unavailable}, maxSurge {w.max_surge})",
+        None,
     )
 
 
@@ -310,8 +312,8 @@ def _memory(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str]:
     return format_memory(cur), format_memory(new)
 
 
-def _rotate_one(ref: TLSRef, ctx: ExecContext, dry: bool) -> tuple[str, str]:
-    """Re-issue one certificate; returns (before fingerprint, after fingerprint or a description)."""
+def _rotate_one(ref: TLSRef, ctx: ExecContext, dry: bool) -> tuple[str, CertificateChange]:
+    """Re-issue one certificate; returns (the fingerprint before, what was issued)."""
     ns = ctx.zen.metadata.namespace
     secret = k8s.get_secret(ns, ref.secret_name)
     data = dict((secret or {}).get("data") or {})
@@ -339,7 +341,7 @@ def _rotate_one(ref: TLSRef, ctx: ExecContext, dry: bool) -> tuple[str, str]:
             k8s.patch_cluster_custom_status(
                 "cert-manager.io", "v1", "certificates", ns, name, {"status": {"conditions": conds}}
             )
-        return before, f"re-issue requested from cert-manager Certificate {name}"
+        return before, CertificateChange(name=ref.name, issuer=ref.issuer.type)
     template = current.cert_pem if current.cert_pem and not current.error else None
     validity = dt.timedelta(days=90)
     if ref.issuer.type == IssuerType.CA_SECRET:
@@ -387,7 +389,7 @@ def _rotate_one(ref: TLSRef, ctx: ExecContext, dry: bool) -> tuple[str, str]:
     )
     if problems:
         raise ActionError("the new certificate failed verification, not installed: " + "; ".join(problems))
-    after = fingerprint_sha256(issued.cert_pem)
+    after = CertificateChange(name=ref.name, issuer=ref.issuer.type, fingerprint=fingerprint_sha256(issued.cert_pem))
     if not dry:
         new_data = tls_secret_data(issued)
         if ca_pem is None:
@@ -398,20 +400,23 @@ def _rotate_one(ref: TLSRef, ctx: ExecContext, dry: bool) -> tuple[str, str]:
     return before, after
 
 
-def _rotate(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, str]:
+def _rotate(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, list[CertificateChange]]:
     names = [str(n) for n in step.params.get("certificates", [])]  # type: ignore[attr-defined]
     befores, afters = [], []
-    fingerprints: dict[str, str] = {}
+    changes: list[CertificateChange] = []
     for ref in ctx.zen.spec.tls:
         if ref.name not in names:
             continue
-        before, after = _rotate_one(ref, ctx, dry)
+        before, change = _rotate_one(ref, ctx, dry)
         befores.append(f"{ref.name}: {before[:16]}")
-        afters.append(f"{ref.name}: {after[:16] if len(after) == 64 else after}")
-        if len(after) == 64:
-            fingerprints[ref.name] = after
+        changes.append(change)
+        if change.fingerprint is None:
+            afters.append(f"{ref.name}: re-issue requested from cert-manager Certificate {ref.issuer.certificate_name}")
+        else:
+            afters.append(f"{ref.name}: {change.fingerprint[:16]}")
+    installed = {c.name: c.fingerprint for c in changes if c.fingerprint}
     how = ""
-    if fingerprints and not dry:
+    if installed and not dry:
         # Zentinel reloads certificates with a config reload; a rolling restart is the sure way.
         k8s.patch_deployment(
             ctx.zen.metadata.namespace,
@@ -421,7 +426,7 @@ def _rotate(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, str]:
                     "template": {
                         "metadata": {
                             "annotations": {
-                                ANN_TLS: ",".join(f"{k}={v[:16]}" for k, v in sorted(fingerprints.items())),
+                                ANN_TLS: ",".join(f"{k}={v[:16]}" for k, v in sorted(installed.items())),
                                 ANN_RESTART: step.record.id if step.record else "",
                             }
                         }
@@ -430,7 +435,7 @@ def _rotate(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, str]:
             },
         )
         how = f"; rolling restart of Deployment {ctx.zen.spec.workload.name} to load it"
-    return "; ".join(befores), "; ".join(afters) + how, ",".join(f"{k}={v}" for k, v in sorted(fingerprints.items()))
+    return "; ".join(befores), "; ".join(afters) + how, changes
 
 
 def _dry_run(rec: RemediationRecord, *, diff: str, before: str, after: str, now: dt.datetime) -> RemediationRecord:
@@ -490,11 +495,16 @@ def _execute(step: Step, ctx: ExecContext, progress: dict[str, Any]) -> Remediat
         before = zconfig.config_revision(current)
         if dry:
             return _dry_run(rec, diff=diff, before=before, after=target, now=now)
-        progress.update(diff=diff, before=before, after=target)
+        progress.update(
+            diff=diff, before=before, after=target, config=ConfigChange(from_revision=before, to_revision=target)
+        )
         save_revision(ctx.zen, before, current)  # the bad revision stays retrievable
         _, after, how = write_config(ctx.zen, good, rec.id)
         reason = f"rolled back to last known good; delivered by {how}{_restart_crash_looping(ctx)}"
-        return rec.model_copy(update={**progress, "state": VERIFYING, "after": after, "reason": reason})
+        change = ConfigChange(from_revision=before, to_revision=after)
+        return rec.model_copy(
+            update={**progress, "state": VERIFYING, "after": after, "config": change, "reason": reason}
+        )
     if action in (Action.EJECT_TARGETS, Action.RATE_LIMIT, Action.CONNECTION_LIMITS):
         current, _ = read_config(ctx.zen)
         new, diff, undos = _edit_text(action, current, step, ctx)
@@ -507,15 +517,19 @@ def _execute(step: Step, ctx: ExecContext, progress: dict[str, Any]) -> Remediat
         progress.update(diff=diff, before=before, after=after, undo={"edits": undos}, revert_at=revert_at)
         _, after, how = write_config(ctx.zen, new, rec.id)
         reason = f"temporary change, delivered by {how}"
-        return rec.model_copy(update={**progress, "state": VERIFYING, "after": after, "reason": reason})
+        change = ConfigChange(from_revision=before, to_revision=after)
+        return rec.model_copy(
+            update={**progress, "state": VERIFYING, "after": after, "config": change, "reason": reason}
+        )
     if action == Action.RESTART:
-        target, before, after = _restart(step, ctx, dry)
+        target, before, after, deleted = _restart(step, ctx, dry)
         return rec.model_copy(
             update={
                 "state": DRY_RUN if dry else VERIFYING,
                 "target": target,
                 "before": before,
                 "after": after,
+                "deleted_pods": None if dry else deleted,
                 "diff": f"would {after}" if dry else None,
                 "finished_at": now if dry else None,
             }
@@ -532,14 +546,14 @@ def _execute(step: Step, ctx: ExecContext, progress: dict[str, Any]) -> Remediat
             }
         )
     if action == Action.CERTIFICATE_ROTATION:
-        before, after, fps = _rotate(step, ctx, dry)
+        before, after, changes = _rotate(step, ctx, dry)
         return rec.model_copy(
             update={
                 "state": DRY_RUN if dry else VERIFYING,
                 "before": before,
                 "after": after,
                 "diff": f"would install a new certificate ({after})" if dry else None,
-                "undo": {"fingerprints": fps} if fps else None,
+                "certificates": None if dry else changes,
                 "finished_at": now if dry else None,
             }
         )
@@ -558,9 +572,8 @@ def already_done(rec: RemediationRecord, ctx: ExecContext) -> dict[str, Any] | N
     pods would never load the good config. Other actions are idempotent and simply run again.
     """
     action = Action(rec.action)
-    revisions = rollback_revisions(rec.target) if action == Action.CONFIG_ROLLBACK else None
-    if revisions is not None:
-        source, target = revisions
+    if action == Action.CONFIG_ROLLBACK and rec.config is not None:
+        source, target = rec.config.from_revision, rec.config.to_revision
         try:
             current, _ = read_config(ctx.zen)
         except ActionError:
@@ -583,7 +596,7 @@ def already_done(rec: RemediationRecord, ctx: ExecContext) -> dict[str, Any] | N
         return None
     from cryptography import x509
 
-    rotated: dict[str, str] = {}
+    rotated: dict[str, CertificateChange] = {}
     for ref in ctx.zen.spec.tls:
         if rec.target and ref.name not in rec.target:
             continue
@@ -597,12 +610,14 @@ def already_done(rec: RemediationRecord, ctx: ExecContext) -> dict[str, Any] | N
             return None
         if not_before < rec.started_at - dt.timedelta(minutes=6):  # issued before this record: not ours
             return None
-        rotated[ref.name] = fingerprint_sha256(leaf)
+        rotated[ref.name] = CertificateChange(
+            name=ref.name, issuer=ref.issuer.type, fingerprint=fingerprint_sha256(leaf)
+        )
     if not rotated:
         return None
     return {
-        "after": "; ".join(f"{k}: {v[:16]}" for k, v in sorted(rotated.items())),
-        "undo": {"fingerprints": ",".join(f"{k}={v}" for k, v in sorted(rotated.items()))},
+        "after": "; ".join(f"{k}: {(c.fingerprint or '')[:16]}" for k, c in sorted(rotated.items())),
+        "certificates": [rotated[k] for k in sorted(rotated)],
     }
 
 
@@ -610,19 +625,21 @@ def effect_in_place(rec: RemediationRecord, ctx: ExecContext) -> bool:
     """Whether the change a record describes is really in place (read back, not assumed)."""
     action = Action(rec.action)
     if action in CONFIG_ACTIONS:
-        return config_in_place(ctx.zen, ctx.deployment, rec.after) and live_gap(rec, ctx) is None
+        revision = rec.config.to_revision if rec.config else None
+        return config_in_place(ctx.zen, ctx.deployment, revision) and live_gap(rec, ctx) is None
     if action in (Action.RESTART, Action.MEMORY_LIMIT):
-        if rec.after and rec.after.startswith("deleted "):
-            gone = set(rec.after.removeprefix("deleted ").split(", "))
+        if rec.deleted_pods:
+            gone = set(rec.deleted_pods)
             live = {p.name for p in ctx.snapshot.pods if not p.deleting}
             return not (gone & live) and all(p.ready for p in ctx.snapshot.pods if not p.deleting) and bool(live)
         return rollout_complete(ctx.deployment, lambda ann: ann.get(ANN_RESTART) == rec.id)
     if action == Action.CERTIFICATE_ROTATION:
-        fps = dict(kv.split("=", 1) for kv in ((rec.undo or {}).get("fingerprints") or "").split(",") if "=" in kv)
+        changes = rec.certificates or []
+        installed = {c.name: c.fingerprint for c in changes if c.fingerprint}
         for cert in ctx.snapshot.certificates:
-            if cert.name in fps and (cert.fingerprint != fps[cert.name] or cert.served_matches is False):
+            if cert.name in installed and (cert.fingerprint != installed[cert.name] or cert.served_matches is False):
                 return False
-        return bool(fps) or "cert-manager" in (rec.after or "")
+        return bool(installed) or any(c.issuer == IssuerType.CERT_MANAGER for c in changes)
     return False
 
 

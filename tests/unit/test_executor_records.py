@@ -1,0 +1,64 @@
+"""The executor verifies a record from its typed fields (issue 12 step 2): nothing is parsed back from text."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from unit.test_remediation_plan import NOW, policy, snapshot, zen
+from zentinel_operator.core.snapshot import CertificateSignal
+from zentinel_operator.models.incident import CertificateChange, RemediationRecord
+from zentinel_operator.models.zentinel import IssuerType
+from zentinel_operator.remediation.executor import ExecContext, effect_in_place
+
+FP = "ab" * 32
+
+
+def exec_ctx(**snap_changes: object) -> ExecContext:
+    snap = dataclasses.replace(snapshot(), **snap_changes)
+    return ExecContext(zen=zen(), deployment=None, snapshot=snap, policy=policy(), now=NOW)
+
+
+def record(action: str, **fields: object) -> RemediationRecord:
+    return RemediationRecord(id=f"inc/0/{action}", action=action, mode="Automatic", state="Verifying", **fields)
+
+
+def test_a_restart_of_stuck_pods_is_in_place_once_the_pods_it_deleted_are_gone() -> None:
+    ctx = exec_ctx()  # edge-0..2, all Ready
+    assert effect_in_place(record("restart", deleted_pods=["edge-9"]), ctx)
+    assert not effect_in_place(record("restart", deleted_pods=["edge-1"]), ctx)  # still there
+    # The text a person reads is not what is read back: without the field it is a rolling restart
+    # (whose rollout this Deployment-less context cannot show).
+    assert not effect_in_place(record("restart", after="deleted edge-9"), ctx)
+
+
+def test_a_rotation_is_in_place_when_the_secret_and_the_pods_hold_what_it_installed() -> None:
+    cert = CertificateSignal(name="edge", secret="edge-tls", present=True, fingerprint=FP, served_matches=True)
+    installed = [CertificateChange(name="edge", issuer=IssuerType.CA_SECRET, fingerprint=FP)]
+    assert effect_in_place(record("certificateRotation", certificates=installed), exec_ctx(certificates=(cert,)))
+    stale = dataclasses.replace(cert, fingerprint="cd" * 32)
+    assert not effect_in_place(record("certificateRotation", certificates=installed), exec_ctx(certificates=(stale,)))
+    unserved = dataclasses.replace(cert, served_matches=False)
+    assert not effect_in_place(
+        record("certificateRotation", certificates=installed), exec_ctx(certificates=(unserved,))
+    )
+
+
+def test_a_cert_manager_reissue_has_no_fingerprint_and_counts_as_requested() -> None:
+    asked = [CertificateChange(name="edge", issuer=IssuerType.CERT_MANAGER)]
+    assert effect_in_place(record("certificateRotation", certificates=asked), exec_ctx())
+    assert not effect_in_place(record("certificateRotation"), exec_ctx())  # nothing recorded: nothing in place
+    # A description naming cert-manager is for a person; it proves nothing.
+    told = record("certificateRotation", after="edge: re-issue requested from cert-manager Certificate edge")
+    assert not effect_in_place(told, exec_ctx())
+
+
+def test_records_round_trip_their_typed_fields_through_the_wire_form() -> None:
+    rec = record(
+        "certificateRotation",
+        certificates=[CertificateChange(name="edge", issuer=IssuerType.CA_SECRET, fingerprint=FP)],
+        deleted_pods=["edge-0"],
+    )
+    wire = rec.dump()
+    assert wire["certificates"] == [{"name": "edge", "issuer": "CASecret", "fingerprint": FP}]
+    assert wire["deletedPods"] == ["edge-0"] and "config" not in wire
+    assert RemediationRecord.model_validate(wire) == rec
