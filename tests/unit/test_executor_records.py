@@ -62,3 +62,19 @@ def test_records_round_trip_their_typed_fields_through_the_wire_form() -> None:
     assert wire["certificates"] == [{"name": "edge", "issuer": "CASecret", "fingerprint": FP}]
     assert wire["deletedPods"] == ["edge-0"] and "config" not in wire
     assert RemediationRecord.model_validate(wire) == rec
+
+
+def test_every_action_the_planner_runs_has_one_carrier() -> None:
+    from zentinel_operator.core.remediation import Action
+    from zentinel_operator.remediation import executor
+
+    # A page is the notifier's; everything else on a ladder is carried out here.
+    assert set(executor._ACTIONS) == set(Action) - {Action.PAGE}
+
+
+def test_every_kind_of_step_has_one_handler() -> None:
+    from zentinel_operator.core.remediation import StepKind
+    from zentinel_operator.handlers import remediation as respond
+
+    # An escalation may come without a record (a refusal) and is dispatched before the table.
+    assert set(respond._BY_KIND) == set(StepKind) - {StepKind.ESCALATE}

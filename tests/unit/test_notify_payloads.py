@@ -639,9 +639,10 @@ async def test_dispatcher_returns_at_once_keeps_order_and_a_hanging_receiver_blo
     store = Store()
     d = dispatcher(store)
     try:
-        started = time.monotonic()
         await d.sync(NS, acked_and_resolved(pol), pol)
-        assert time.monotonic() - started < 0.05
+        # Returned before the hanging receiver gave up (it records only after its attempts time out):
+        # sync hands deliveries to the background, it does not wait for them.
+        assert not store.by_receiver("hang")
         await until(lambda: len(good.requests) == 3, within=2)
         assert [json.loads(r["body"])["event"] for r in good.requests] == ["trigger", "acknowledge", "resolve"]
         await until(lambda: bool(store.by_receiver("hang")), within=5)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import checkpoints, k8s, leader
@@ -181,6 +181,31 @@ def _still_acting(inc: ZentinelIncident) -> bool:
     )
 
 
+@dataclasses.dataclass
+class _Apply:
+    """One step of one incident, with what carrying it out needs."""
+
+    step: rem.Step
+    rec: RemediationRecord  # the step's record (every step but a refusal-escalation has one)
+    inc: ZentinelIncident
+    st: ZentinelIncidentStatus
+    ectx: executor.ExecContext
+    finding: Finding | None
+    policy: ZentinelIncidentPolicySpec
+    out: Responded
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.ectx.now
+
+    def noted(self, message: str) -> ZentinelIncidentStatus:
+        return lc.note_action(self.st, message=message, now=self.now, policy=self.policy)
+
+    def replaced(self, rec: RemediationRecord) -> None:
+        self.st.remediations = _replace(self.st.remediations, rec)
+        metrics.REMEDIATIONS.labels(rec.action, rec.state).inc()
+
+
 def _apply(
     step: rem.Step,
     inc: ZentinelIncident,
@@ -190,110 +215,138 @@ def _apply(
     policy: ZentinelIncidentPolicySpec,
     out: Responded,
 ) -> ZentinelIncidentStatus:
-    now = ectx.now
-    generation = inc.metadata.generation
-    name = inc.metadata.name
     if step.kind in (rem.StepKind.REVERT, rem.StepKind.RESUME, rem.StepKind.EXECUTE):
         leader.ensure_active()  # a replica whose Lease lapsed makes no change (its successor may be acting)
-    if step.kind == rem.StepKind.REVERT and step.record is not None:
-        rec = executor.revert(step.record, ectx)
-        st.remediations = _replace(st.remediations, rec)
-        metrics.REMEDIATIONS.labels(rec.action, rec.state).inc()
-        return lc.note_action(st, message=f"Reverted {_describe(rec)}", now=now, policy=policy)
-    if step.kind == rem.StepKind.VERIFY and step.record is not None:
-        rec = step.record
-        checkpoints.reached("verifying", f"{name} {rec.action} {rec.id}")
-        in_place = executor.effect_in_place(rec, ectx)
-        state = rem.verify_outcome(rec, effect_in_place=in_place, finding=finding, now=now, policy=policy)
-        if state == rec.state and rec.verified_at is not None:
-            return st
-        updates: dict[str, Any] = {"state": state}
-        if in_place and rec.verified_at is None:
-            updates["verified_at"] = now
-        if state != rem.VERIFYING:
-            updates["finished_at"] = now
-            if state == rem.FAILED:
-                gap = None if in_place else executor.live_gap(rec, ectx)
-                updates["reason"] = rem.verify_failure_reason(rec, in_place=in_place, live_gap=gap)
-                updates["failed_in"] = rem.FAILED_IN_VERIFICATION
-        rec = rec.model_copy(update=updates)
-        st.remediations = _replace(st.remediations, rec)
-        if state == rem.SUCCEEDED:
-            metrics.REMEDIATIONS.labels(rec.action, rem.SUCCEEDED).inc()
-            st = lc.mark_mitigated(st, action=rec.action, now=now, policy=policy, generation=generation)
-            k8s_event(inc, "RemediationSucceeded", _describe(rec), "Normal", now)
-        elif state == rem.FAILED:
-            metrics.REMEDIATIONS.labels(rec.action, rem.FAILED).inc()
-            st = lc.note_action(st, message=f"Did not help: {_describe(rec)}", now=now, policy=policy)
-            k8s_event(inc, "RemediationFailed", _describe(rec), "Warning", now)
-        return st
-    if step.kind == rem.StepKind.RECORD and step.record is not None:
-        rec = step.record
-        previous = next((r for r in reversed(st.remediations) if r.id == rec.id), None)
-        if previous is not None and previous.state == rec.state and previous.reason == rec.reason:
-            return st
-        if rec.state == rem.PENDING_APPROVAL and previous is None:
-            rec = _with_preview(step, rec, ectx)
-        st.remediations = _replace(st.remediations, rec)
-        metrics.REMEDIATIONS.labels(rec.action, rec.state).inc()
-        return lc.note_action(st, message=_describe(rec), now=now, policy=policy)
     if step.kind == rem.StepKind.ESCALATE:
-        if step.record is not None:
-            st.remediations = _replace(st.remediations, step.record)
-        reason = "RemediationExhausted" if step.record is not None else "RemediationRefused"
-        outcome = lc.escalate_now(
-            st,
-            category=inc.spec.category,
-            reason=reason,
-            message=step.reason,
-            now=now,
-            policy=policy,
-            generation=generation,
-        )
-        out.notifications += [(name, n) for n in outcome.notifications]
-        metrics.observe(outcome.metrics)
-        return outcome.status
-    if step.kind == rem.StepKind.RESUME and step.record is not None:
-        rec = step.record
-        done_already = executor.already_done(rec, ectx)
-        if done_already is not None:
-            resumed = rec.model_copy(update={"state": rem.VERIFYING, **done_already})
-        elif finding is None or not step.applies:
-            why = "the signal went away before it was carried out" if finding is None else step.reason
-            resumed = rec.model_copy(update={"state": rem.REFUSED, "finished_at": now, "reason": f"skip: {why}"})
-        else:
-            resumed = executor.execute(step, ectx)
-        st.remediations = _replace(st.remediations, resumed)
-        metrics.REMEDIATIONS.labels(resumed.action, resumed.state).inc()
-        return lc.note_action(st, message=f"Resumed after a restart: {_describe(resumed)}", now=now, policy=policy)
-    if step.kind == rem.StepKind.EXECUTE and step.record is not None:
-        rec = step.record
-        if rec.state != rem.DRY_RUN:
-            checkpoints.reached("decided", f"{name} {rec.action} {rec.id}")
-            # Record first: a crash from here on finds the record and never runs the action twice.
-            running = rec.model_copy(update={"state": rem.RUNNING, "started_at": now})
-            before_write = st.model_copy(deep=True)
-            st.remediations = _replace(st.remediations, running)
-            st = lc.note_action(st, message=f"Starting {_describe(running)}", now=now, policy=policy)
-            _write(inc, before_write, st)
-            inc = inc.model_copy(update={"status": st})
-            st = st.model_copy(deep=True)
-            rec = running
-            checkpoints.reached("recorded", f"{name} {rec.action} {rec.id}")
-        done = executor.execute(dataclasses.replace(step, record=rec), ectx)
-        if done.state != rem.DRY_RUN:
-            checkpoints.reached("acted", f"{name} {rec.action} {rec.id}")
-        st.remediations = _replace(st.remediations, done)
-        metrics.REMEDIATIONS.labels(done.action, done.state).inc()
-        k8s_event(
-            inc,
-            "Remediation" + ("DryRun" if done.state == rem.DRY_RUN else done.state),
-            _describe(done),
-            "Warning" if done.state == rem.FAILED else "Normal",
-            now,
-        )
-        return lc.note_action(st, message=_describe(done), now=now, policy=policy)
+        return _escalate(step, inc, st, ectx.now, policy, out)
+    if step.record is None:
+        return st
+    return _BY_KIND[step.kind](_Apply(step, step.record, inc, st, ectx, finding, policy, out))
+
+
+def _revert(a: _Apply) -> ZentinelIncidentStatus:
+    rec = executor.revert(a.rec, a.ectx)
+    a.replaced(rec)
+    return a.noted(f"Reverted {_describe(rec)}")
+
+
+def _verify(a: _Apply) -> ZentinelIncidentStatus:
+    rec, now, st = a.rec, a.now, a.st
+    checkpoints.reached("verifying", f"{a.inc.metadata.name} {rec.action} {rec.id}")
+    in_place = executor.effect_in_place(rec, a.ectx)
+    state = rem.verify_outcome(rec, effect_in_place=in_place, finding=a.finding, now=now, policy=a.policy)
+    if state == rec.state and rec.verified_at is not None:
+        return st
+    updates: dict[str, Any] = {"state": state}
+    if in_place and rec.verified_at is None:
+        updates["verified_at"] = now
+    if state != rem.VERIFYING:
+        updates["finished_at"] = now
+        if state == rem.FAILED:
+            gap = None if in_place else executor.live_gap(rec, a.ectx)
+            updates["reason"] = rem.verify_failure_reason(rec, in_place=in_place, live_gap=gap)
+            updates["failed_in"] = rem.FAILED_IN_VERIFICATION
+    rec = rec.model_copy(update=updates)
+    st.remediations = _replace(st.remediations, rec)
+    if state == rem.SUCCEEDED:
+        metrics.REMEDIATIONS.labels(rec.action, rem.SUCCEEDED).inc()
+        generation = a.inc.metadata.generation
+        st = lc.mark_mitigated(st, action=rec.action, now=now, policy=a.policy, generation=generation)
+        k8s_event(a.inc, "RemediationSucceeded", _describe(rec), "Normal", now)
+    elif state == rem.FAILED:
+        metrics.REMEDIATIONS.labels(rec.action, rem.FAILED).inc()
+        st = lc.note_action(st, message=f"Did not help: {_describe(rec)}", now=now, policy=a.policy)
+        k8s_event(a.inc, "RemediationFailed", _describe(rec), "Warning", now)
     return st
+
+
+def _record(a: _Apply) -> ZentinelIncidentStatus:
+    rec = a.rec
+    previous = next((r for r in reversed(a.st.remediations) if r.id == rec.id), None)
+    if previous is not None and previous.state == rec.state and previous.reason == rec.reason:
+        return a.st
+    if rec.state == rem.PENDING_APPROVAL and previous is None:
+        rec = _with_preview(a.step, rec, a.ectx)
+    a.replaced(rec)
+    return a.noted(_describe(rec))
+
+
+def _escalate(
+    step: rem.Step,
+    inc: ZentinelIncident,
+    st: ZentinelIncidentStatus,
+    now: dt.datetime,
+    policy: ZentinelIncidentPolicySpec,
+    out: Responded,
+) -> ZentinelIncidentStatus:
+    if step.record is not None:
+        st.remediations = _replace(st.remediations, step.record)
+    reason = "RemediationExhausted" if step.record is not None else "RemediationRefused"
+    outcome = lc.escalate_now(
+        st,
+        category=inc.spec.category,
+        reason=reason,
+        message=step.reason,
+        now=now,
+        policy=policy,
+        generation=inc.metadata.generation,
+    )
+    out.notifications += [(inc.metadata.name, n) for n in outcome.notifications]
+    metrics.observe(outcome.metrics)
+    return outcome.status
+
+
+def _resume(a: _Apply) -> ZentinelIncidentStatus:
+    rec = a.rec
+    done_already = executor.already_done(rec, a.ectx)
+    if done_already is not None:
+        resumed = rec.model_copy(update={"state": rem.VERIFYING, **done_already})
+    elif a.finding is None or not a.step.applies:
+        why = "the signal went away before it was carried out" if a.finding is None else a.step.reason
+        resumed = rec.model_copy(update={"state": rem.REFUSED, "finished_at": a.now, "reason": f"skip: {why}"})
+    else:
+        resumed = executor.execute(a.step, a.ectx)
+    a.replaced(resumed)
+    return a.noted(f"Resumed after a restart: {_describe(resumed)}")
+
+
+def _execute(a: _Apply) -> ZentinelIncidentStatus:
+    rec, inc, st, now, name = a.rec, a.inc, a.st, a.now, a.inc.metadata.name
+    if rec.state != rem.DRY_RUN:
+        checkpoints.reached("decided", f"{name} {rec.action} {rec.id}")
+        # Record first: a crash from here on finds the record and never runs the action twice.
+        running = rec.model_copy(update={"state": rem.RUNNING, "started_at": now})
+        before_write = st.model_copy(deep=True)
+        st.remediations = _replace(st.remediations, running)
+        st = lc.note_action(st, message=f"Starting {_describe(running)}", now=now, policy=a.policy)
+        _write(inc, before_write, st)
+        inc = inc.model_copy(update={"status": st})
+        st = st.model_copy(deep=True)
+        rec = running
+        checkpoints.reached("recorded", f"{name} {rec.action} {rec.id}")
+    done = executor.execute(dataclasses.replace(a.step, record=rec), a.ectx)
+    if done.state != rem.DRY_RUN:
+        checkpoints.reached("acted", f"{name} {rec.action} {rec.id}")
+    st.remediations = _replace(st.remediations, done)
+    metrics.REMEDIATIONS.labels(done.action, done.state).inc()
+    k8s_event(
+        inc,
+        "Remediation" + ("DryRun" if done.state == rem.DRY_RUN else done.state),
+        _describe(done),
+        "Warning" if done.state == rem.FAILED else "Normal",
+        now,
+    )
+    return lc.note_action(st, message=_describe(done), now=now, policy=a.policy)
+
+
+# What each kind of step the planner returns does (an escalation is handled above: it may have no record).
+_BY_KIND: dict[rem.StepKind, Callable[[_Apply], ZentinelIncidentStatus]] = {
+    rem.StepKind.REVERT: _revert,
+    rem.StepKind.VERIFY: _verify,
+    rem.StepKind.RECORD: _record,
+    rem.StepKind.RESUME: _resume,
+    rem.StepKind.EXECUTE: _execute,
+}
 
 
 def _with_preview(step: rem.Step, rec: RemediationRecord, ectx: executor.ExecContext) -> RemediationRecord:
