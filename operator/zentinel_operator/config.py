@@ -36,7 +36,14 @@ class Settings(BaseModel):
     alert_intake_port: int = Field(default=0, ge=0, le=65535, description="Alertmanager webhook intake (0: off).")
     alert_intake_addr: str = Field(default="0.0.0.0", description="Address of the intake.")  # noqa: S104
     alert_intake_token_file: Path | None = Field(default=None, description="File holding the intake's bearer token.")
-    alert_intake_max_bytes: int = Field(default=1_000_000, description="Largest Alertmanager payload accepted.")
+    alert_intake_max_bytes: int = Field(default=1_000_000, description="Largest payload the intake accepts.")
+    alert_intake_pagerduty_secret_file: Path | None = Field(
+        default=None,
+        description="File with PagerDuty webhook (v3) signing secrets, one a line: POST /api/v1/pagerduty.",
+    )
+    alert_intake_slack_secret_file: Path | None = Field(
+        default=None, description="File with Slack app signing secrets, one a line: POST /api/v1/slack/interactions."
+    )
     kopf_prefix: str = Field(default="operator.zentinel.io", description="Prefix of kopf's annotations.")
     log_format: Literal["full", "plain", "json"] = Field(
         default="full", description="kopf's log format: full (timestamped text), plain (message only), json."

@@ -13,7 +13,7 @@ from .core.policy_checks import check_policy_beyond_schema
 from .handlers import policies as policy_handlers
 from .handlers import zentinel as zentinel_handlers
 from .names import GROUP, INCIDENTS, POLICIES, VERSION, ZENTINELS
-from .notify import intake
+from .notify import acks, intake
 from .notify.dispatch import Dispatcher
 from .signals.gather import GatherSettings
 from .signals.prometheus import PrometheusSource
@@ -55,23 +55,20 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
             pod_label=SETTINGS.prometheus_pod_label,
             namespace_label=SETTINGS.prometheus_namespace_label,
         )
-    memo.passes.notifier = Dispatcher()
+    # Slack messages carry Acknowledge/Resolve buttons once the operator can verify the presses.
+    memo.passes.notifier = Dispatcher(
+        slack_buttons=bool(SETTINGS.alert_intake_port and SETTINGS.alert_intake_slack_secret_file)
+    )
     memo.passes.alerts = intake.AlertState()
 
 
 @kopf.on.startup()
 async def start_alert_intake(memo: kopf.Memo, **_: Any) -> None:
-    """Alertmanager's webhook (payload version 4), behind a bearer token read from a mounted Secret."""
+    """Alertmanager's webhook (bearer token), PagerDuty's webhooks and Slack's buttons (signed), secrets from files."""
     memo.intake = None
-    if SETTINGS.alert_intake_port and SETTINGS.alert_intake_token_file:
-        memo.intake = await intake.serve(
-            SETTINGS.alert_intake_addr,
-            SETTINGS.alert_intake_port,
-            token=SETTINGS.alert_intake_token_file.read_text().strip(),
-            state=memo.passes.alerts,
-            max_bytes=SETTINGS.alert_intake_max_bytes,
-            namespaces=SETTINGS.namespaces or None,
-        )
+    app = acks.build_intake(SETTINGS, memo.passes.alerts)
+    if app is not None:
+        memo.intake = await intake.serve(SETTINGS.alert_intake_addr, SETTINGS.alert_intake_port, app=app)
 
 
 @kopf.on.cleanup()

@@ -189,7 +189,12 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "prometheusUrl": "http://prometheus:9090",
             "extraEnv": [{"name": "X", "value": "1"}],
         },
-        "alertIntake": {"enabled": True, "tokenSecret": {"name": "am-token"}},
+        "alertIntake": {
+            "enabled": True,
+            "tokenSecret": {"name": "am-token"},
+            "pagerdutySecret": {"name": "pd-webhook"},
+            "slackSecret": {"name": "slack-app", "key": "signing"},
+        },
         "serviceAccount": {"annotations": {"iam": "role"}},
         "podAnnotations": {"a": "b"},
         "imagePullSecrets": [{"name": "regcred"}],
@@ -219,7 +224,7 @@ def test_every_values_set_renders_valid_objects(helm: Path, tmp_path: Path, name
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"alertIntake": {"enabled": True}}, "alertIntake.tokenSecret.name"),
+        ({"alertIntake": {"enabled": True}}, "the intake needs at least one Secret"),
         ({"watchNamespace": ["a"]}, "additional properties 'watchNamespace' not allowed"),
         ({"webhook": {"managedBy": "nobody"}}, "/webhook/managedBy"),
         ({"watchNamespaces": ["Not_A_Namespace"]}, "/watchNamespaces/0"),
@@ -355,8 +360,35 @@ def test_operator_settings_follow_values(helm: Path, tmp_path: Path) -> None:
     assert str(s.alert_intake_token_file).startswith(mount["mountPath"])
     svc = only(docs, "Service", f"{FULLNAME}-metrics")
     assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"metrics": 9100, "alert-intake": 9200}
+    assert s.alert_intake_pagerduty_secret_file is None and s.alert_intake_slack_secret_file is None
     assert "args" not in c
     assert container(render(helm, tmp_path, {"operator": {"verbose": True}}))["args"] == ["--verbose"]
+
+
+def test_intake_signing_secrets_are_mounted_files(helm: Path, tmp_path: Path) -> None:
+    """PagerDuty's and Slack's signing secrets alone serve the intake, each read from its mounted Secret."""
+    values = {
+        "alertIntake": {
+            "enabled": True,
+            "pagerdutySecret": {"name": "pd-webhook"},
+            "slackSecret": {"name": "slack-app", "key": "signing"},
+        }
+    }
+    docs = render(helm, tmp_path, values)
+    s = config.load(env(docs))
+    assert s.alert_intake_token_file is None
+    assert s.alert_intake_pagerduty_secret_file == Path("/etc/zentinel-operator/pagerduty/signing-secret")
+    assert s.alert_intake_slack_secret_file == Path("/etc/zentinel-operator/slack/signing")
+    c, pod = container(docs), only(docs, "Deployment", FULLNAME)["spec"]["template"]["spec"]
+    volumes = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
+    for name, path, secret in (
+        ("pagerduty-signing-secret", s.alert_intake_pagerduty_secret_file, "pd-webhook"),
+        ("slack-signing-secret", s.alert_intake_slack_secret_file, "slack-app"),
+    ):
+        mount = next(m for m in c["volumeMounts"] if m["name"] == name)
+        assert mount["readOnly"] and str(path) == f"{mount['mountPath']}/{volumes[name]['items'][0]['path']}"
+        assert volumes[name]["secretName"] == secret
+    assert "alert-intake-token" not in volumes
 
 
 # ------------------------------------------------------------------------------------- RBAC

@@ -356,6 +356,109 @@ def test_nothing_owed_without_receivers() -> None:
     assert np.expected_deliveries(incident(st), bare) == []
 
 
+# ------------------------------------------------ a receiver added to the policy (issue 14 item 5)
+def with_receivers(policy: ZentinelIncidentPolicySpec, **escalation: Any) -> ZentinelIncidentPolicySpec:
+    return ZentinelIncidentPolicySpec.model_validate(
+        {**policy.dump(), "escalation": {**policy.dump()["escalation"], **escalation}}
+    )
+
+
+def test_a_receiver_added_to_the_policy_gets_the_incident_nobody_was_paged_for(
+    policy: ZentinelIncidentPolicySpec,
+) -> None:
+    bare = ZentinelIncidentPolicySpec()
+    st = lc.new_incident(finding(), now=T0, policy=bare).status  # no receivers at all: nobody paged
+    assert np.expected_deliveries(incident(st), bare) == []
+    # The policy gains receivers: the next pass pages the SEV2 primary for the open incident, once.
+    out = lc.step(st, category=CAT, finding=finding(), human=lc.HumanInput(), now=at(3), policy=policy, generation=1)
+    assert [(n.event, n.level, n.receivers) for n in out.notifications] == [("trigger", "primary", ("oncall", "chat"))]
+    assert out.status.escalations[-1].receivers == ["oncall", "chat"]
+    assert out.status.timeline[-1].type == "Paged"
+    assert "oncall, chat added to the policy and nobody paged yet" in out.status.timeline[-1].message
+    planned = np.expected_deliveries(incident(out.status), policy)
+    assert [(p.event, p.receiver, p.at) for p in planned] == [("trigger", "oncall", at(3)), ("trigger", "chat", at(3))]
+    again = step(out.status, policy, at(4), finding())
+    assert again.escalations == out.status.escalations  # not paged twice
+    # The acknowledgement then reaches the receivers paged, as for any page (and stops the escalation).
+    st = step(again, policy, at(20), finding(), acknowledged_by="alice")
+    assert plan(incident(st), policy) == [
+        ("trigger", "primary", "oncall"),
+        ("trigger", "primary", "chat"),
+        ("acknowledge", "primary", "oncall"),
+        ("acknowledge", "primary", "chat"),
+    ]
+
+
+def test_an_incident_someone_was_paged_for_is_left_to_them(policy: ZentinelIncidentPolicySpec) -> None:
+    """Decided: a receiver added later gets the later pages of an incident already paged, not this page."""
+    only_chat = with_receivers(policy, sev2={"primary": ["chat"], "secondary": ["lead"]})
+    st = lc.new_incident(finding(), now=T0, policy=only_chat).status
+    delivered = DeliveryRecord(receiver="chat", event="trigger", key="k", state="Delivered", attempts=1, at=T0)
+    st = st.model_copy(update={"deliveries": [delivered]})
+    st = step(st, policy, at(3), finding())  # oncall now in the primary too
+    assert [e.receivers for e in st.escalations] == [["chat"]]
+    # While the only page is not delivered yet (failed for good, say), the added receiver is paged.
+    failed = delivered.model_copy(update={"state": "Failed"})
+    st = lc.new_incident(finding(), now=T0, policy=only_chat).status.model_copy(update={"deliveries": [failed]})
+    st = step(st, policy, at(3), finding())
+    assert [e.receivers for e in st.escalations] == [["chat"], ["oncall"]]
+
+
+def test_an_acknowledged_incident_pages_no_added_receiver(policy: ZentinelIncidentPolicySpec) -> None:
+    bare = ZentinelIncidentPolicySpec()
+    st = lc.new_incident(finding(), now=T0, policy=bare).status
+    st = step(st, bare, at(1), finding(), acknowledged_by="alice")
+    st = step(st, policy, at(3), finding())
+    assert [e.receivers for e in st.escalations] == [[]]
+
+
+def test_an_added_secondary_gets_the_escalation_it_covers(policy: ZentinelIncidentPolicySpec) -> None:
+    primary_only = with_receivers(policy, sev2={"primary": ["oncall"]})
+    st = lc.new_incident(finding(), now=T0, policy=primary_only).status
+    st = step(st, primary_only, at(16), finding())  # escalated: no secondary, primary paged again
+    assert st.escalation_level == "secondary"
+    failed = [
+        DeliveryRecord(receiver="oncall", event=e, key=e, state="Failed", attempts=6, at=T0)
+        for e in ("trigger", "escalate")
+    ]
+    st = st.model_copy(update={"deliveries": failed})
+    st = step(st, policy, at(20), finding())  # lead added as secondary; nobody got anything
+    assert [(e.level, e.receivers) for e in st.escalations][-1] == ("secondary", ["lead"])
+    assert ("escalate", "secondary", "lead") in plan(incident(st), policy)
+
+
+# ------------------------------------------------------------------ Slack buttons (issue 14 item 5)
+def test_slack_buttons_name_the_incident_and_follow_its_state(policy: ZentinelIncidentPolicySpec) -> None:
+    st = detected(policy)
+    plain = np.slack_payload(incident(st), "trigger", "primary")
+    assert "actions" not in [b["type"] for b in plain["blocks"]]  # no buttons unless the operator takes presses
+    body = np.slack_payload(incident(st), "trigger", "primary", buttons=True)
+    assert [b["type"] for b in body["blocks"]] == ["header", "section", "section", "section", "actions", "context"]
+    buttons = body["blocks"][4]["elements"]
+    assert [(b["action_id"], b["value"]) for b in buttons] == [
+        (np.SLACK_ACK_ACTION, "shop/inc-20261127-001"),
+        (np.SLACK_RESOLVE_ACTION, "shop/inc-20261127-001"),
+    ]
+    assert buttons[1]["confirm"]["confirm"]["text"] == "Resolve"
+    acked = step(st, policy, at(2), finding(), acknowledged_by="alice")
+    for event in ("acknowledge", "escalate"):
+        got = np.slack_payload(incident(acked), event, "primary", buttons=True)["blocks"][4]["elements"]
+        assert [b["action_id"] for b in got] == [np.SLACK_RESOLVE_ACTION]
+    done = np.slack_payload(incident(full_story(policy)), "resolve", "primary", buttons=True)
+    assert "actions" not in [b["type"] for b in done["blocks"]]
+    built = np.build_payload(
+        ReceiverType.SLACK, incident(st), "trigger", "primary", key="k", now=T0, slack_buttons=True
+    )
+    assert built == body
+
+
+def test_dedup_key_round_trips() -> None:
+    inc = incident(ZentinelIncidentStatus())
+    assert np.parse_dedup_key(np.dedup_key(inc)) == ("shop", "inc-20261127-001")
+    assert np.parse_dedup_key("shop/inc-20261127-001") is None
+    assert np.parse_dedup_key("zentinel/shop/a/b") is None
+
+
 def test_restarted_operator_sends_exactly_what_is_missing(policy: ZentinelIncidentPolicySpec) -> None:
     """What status.deliveries marks Delivered is never planned again; the rest is."""
     st = full_story(policy)

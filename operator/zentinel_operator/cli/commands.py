@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import k8s, names
+from ..core import acks
 from ..core import lifecycle as lc
 from ..core.remediation import PENDING_APPROVAL
 from ..handlers.incidents import human_input
@@ -219,42 +220,26 @@ def _open(inc: ZentinelIncident, doing: str) -> None:
         )
 
 
-def ack(api: Api, namespace: str, name: str, *, by: str, fmt: str) -> Result:
+def _ask(api: Api, namespace: str, name: str, action: str, *, by: str, note: str | None, fmt: str) -> Result:
+    """Acknowledge or resolve by patching the spec: what to patch (or why not) is :func:`acks.person_request`'s."""
     obj = _require(api, namespace, name)
-    inc = _model(obj)
-    _open(inc, "acknowledge")
-    st = inc.status
-    if st.acknowledged_at:
-        raise CliError(
-            f"{name} is already acknowledged by {st.acknowledged_by or '-'} at {stamp(st.acknowledged_at)}",
-            EXIT_REFUSED,
-        )
-    asked = human_input(obj).acknowledged_by
-    if asked:
-        raise CliError(
-            f"{name}: acknowledgement by {asked} is already requested; the operator records it", EXIT_REFUSED
-        )
-    patch = {"spec": {"acknowledgedBy": by}}
-    api.patch_incident(namespace, name, patch)
-    data = {"namespace": namespace, "incident": name, "patch": patch}
-    return _done(
-        fmt, data, f"{name} acknowledged by {by} (spec.acknowledgedBy); the operator records it on its next pass"
+    decided = acks.person_request(
+        action, by=by, name=name, status=_model(obj).status, human=human_input(obj), note=note
     )
+    if isinstance(decided, acks.Refusal):
+        raise CliError(decided.reason, EXIT_REFUSED)
+    api.patch_incident(namespace, name, decided.patch)
+    data = {"namespace": namespace, "incident": name, "patch": decided.patch}
+    then = "records it" if action == acks.ACKNOWLEDGE else "closes it"
+    return _done(fmt, data, f"{decided.message}; the operator {then} on its next pass")
+
+
+def ack(api: Api, namespace: str, name: str, *, by: str, fmt: str) -> Result:
+    return _ask(api, namespace, name, acks.ACKNOWLEDGE, by=by, note=None, fmt=fmt)
 
 
 def resolve(api: Api, namespace: str, name: str, *, by: str, note: str | None, fmt: str) -> Result:
-    obj = _require(api, namespace, name)
-    _open(_model(obj), "resolve")
-    asked = human_input(obj).resolved_by
-    if asked:
-        raise CliError(f"{name}: resolution by {asked} is already requested; the operator records it", EXIT_REFUSED)
-    spec: dict[str, Any] = {"resolvedBy": by}
-    if note:
-        spec["resolutionNote"] = note
-    patch = {"spec": spec}
-    api.patch_incident(namespace, name, patch)
-    data = {"namespace": namespace, "incident": name, "patch": patch}
-    return _done(fmt, data, f"{name} resolved by {by} (spec.resolvedBy); the operator closes it on its next pass")
+    return _ask(api, namespace, name, acks.RESOLVE, by=by, note=note, fmt=fmt)
 
 
 def choose_pending(records: Sequence[RemediationRecord], action_id: str | None) -> RemediationRecord:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from ..models.common import Category, ConditionStatus, Severity
 from ..models.incident import (
+    DeliveryState,
     EscalationRecord,
     FindingRecord,
     IncidentState,
@@ -26,6 +27,7 @@ from ..models.incident import (
 from ..models.policy import ZentinelIncidentPolicySpec
 from .conditions import get_condition, set_condition
 from .durations import format_duration, parse_duration
+from .notify_payloads import paged_receivers
 from .remediation import IN_FLIGHT
 from .snapshot import Finding
 
@@ -329,6 +331,7 @@ def step(
 
     # --- escalation per the matrix
     _escalate(out, category, now=now, policy=policy, generation=generation)
+    _page_added_receivers(out, category, now=now, policy=policy)
 
     st.state = _state(st, remediating)
     return out
@@ -460,6 +463,47 @@ def _escalate(
                 policy=policy,
                 generation=generation,
             )
+
+
+def _page_added_receivers(
+    out: Outcome, category: Category, *, now: dt.datetime, policy: ZentinelIncidentPolicySpec
+) -> None:
+    """Receivers added to the policy get the open incidents they now cover that nobody was paged for.
+
+    Covered: the incident's levels reached so far (primary, then secondary and management once
+    escalated there) under the current policy. Nobody paged: no trigger or escalation has been
+    delivered to any receiver (``status.deliveries``), for instance because the policy had no
+    receivers when the incident opened or every one failed for good. An incident somebody was paged
+    for, or that a person acknowledged, is left alone: the receivers paged already carry it, and a new
+    receiver gets its later pages (escalation, a raised severity, a reopening). Each such page is an
+    ``escalations`` entry at ``now`` naming the new receivers, so it is owed (and sent) once.
+    """
+    st = out.status
+    if st.acknowledged_at is not None or st.resolved_at is not None:
+        return
+    if any(d.state == DeliveryState.DELIVERED.value and d.event in ("trigger", "escalate") for d in st.deliveries):
+        return
+    severity = st.severity or Severity.SEV4
+    levels = policy.escalation.for_severity(severity)
+    rank = _LEVEL_RANK.get(st.escalation_level, 1)
+    reached = [(LEVEL_PRIMARY, levels.primary)]
+    if rank >= 2:
+        reached.append((LEVEL_SECONDARY, levels.secondary or levels.primary))
+    if rank >= 3:
+        reached.append((LEVEL_MANAGEMENT, levels.management))
+    known = {r.name for r in policy.receivers}
+    covered = paged_receivers(st, policy)
+    for level, names in reached:
+        added = [r for r in dict.fromkeys(names) if r in known and r not in covered]
+        if not added:
+            continue
+        covered.update(added)
+        message = f"{', '.join(added)} added to the policy and nobody paged yet: paged ({level})"
+        st.escalations.append(EscalationRecord(level=level, at=now, reason=message, receivers=added))
+        _timeline(st, policy, now, "Paged", message)
+        event = "trigger" if level == LEVEL_PRIMARY else "escalate"
+        out.notifications.append(Notification(event, level, tuple(added), severity, message))
+        out.events.append(EventNote("ReceiversPaged", message, "Warning"))
 
 
 def _escalate_to(

@@ -43,7 +43,7 @@ import re
 from typing import Any
 
 from ..models.common import ConditionStatus, Severity
-from ..models.incident import EscalationRecord, IncidentState, ZentinelIncident
+from ..models.incident import EscalationRecord, IncidentState, ZentinelIncident, ZentinelIncidentStatus
 from ..models.policy import ReceiverType, ZentinelIncidentPolicySpec
 from ..names import API_VERSION, INCIDENTS, KIND_INCIDENT
 from .conditions import get_condition
@@ -53,6 +53,9 @@ EVENTS = ("trigger", "escalate", "acknowledge", "resolve")
 TRIGGER, ESCALATE, ACKNOWLEDGE, RESOLVE = EVENTS
 LEVEL_PRIMARY = "primary"
 ALERTNAME = KIND_INCIDENT
+DEDUP_PREFIX = "zentinel/"
+SLACK_ACK_ACTION = "zentinel.acknowledge"  # action_id of the Slack buttons (core.acks reads them back)
+SLACK_RESOLVE_ACTION = "zentinel.resolve"
 CLIENT = "Zentinel incident operator"
 
 PAGERDUTY_SEVERITY = {
@@ -90,7 +93,20 @@ def _stamp(value: dt.datetime) -> str:
 
 def dedup_key(incident: ZentinelIncident) -> str:
     """One PagerDuty dedup key per incident, shared by trigger, acknowledge and resolve."""
-    return f"zentinel/{incident.metadata.namespace}/{incident.metadata.name}"
+    return f"{DEDUP_PREFIX}{incident.metadata.namespace}/{incident.metadata.name}"
+
+
+def parse_dedup_key(key: str) -> tuple[str, str] | None:
+    """``(namespace, name)`` from a key :func:`dedup_key` made (PagerDuty's ``incident_key``), else None."""
+    if not key.startswith(DEDUP_PREFIX):
+        return None
+    namespace, sep, name = key[len(DEDUP_PREFIX) :].partition("/")
+    return (namespace, name) if sep and namespace and name and "/" not in name else None
+
+
+def incident_value(incident: ZentinelIncident) -> str:
+    """``<namespace>/<name>``: what a Slack button carries to name its incident."""
+    return f"{incident.metadata.namespace}/{incident.metadata.name}"
 
 
 def kubectl_hint(incident: ZentinelIncident) -> str:
@@ -186,8 +202,51 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def slack_payload(incident: ZentinelIncident, event: str, level: str) -> dict[str, Any]:
-    """A Slack incoming-webhook message: ``text`` (fallback and notifications) plus Block Kit blocks."""
+def slack_actions(incident: ZentinelIncident, event: str) -> dict[str, Any] | None:
+    """Acknowledge and Resolve buttons for the incident (an ``actions`` block), or None when none applies.
+
+    Each button's ``value`` is ``<namespace>/<name>``; Slack posts a press to the app's interactivity
+    URL, the operator's ``/api/v1/slack/interactions`` (see :mod:`.acks`). A resolved incident has no
+    buttons, an acknowledged one only Resolve.
+    """
+    st = incident.status
+    if event == RESOLVE or st.resolved_at is not None:
+        return None
+    value = incident_value(incident)
+    buttons: list[dict[str, Any]] = []
+    if st.acknowledged_at is None and event != ACKNOWLEDGE:
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": SLACK_ACK_ACTION,
+                "text": {"type": "plain_text", "text": "Acknowledge", "emoji": True},
+                "style": "primary",
+                "value": value,
+            }
+        )
+    buttons.append(
+        {
+            "type": "button",
+            "action_id": SLACK_RESOLVE_ACTION,
+            "text": {"type": "plain_text", "text": "Resolve", "emoji": True},
+            "style": "danger",
+            "value": value,
+            "confirm": {
+                "title": {"type": "plain_text", "text": "Resolve the incident?"},
+                "text": {"type": "plain_text", "text": _cut(f"{incident.metadata.name} will be closed by hand.", 300)},
+                "confirm": {"type": "plain_text", "text": "Resolve"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+            },
+        }
+    )
+    return {"type": "actions", "block_id": f"zentinel-incident-{incident.metadata.name}"[:255], "elements": buttons}
+
+
+def slack_payload(incident: ZentinelIncident, event: str, level: str, *, buttons: bool = False) -> dict[str, Any]:
+    """A Slack incoming-webhook message: ``text`` (fallback and notifications) plus Block Kit blocks.
+
+    With ``buttons`` (the operator has a Slack signing secret, so it can take the presses), the message
+    carries :func:`slack_actions` before its context line."""
     st = incident.status
     ns, name = incident.metadata.namespace, incident.metadata.name
     title = headline(incident, event)
@@ -203,22 +262,22 @@ def slack_payload(incident: ZentinelIncident, event: str, level: str) -> dict[st
         ("Acknowledged by", st.acknowledged_by or "-"),
     ]
     text = _cut(f"{icon} {title}: {why}", 3000)
-    return {
-        "text": _slack_escape(text),
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": _cut(f"{icon} {title}", 150), "emoji": True}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": _cut(_slack_escape(why), 3000)}},
-            {
-                "type": "section",
-                "fields": [
-                    {"type": "mrkdwn", "text": _cut(f"*{label}*\n{_slack_escape(value)}", 2000)}
-                    for label, value in fields
-                ],
-            },
-            {"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"*Summary*\n{_slack_escape(summary)}", 3000)}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"`kubectl get zinc {name} -n {ns}`"}]},
-        ],
-    }
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(f"{icon} {title}", 150), "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(_slack_escape(why), 3000)}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": _cut(f"*{label}*\n{_slack_escape(value)}", 2000)} for label, value in fields
+            ],
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"*Summary*\n{_slack_escape(summary)}", 3000)}},
+    ]
+    actions = slack_actions(incident, event) if buttons else None
+    if actions is not None:
+        blocks.append(actions)
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"`kubectl get zinc {name} -n {ns}`"}]})
+    return {"text": _slack_escape(text), "blocks": blocks}
 
 
 # --------------------------------------------------------------------------- PagerDuty
@@ -283,10 +342,11 @@ def webhook_payload(incident: ZentinelIncident, event: str, level: str, *, key: 
 
 
 # ------------------------------------------------------------------------ Alertmanager
-def severity_history(incident: ZentinelIncident) -> list[tuple[dt.datetime, Severity]]:
+def severity_history(incident: ZentinelIncident | ZentinelIncidentStatus) -> list[tuple[dt.datetime, Severity]]:
     """(time, severity) at detection and at every change, read from the timeline, oldest first."""
+    status = incident.status if isinstance(incident, ZentinelIncident) else incident
     history: list[tuple[dt.datetime, Severity]] = []
-    for entry in incident.status.timeline:
+    for entry in status.timeline:
         m = None
         if entry.type == "Detected":
             m = _DETECTED_RE.match(entry.message)
@@ -297,8 +357,8 @@ def severity_history(incident: ZentinelIncident) -> list[tuple[dt.datetime, Seve
     return history
 
 
-def severity_at(incident: ZentinelIncident, when: dt.datetime) -> Severity:
-    current = incident.status.severity or Severity.SEV4
+def severity_at(incident: ZentinelIncident | ZentinelIncidentStatus, when: dt.datetime) -> Severity:
+    current = (incident.status if isinstance(incident, ZentinelIncident) else incident).severity or Severity.SEV4
     history = severity_history(incident)
     before = [sev for t, sev in history if t <= when]
     if before:
@@ -376,12 +436,13 @@ def build_payload(
     key: str,
     now: dt.datetime,
     routing_key: str | None = None,
+    slack_buttons: bool = False,
 ) -> Any:
-    """The body for one receiver type."""
+    """The body for one receiver type (``slack_buttons``: see :func:`slack_payload`)."""
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}")
     if receiver_type == ReceiverType.SLACK:
-        return slack_payload(incident, event, level)
+        return slack_payload(incident, event, level, buttons=slack_buttons)
     if receiver_type == ReceiverType.PAGERDUTY:
         if not routing_key:
             raise ValueError("a PagerDuty event needs a routing key")
@@ -418,8 +479,8 @@ def delivery_key(incident: ZentinelIncident, event: str, level: str, receiver: s
     return f"{incident.metadata.namespace}/{incident.metadata.name}/{event}/{level}/{receiver}/{_stamp(at)}"
 
 
-def _facts(incident: ZentinelIncident, policy: ZentinelIncidentPolicySpec) -> list[_Fact]:
-    st = incident.status
+def _pages(st: ZentinelIncidentStatus, policy: ZentinelIncidentPolicySpec) -> list[_Fact]:
+    """The pages (triggers and escalations) the status calls for, oldest first."""
     facts: list[_Fact] = []
     # Pages: detection (primary) and every escalation, as the lifecycle recorded them.
     for esc in st.escalations:
@@ -431,12 +492,22 @@ def _facts(incident: ZentinelIncident, policy: ZentinelIncidentPolicySpec) -> li
             m = _CHANGED_RE.match(entry.message)
             severity = Severity(m.group(1)) if m else (st.severity or Severity.SEV4)
         elif entry.type == "Reopened":
-            severity = severity_at(incident, entry.time)
+            severity = severity_at(st, entry.time)
         else:
             continue
         primary = tuple(policy.escalation.for_severity(severity).primary)
         facts.append(_Fact(entry.time, TRIGGER, LEVEL_PRIMARY, primary))
-    paged = sorted(facts, key=lambda f: (f.at, _EVENT_RANK[f.event]))
+    return sorted(facts, key=lambda f: (f.at, _EVENT_RANK[f.event]))
+
+
+def paged_receivers(status: ZentinelIncidentStatus, policy: ZentinelIncidentPolicySpec) -> set[str]:
+    """Every receiver a page (trigger or escalation) of this incident is owed to, under ``policy``."""
+    return {r for fact in _pages(status, policy) for r in fact.receivers}
+
+
+def _facts(incident: ZentinelIncident, policy: ZentinelIncidentPolicySpec) -> list[_Fact]:
+    st = incident.status
+    paged = _pages(st, policy)
 
     def notified_by(when: dt.datetime) -> tuple[str, ...]:
         return tuple(dict.fromkeys(r for f in paged if f.at <= when for r in f.receivers))

@@ -168,6 +168,7 @@ class Dispatcher:
         post_events: bool = True,
         trust_env: bool = True,
         write: StatusWriter | None = None,
+        slack_buttons: bool = False,
     ) -> None:
         self.workers = max(1, workers)
         self.retry = retry or RetryPolicy()
@@ -177,6 +178,7 @@ class Dispatcher:
         self.max_age = max_age
         self.alertmanager_resend = alertmanager_resend
         self.post_events = post_events
+        self.slack_buttons = slack_buttons
         self._read = read
         self._trust_env = trust_env
         self._write_records: StatusWriter = write or write_deliveries
@@ -210,7 +212,7 @@ class Dispatcher:
             headers={"User-Agent": USER_AGENT},
             trust_env=self._trust_env,
         )
-        self._sender = Sender(self._session, retry=self.retry, read=self._read)
+        self._sender = Sender(self._session, retry=self.retry, read=self._read, slack_buttons=self.slack_buttons)
         self._workers = [asyncio.create_task(self._work(), name=f"notify-worker-{i}") for i in range(self.workers)]
 
     async def stop(self, flush_timeout: float = 10.0) -> None:

@@ -332,6 +332,18 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"status": "error", "error": message}, status=status)
 
 
+async def read_body(request: web.Request, max_bytes: int) -> bytes | web.Response:
+    """The raw body, or a 413 answer once it grows past ``max_bytes`` (announced or streamed)."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        return _error(413, f"body larger than {max_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(65536):
+        body += chunk
+        if len(body) > max_bytes:
+            return _error(413, f"body larger than {max_bytes} bytes")
+    return bytes(body)
+
+
 def build_app(
     *,
     token: str,
@@ -361,13 +373,9 @@ def build_app(
                 status=401,
                 headers={"WWW-Authenticate": 'Bearer realm="zentinel-alert-intake"'},
             )
-        if request.content_length is not None and request.content_length > max_bytes:
-            return _error(413, f"body larger than {max_bytes} bytes")
-        body = bytearray()
-        async for chunk in request.content.iter_chunked(65536):
-            body += chunk
-            if len(body) > max_bytes:
-                return _error(413, f"body larger than {max_bytes} bytes")
+        body = await read_body(request, max_bytes)
+        if isinstance(body, web.Response):
+            return body
         try:
             data = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -451,21 +459,28 @@ def build_app(
             }
         )
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    app = web.Application(client_max_size=max_bytes + 1)
+    app = bare_app(max_bytes)
     app.router.add_post(PATH, receive)
-    app.router.add_get("/healthz", healthz)
     return app
 
 
-async def serve(host: str, port: int, **kwargs: Any) -> web.AppRunner:
-    """Start the intake on ``host:port`` (0: any free port); ``kwargs`` go to :func:`build_app`.
+async def _healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def bare_app(max_bytes: int = 1_000_000) -> web.Application:
+    """The intake's application with ``GET /healthz`` only; routes are added to it (see :mod:`.acks`)."""
+    app = web.Application(client_max_size=max_bytes + 1)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+async def serve(host: str, port: int, *, app: web.Application | None = None, **kwargs: Any) -> web.AppRunner:
+    """Start ``app`` (else :func:`build_app` of ``kwargs``) on ``host:port`` (0: any free port).
 
     Returns the started runner: ``runner.addresses`` has the bound address, ``await runner.cleanup()`` stops it.
     """
-    runner = web.AppRunner(build_app(**kwargs), access_log=None)
+    runner = web.AppRunner(app if app is not None else build_app(**kwargs), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

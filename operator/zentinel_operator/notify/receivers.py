@@ -307,10 +307,12 @@ class Sender:
         *,
         retry: RetryPolicy | None = None,
         read: SecretReader = read_secret,
+        slack_buttons: bool = False,
     ) -> None:
         self.session = session
         self.retry = retry or RetryPolicy()
         self.read = read
+        self.slack_buttons = slack_buttons  # Acknowledge/Resolve buttons: only when the operator takes the presses
 
     async def send(
         self,
@@ -329,7 +331,14 @@ class Sender:
             return SendResult(False, 1, permanent=e.permanent, error=str(e))
         try:
             body = payloads.build_payload(
-                receiver.type, incident, event, level, key=key, now=now, routing_key=endpoint.routing_key
+                receiver.type,
+                incident,
+                event,
+                level,
+                key=key,
+                now=now,
+                routing_key=endpoint.routing_key,
+                slack_buttons=self.slack_buttons,
             )
         except ValueError as e:
             return SendResult(False, 1, permanent=True, error=Scrubber(endpoint.secrets)(str(e)))
