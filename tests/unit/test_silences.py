@@ -202,3 +202,22 @@ def test_remediation_is_held_only_by_a_silence_that_asks_for_it() -> None:
     )
     assert rules.remediation_hold(held, [pages_only], at(1)) is None
     assert rules.remediation_hold(held, [pages_only, both], at(61)) is None  # expired
+
+
+# ------------------------------------------------------------------------------ the silence's own status
+def test_the_silence_status_is_written_only_when_it_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zentinel_operator import k8s
+    from zentinel_operator.handlers import silences as handler
+
+    writes: list[tuple[str, str, str, dict[str, Any]]] = []
+    monkeypatch.setattr(k8s, "patch_custom_status", lambda *a: writes.append(a))
+    body = silence(ends=30).dump()
+    assert handler.reconcile(body, now=at(1))
+    ((plural, ns, name, patch),) = writes
+    assert (plural, ns, name, patch["state"]) == ("zentinelsilences", NS, "maint", "Active")
+    body["status"] = patch
+    assert not handler.reconcile(body, now=at(2)) and len(writes) == 1  # same state: no write
+    assert handler.reconcile(body, now=at(31)) and writes[-1][3]["state"] == "Expired"
+    assert [s.metadata.name for s in handler.parse_all([body, {"metadata": {"name": "broken"}, "spec": {}}])] == [
+        "maint"
+    ]
