@@ -43,11 +43,13 @@ def add_silence(kube: Kube, namespace: str, name: str, *matchers: str, duration:
 
 
 def edge_under_silence(kube: Kube, namespace: str, receivers: Receivers, name: str, *matchers: str) -> list[Any]:
-    """The edge Zentinel paging one webhook, and an active silence ``name``; returns its pods."""
-    pods = start_edge(kube, namespace, hook_policy(receivers))
+    """An active silence ``name``, then the edge Zentinel paging one webhook; returns its pods.
+
+    The silence comes first: a pass takes the silences as they are when it starts, so one created while a pass
+    runs holds from the next pass on (within ``scanInterval``), and that pass could open the incident."""
     add_silence(kube, namespace, name, *matchers)
     wait_for(lambda: silence_state(kube, namespace, name) == "Active", timeout=30, what="silence Active")
-    return pods
+    return start_edge(kube, namespace, hook_policy(receivers))
 
 
 def silence_state(kube: Kube, namespace: str, name: str) -> str | None:
