@@ -12,16 +12,24 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND_ZENTINEL = "Zentinel"
 KIND_INCIDENT = "ZentinelIncident"
 KIND_POLICY = "ZentinelIncidentPolicy"
+KIND_SILENCE = "ZentinelSilence"
 
 ZENTINELS = "zentinels"
 INCIDENTS = "zentinelincidents"
 POLICIES = "zentinelincidentpolicies"
+SILENCES = "zentinelsilences"
 
 SINGULAR_ZENTINEL = "zentinel"
 SINGULAR_INCIDENT = "zentinelincident"
 SINGULAR_POLICY = "zentinelincidentpolicy"
+SINGULAR_SILENCE = "zentinelsilence"
 
-KIND_BY_PLURAL = {ZENTINELS: KIND_ZENTINEL, INCIDENTS: KIND_INCIDENT, POLICIES: KIND_POLICY}
+KIND_BY_PLURAL = {
+    ZENTINELS: KIND_ZENTINEL,
+    INCIDENTS: KIND_INCIDENT,
+    POLICIES: KIND_POLICY,
+    SILENCES: KIND_SILENCE,
+}
 
 # The component named on the Events the operator posts.
 REPORTING_COMPONENT = f"{GROUP}/incident-operator"

@@ -11,8 +11,9 @@ from . import config, k8s, webhook
 from . import operator_metrics as metrics
 from .core.policy_checks import check_policy_beyond_schema
 from .handlers import policies as policy_handlers
+from .handlers import silences as silence_handlers
 from .handlers import zentinel as zentinel_handlers
-from .names import GROUP, INCIDENTS, POLICIES, VERSION, ZENTINELS
+from .names import GROUP, INCIDENTS, POLICIES, SILENCES, VERSION, ZENTINELS
 from .notify import acks, intake
 from .notify.dispatch import Dispatcher
 from .signals.gather import GatherSettings
@@ -91,6 +92,11 @@ def policy_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, 
     return {namespace or "": dict(body)}
 
 
+@kopf.index(GROUP, VERSION, SILENCES)
+def silence_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {namespace or "": dict(body)}
+
+
 @kopf.index(GROUP, VERSION, ZENTINELS)
 def zentinel_index(
     namespace: str | None, name: str, labels: kopf.Labels, **_: Any
@@ -102,8 +108,12 @@ def zentinel_index(
 @kopf.timer(GROUP, VERSION, ZENTINELS, interval=SETTINGS.scan_interval, initial_delay=0.0)
 async def zentinel_pass(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
     policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
+    silences: kopf.Index[str, dict[str, Any]] = kwargs["silence_index"]
+    ns = namespace or ""
     try:
-        await zentinel_handlers.reconcile(body, ctx=memo.passes, policies=list(policies.get(namespace or "", [])))
+        await zentinel_handlers.reconcile(
+            body, ctx=memo.passes, policies=list(policies.get(ns, [])), silences=list(silences.get(ns, []))
+        )
     except Exception:
         metrics.PASS_ERRORS.inc()
         raise
@@ -116,6 +126,13 @@ def policy_pass(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
     policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
     ns = namespace or ""
     policy_handlers.reconcile(body, zentinels=list(zentinels.get(ns, [])), policies=list(policies.get(ns, [])))
+
+
+# ------------------------------------------------------------------------------- silences
+# State (Pending, Active, Expired) for people; the pass works activity out from the spec and the clock itself.
+@kopf.timer(GROUP, VERSION, SILENCES, interval=SETTINGS.scan_interval, initial_delay=0.0)
+def silence_pass(body: kopf.Body, **_: Any) -> None:
+    silence_handlers.reconcile(body)
 
 
 # ------------------------------------------------------------------------------ incidents

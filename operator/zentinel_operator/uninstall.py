@@ -1,6 +1,6 @@
 """``zentinel-operator release-finalizers``: what the chart's pre-delete hook runs on ``helm uninstall``.
 
-kopf puts its finalizer (``<kopfPrefix>/finalizer``) on every Zentinel and policy: their timers
+kopf puts its finalizer (``<kopfPrefix>/finalizer``) on every Zentinel, policy and silence: their timers
 need one, so that kopf can stop a timer before the object goes. Once the operator is uninstalled
 nothing removes it, and deleting a Zentinel, a policy or their namespace would hang in
 Terminating. Before Helm deletes anything, the hook:
@@ -28,12 +28,12 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from . import k8s
-from .names import INCIDENTS, POLICIES, ZENTINELS
+from .names import INCIDENTS, POLICIES, SILENCES, ZENTINELS
 
 log = logging.getLogger("zentinel_operator.uninstall")
 
 # Every namespaced kind the operator handles (kopf adds its finalizer to those with timers).
-PLURALS = (ZENTINELS, POLICIES, INCIDENTS)
+PLURALS = (ZENTINELS, POLICIES, INCIDENTS, SILENCES)
 
 
 def without_finalizer(body: dict[str, Any], finalizer: str) -> dict[str, Any] | None:

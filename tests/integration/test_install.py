@@ -46,7 +46,12 @@ CHART = REPO / "charts" / "zentinel-incident-operator"
 DEPLOY = REPO / "deploy"
 DEPLOY_NAMESPACE = "zentinel-system"
 DEPLOY_NAME = "zentinel-incident-operator"
-CRDS = ("zentinels.zentinel.io", "zentinelincidentpolicies.zentinel.io", "zentinelincidents.zentinel.io")
+CRDS = (
+    "zentinels.zentinel.io",
+    "zentinelincidentpolicies.zentinel.io",
+    "zentinelincidents.zentinel.io",
+    "zentinelsilences.zentinel.io",
+)
 # What a pod gets locally instead: its own ports and addresses (set by OperatorProcess / below).
 LOCAL_ONLY = {
     "ZENTINEL_OPERATOR_METRICS_PORT",

@@ -54,7 +54,7 @@ FRAMEWORK_WEBHOOK: set[Rule] = {
 }
 FRAMEWORK_NAMESPACED: set[Rule] = {("", "events", "create")} | {
     ("zentinel.io", kind, verb)
-    for kind in ("zentinels", "zentinelincidentpolicies", "zentinelincidents")
+    for kind in ("zentinels", "zentinelincidentpolicies", "zentinelincidents", "zentinelsilences")
     for verb in ("list", "watch", "patch")
 }
 
@@ -70,6 +70,8 @@ APPLICATION: set[Rule] = (
     | _triples("zentinel.io", "zentinelincidentpolicies/status", "patch")
     | _triples("zentinel.io", "zentinelincidents", "get list watch create patch update delete")
     | _triples("zentinel.io", "zentinelincidents/status", "get patch update")
+    | _triples("zentinel.io", "zentinelsilences", "get list watch")
+    | _triples("zentinel.io", "zentinelsilences/status", "patch")
     | _triples("", "pods", "get list watch delete")
     | _triples("", "pods/log", "get")
     | _triples("apps", "deployments", "get list watch patch")

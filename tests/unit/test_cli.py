@@ -115,6 +115,7 @@ class FakeApi:
         self.zentinels: dict[tuple[str, str], dict[str, Any]] = {}
         self.patches: list[tuple[str, dict[str, Any]]] = []
         self.fail_patch: list[int] = []  # statuses to raise, one per patch call
+        self.silences: dict[tuple[str, str], dict[str, Any]] = {}
 
     def add_configmap(self, namespace: str, name: str, data: dict[str, str], labels: dict[str, str]) -> None:
         self.configmaps[(namespace, name)] = {
@@ -160,6 +161,26 @@ class FakeApi:
 
     def list_incidents_versioned(self, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
         return self.list_incidents(namespace), "100"
+
+    def list_silences(self, namespace: str | None) -> list[dict[str, Any]]:
+        return [copy.deepcopy(v) for (ns, _), v in self.silences.items() if namespace in (None, ns)]
+
+    def get_silence(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.silences.get((namespace, name)))
+
+    def create_silence(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        obj = copy.deepcopy(body)
+        meta = obj["metadata"]
+        meta.setdefault("name", meta.pop("generateName", "") + f"x{len(self.silences)}")
+        meta["namespace"] = namespace
+        meta["creationTimestamp"] = dt.datetime.now(dt.UTC).isoformat()
+        self.silences[(namespace, meta["name"])] = obj
+        return copy.deepcopy(obj)
+
+    def patch_silence(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.patches.append((name, copy.deepcopy(patch)))
+        self.silences[(namespace, name)]["spec"].update(patch["spec"])
+        return copy.deepcopy(self.silences[(namespace, name)])
 
     watch_events: list[tuple[str, dict[str, Any]]] = []
     watched: list[tuple[str | None, str, int | None]] = []
@@ -1119,3 +1140,146 @@ def test_url_snapshot_reads_like_the_runbook() -> None:
     findings = run_triage(down, Thresholds())
     assert [(f.category, f.severity) for f in findings] == [(Category.PROCESS_CRASH, Severity.SEV1)]
     assert triage.exit_code(findings) == 11
+
+
+# ------------------------------------------------------------------------------ silences
+def wall(minutes: float) -> str:
+    """A time ``minutes`` from the real now (the CLI reads the clock for silences)."""
+    moment = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=minutes)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def stored_silence(name: str, *, starts: float, ends: float, **matchers: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "edge-ns", "creationTimestamp": wall(-60)},
+        "spec": {
+            "matchers": matchers or {"zentinel": "edge"},
+            "startsAt": wall(starts),
+            "endsAt": wall(ends),
+            "createdBy": "alice",
+            "comment": "CHG-1 upgrade",
+        },
+    }
+
+
+def test_silence_add_builds_the_silence_from_matchers_a_duration_and_a_comment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("USER", raising=False)
+    api = FakeApi()
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    code, out, _ = cli(
+        api,
+        *("silence", "add", "--zentinel", "edge", "--category", "processcrash", "--category", "ConfigError"),
+        *("--severity", "3", "-d", "2h", "-c", "CHG-1 upgrade", "--remediation", "--by", "bob"),
+        capsys=capsys,
+    )
+    assert code == EXIT_OK
+    ((_, name), obj) = next(iter(api.silences.items()))
+    assert name == "silence-x0" and obj["kind"] == "ZentinelSilence"
+    spec = obj["spec"]
+    assert spec["matchers"] == {
+        "zentinel": "edge",
+        "categories": ["ProcessCrash", "ConfigError"],
+        "severities": ["SEV3"],
+    }
+    assert (spec["createdBy"], spec["comment"], spec["silenceRemediation"]) == ("bob", "CHG-1 upgrade", True)
+    ends = dt.datetime.fromisoformat(spec["endsAt"])
+    assert before + dt.timedelta(hours=2) <= ends <= before + dt.timedelta(hours=2, seconds=5)
+    assert "startsAt" not in spec  # the API server's creation time
+    assert out.startswith("silence silence-x0 holds the pages and remediation of incidents with zentinel=edge ")
+    code, out, _ = cli(
+        api, "silence", "add", "--category", "ConfigError", "--until", wall(30), "-c", "x", "-o", "name", capsys=capsys
+    )
+    assert (code, out) == (EXIT_OK, "zentinelsilence.zentinel.io/silence-x1\n")
+    assert api.silences[("edge-ns", "silence-x1")]["spec"]["createdBy"] == "kube-admin"  # no --by: the kube user
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["silence", "add", "--zentinel", "edge", "-d", "1h"], "--comment"),
+        (["silence", "add", "--zentinel", "edge", "-c", "x"], "--duration"),
+        (
+            ["silence", "add", "--zentinel", "edge", "-c", "x", "-d", "1h", "--until", "2030-01-01T00:00:00Z"],
+            "not allowed",
+        ),
+        (["silence", "add", "--zentinel", "edge", "-c", "x", "-d", "0s"], "longer than zero"),
+        (["silence", "add", "--zentinel", "edge", "-c", "x", "-d", "soon"], "not a duration"),
+        (["silence", "add", "--category", "Crash", "-c", "x", "-d", "1h"], "not a category"),
+        (["silence", "add", "--zentinel", "edge", "-c", "x", "--until", "tomorrow"], "not a time"),
+        (["silence", "expire"], "NAME"),
+    ],
+)
+def test_silence_usage_errors_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(FakeApi(), *argv, capsys=capsys)
+    assert (code, out) == (EXIT_USAGE, "")
+    assert message in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["silence", "add", "-c", "x", "-d", "1h"], "name at least one matcher"),
+        (["silence", "add", "--zentinel", "e", "-c", " ", "-d", "1h"], "--comment is required"),
+        (["silence", "add", "--zentinel", "e", "-c", "x" * 1025, "-d", "1h"], "longer than 1024"),
+        (["silence", "add", "--zentinel", "e", "-c", "x", "--start", wall(60), "--until", wall(30)], "end before"),
+    ],
+)
+def test_silence_add_refuses_before_any_request(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = FakeApi()
+    code, _, err = cli(api, *argv, "--by", "bob", capsys=capsys)
+    assert code == EXIT_USAGE and message in err and not api.silences
+
+
+def test_silence_list_shows_each_state_as_of_now(capsys: pytest.CaptureFixture[str]) -> None:
+    api = FakeApi()
+    for obj in (
+        stored_silence("active", starts=-10, ends=50, categories=["ProcessCrash"]),
+        stored_silence("later", starts=10, ends=50),
+        stored_silence("over", starts=-50, ends=-10, severities=["SEV3", "SEV4"]),
+    ):
+        api.silences[("edge-ns", obj["metadata"]["name"])] = obj
+    code, out, _ = cli(api, "silence", "list", capsys=capsys)
+    lines = out.splitlines()
+    assert code == EXIT_OK and lines[0].split() == [
+        "NAME",
+        "STATE",
+        "MATCHERS",
+        "HOLDS",
+        "ENDS",
+        "CREATED-BY",
+        "COMMENT",
+    ]
+    assert lines[1].split()[:4] == ["active", "Active", "category=ProcessCrash", "pages"]
+    assert lines[2].split()[:3] == ["later", "Pending", "zentinel=edge"]
+    assert lines[3].split()[:3] == ["over", "Expired", "severity=SEV3,SEV4"]
+    code, out, _ = cli(api, "silence", "list", "--active", "-o", "json", capsys=capsys)
+    (row,) = json.loads(out)
+    assert (row["name"], row["state"], row["categories"], row["silenceRemediation"]) == (
+        "active",
+        "Active",
+        ["ProcessCrash"],
+        False,
+    )
+    code, out, _ = cli(api, "silence", "list", "-o", "jsonpath={.items[*].metadata.name}", capsys=capsys)
+    assert out.split() == ["active", "later", "over"]
+
+
+def test_silence_expire_ends_it_now_and_refuses_one_already_over(capsys: pytest.CaptureFixture[str]) -> None:
+    api = FakeApi()
+    for obj in (stored_silence("active", starts=-10, ends=50), stored_silence("later", starts=10, ends=50)):
+        api.silences[("edge-ns", obj["metadata"]["name"])] = obj
+    code, out, _ = cli(api, "silence", "expire", "active", capsys=capsys)
+    assert code == EXIT_OK and "silence active expired" in out
+    ((name, patch),) = api.patches
+    assert name == "active" and set(patch["spec"]) == {"endsAt"}
+    code, _, err = cli(api, "silence", "expire", "active", capsys=capsys)
+    assert code == EXIT_REFUSED and "already ended" in err
+    code, _, _ = cli(api, "silence", "expire", "later", capsys=capsys)
+    (_, patch) = api.patches[-1]
+    assert code == EXIT_OK and patch["spec"]["startsAt"] == patch["spec"]["endsAt"]  # never started: zero length
+    code, _, err = cli(api, "silence", "expire", "ghost", capsys=capsys)
+    assert code == EXIT_NOT_FOUND and 'silence "ghost" not found' in err

@@ -24,7 +24,18 @@ from zentinel_operator.models.policy import ReceiverType
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT_VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-SUBCOMMANDS = ["incidents", "show", "ack", "resolve", "approve", "postmortem", "evidence", "triage", "notify"]
+SUBCOMMANDS = [
+    "incidents",
+    "show",
+    "ack",
+    "resolve",
+    "approve",
+    "postmortem",
+    "evidence",
+    "triage",
+    "notify",
+    "silence",
+]
 
 
 # ------------------------------------------------------------------------------ --version
@@ -67,6 +78,7 @@ def test_zsh_and_fish_scripts_name_the_subcommands(capsys: pytest.CaptureFixture
     for name in [*SUBCOMMANDS, "completion"]:
         assert name in top.split("-a", 1)[1], name
     assert any("__fish_seen_subcommand_from notify" in line and "test" in line for line in lines)
+    assert any("__fish_seen_subcommand_from silence" in line and "add list expire" in line for line in lines)
     assert any("__fish_seen_subcommand_from completion" in line and "bash zsh fish" in line for line in lines)
     for shell, text in (("zsh", zsh), ("fish", fish)):
         if shutil.which(shell):  # checked by the shell itself where it is installed
@@ -178,8 +190,8 @@ def test_bad_jsonpath_templates_are_refused_with_the_reason(template: str, messa
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["ack", "x", "-o", "name"], "-o name goes with incidents and show"),
-        (["approve", "x", "-o", "wide"], "-o wide goes with incidents and show"),
+        (["ack", "x", "-o", "name"], "-o name goes with incidents, show and silence"),
+        (["approve", "x", "-o", "wide"], "-o wide goes with incidents, show and silence"),
         (["incidents", "--timeout", "5"], "--timeout goes with --watch"),
         (["--as-group", "g", "incidents"], "--as-group needs --as"),
         (["--as", "u", "--as-group", "a", "--as-group", "b", "incidents"], "one --as-group at most"),

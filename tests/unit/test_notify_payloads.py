@@ -840,3 +840,76 @@ async def test_dispatcher_reposts_open_incidents_to_alertmanager_until_resolved(
     finally:
         await d.stop()
         await ep.stop()
+
+
+# ------------------------------------------------------------------------ silences
+def events_got(ep: Endpoint) -> list[str]:
+    return [json.loads(r["body"])["event"] for r in ep.requests]
+
+
+def unsilenced(
+    st: ZentinelIncidentStatus, pol: ZentinelIncidentPolicySpec, when: dt.datetime
+) -> ZentinelIncidentStatus:
+    out = st.model_copy(update={"silenced_by": []}, deep=True)
+    lc.add_timeline(out, pol, when, "Unsilenced", "maint no longer holds it: it ended")
+    return out
+
+
+async def test_a_silenced_incident_pages_nobody_until_no_silence_holds_it() -> None:
+    ep = Endpoint([200])
+    pol = hooks_policy(("hook", "Webhook", await ep.start() + "/h"))
+    silenced = detected(pol).model_copy(update={"silenced_by": ["maint"]})
+    store = Store()
+    d = dispatcher(store)
+    try:
+        await d.sync(NS, incident(silenced), pol)
+        assert d.idle() and not store.records  # nothing was even queued
+        await d.sync(NS, incident(unsilenced(silenced, pol, at(30))), pol)
+        await until(lambda: d.idle() and len(store.records) == 1)
+        assert events_got(ep) == ["trigger"]
+    finally:
+        await d.stop()
+        await ep.stop()
+
+
+async def test_resolved_while_silenced_a_receiver_never_paged_hears_nothing_one_paged_before_hears_the_end() -> None:
+    ep = Endpoint([200])
+    pol = hooks_policy(("hook", "Webhook", await ep.start() + "/h"))
+    store = Store()
+    d = dispatcher(store)
+    try:
+        quiet = detected(pol).model_copy(update={"silenced_by": ["maint"]})
+        resolved = step(step(quiet, pol, at(2), None), pol, at(8), None)
+        assert resolved.resolved_at is not None and resolved.silenced_by == ["maint"]
+        await d.sync(NS, incident(resolved), pol)
+        assert d.idle() and not store.records  # the resolve waits behind the held trigger: neither goes
+
+        paged = incident(detected(pol), name="inc-20261127-002")
+        await d.sync(NS, paged, pol)
+        await until(lambda: d.idle() and len(store.records) == 1)
+        later = paged.status.model_copy(update={"silenced_by": ["maint"]})
+        later = step(step(later, pol, at(2), None), pol, at(8), None)
+        await d.sync(NS, store.on(incident(later, name="inc-20261127-002")), pol)
+        await until(lambda: d.idle() and len(store.records) == 2)
+        assert events_got(ep) == ["trigger", "resolve"]
+    finally:
+        await d.stop()
+        await ep.stop()
+
+
+async def test_a_page_held_by_a_silence_is_as_fresh_as_the_silences_end() -> None:
+    ep = Endpoint([200])
+    pol = hooks_policy(("hook", "Webhook", await ep.start() + "/h"))
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    st = lc.new_incident(finding(), now=now - dt.timedelta(hours=3), policy=pol).status
+    store = Store()
+    d = Dispatcher(write=store, post_events=False, trust_env=False, max_age=dt.timedelta(hours=1))
+    try:
+        await d.sync(NS, incident(st), pol)
+        assert d.idle() and not store.records  # three hours old: not worth a page now
+        await d.sync(NS, incident(unsilenced(st, pol, now - dt.timedelta(minutes=1))), pol)
+        await until(lambda: d.idle() and len(store.records) == 1)
+        assert events_got(ep) == ["trigger"]
+    finally:
+        await d.stop()
+        await ep.stop()

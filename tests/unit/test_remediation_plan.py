@@ -538,3 +538,33 @@ def test_a_verification_failure_names_why() -> None:
     assert rem.verify_failure_reason(r, in_place=True) == f"rolling restart; {rem.NOT_RECOVERED_IN_PLACE}"
     bare = r.model_copy(update={"reason": None})
     assert rem.verify_failure_reason(bare, in_place=False) == rem.NOT_RECOVERED_NOT_IN_PLACE
+
+
+def test_a_silence_holding_remediation_makes_the_ladder_wait_once_and_go_on_after() -> None:
+    held = "silenced by maint until 2026-11-27T05:00:00Z (silenceRemediation)"
+    quiet = dataclasses.replace(ctx(), silenced=held)
+    steps = rem.plan("i", [], finding(Category.HEALTH_CHECK_FAILURE), quiet)
+    assert kinds(steps) == [("record", "restart", "Waiting")]
+    waiting = steps[0].record
+    assert waiting is not None and waiting.reason == held
+    assert rem.plan("i", [waiting], finding(Category.HEALTH_CHECK_FAILURE), quiet) == []  # recorded once
+    after = rem.plan("i", [waiting], finding(Category.HEALTH_CHECK_FAILURE), ctx())
+    assert kinds(after) == [("execute", "restart", "Running")] and after[0].record.id == waiting.id  # type: ignore[union-attr]
+
+
+def test_a_silence_holding_remediation_still_verifies_and_reverts_what_was_done() -> None:
+    quiet = dataclasses.replace(ctx(), silenced="silenced by maint")
+    verifying = rec(rem.Action.RESTART, 0, rem.VERIFYING, 1)
+    assert kinds(rem.plan("i", [verifying], finding(Category.HEALTH_CHECK_FAILURE), quiet)) == [
+        ("verify", "restart", "Verifying")
+    ]
+    ejected = rec(rem.Action.EJECT_TARGETS, 0, rem.SUCCEEDED, 20, revert_at=NOW - dt.timedelta(minutes=1))
+    assert kinds(rem.plan("i", [ejected], None, quiet))[0] == ("revert", "ejectTargets", "Succeeded")
+
+
+def test_an_approved_action_waits_for_the_silence_to_end() -> None:
+    pending = rec(rem.Action.RESTART, 0, rem.PENDING_APPROVAL, 1, mode="NeedsApproval")
+    quiet = dataclasses.replace(ctx(approvals={pending.id: "bob"}), silenced="silenced by maint")
+    assert rem.plan("i", [pending], finding(Category.HEALTH_CHECK_FAILURE), quiet) == []
+    steps = rem.plan("i", [pending], finding(Category.HEALTH_CHECK_FAILURE), ctx(approvals={pending.id: "bob"}))
+    assert kinds(steps) == [("execute", "restart", "Running")]

@@ -113,6 +113,7 @@ def test_release_patches_each_held_object_once_and_retries_a_conflict() -> None:
         "zentinels": [body("edge", [FINALIZER]), body("free", [])],
         "zentinelincidentpolicies": [body("edge", ["other/keep", FINALIZER])],
         "zentinelincidents": [],
+        "zentinelsilences": [body("upgrade", [FINALIZER])],  # the silence timer holds one too
     }
     patched: list[tuple[str, str, dict[str, Any]]] = []
     conflicts = {"zentinelincidentpolicies": 1}
@@ -128,7 +129,7 @@ def test_release_patches_each_held_object_once_and_retries_a_conflict() -> None:
             raise ApiException(status=409)
         patched.append((plural, name, patch))
 
-    assert uninstall.release(FINALIZER, lister=lister, patcher=patcher) == 2
+    assert uninstall.release(FINALIZER, lister=lister, patcher=patcher) == 3
     assert patched == [
         ("zentinels", "edge", {"metadata": {"finalizers": [], "resourceVersion": "1"}}),
         # Re-read after the conflict: the finalizer added meanwhile stays.
@@ -137,6 +138,7 @@ def test_release_patches_each_held_object_once_and_retries_a_conflict() -> None:
             "edge",
             {"metadata": {"finalizers": ["other/keep", "late/one"], "resourceVersion": "2"}},
         ),
+        ("zentinelsilences", "upgrade", {"metadata": {"finalizers": [], "resourceVersion": "1"}}),
     ]
 
 

@@ -119,10 +119,10 @@ namespaced (a ClusterRole when watching every namespace, a Role per watched name
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-# Framework: kopf watches the three kinds and keeps its progress, diff base and finalizer in
+# Framework: kopf watches the four kinds and keeps its progress, diff base and finalizer in
 # annotations and metadata of the objects themselves (never in status).
 - apiGroups: [zentinel.io]
-  resources: [zentinels, zentinelincidentpolicies, zentinelincidents]
+  resources: [zentinels, zentinelincidentpolicies, zentinelincidents, zentinelsilences]
   verbs: [list, watch, patch]
 {{- end -}}
 
@@ -152,6 +152,14 @@ namespaced (a ClusterRole when watching every namespace, a Role per watched name
 - apiGroups: [zentinel.io]
   resources: [zentinelincidents/status]
   verbs: [get, patch, update]
+# Application: silences are read, never changed; their status says whether they are Pending,
+# Active or Expired.
+- apiGroups: [zentinel.io]
+  resources: [zentinelsilences]
+  verbs: [get, list, watch]
+- apiGroups: [zentinel.io]
+  resources: [zentinelsilences/status]
+  verbs: [patch]
 # Application: pod states and container logs are signals (crash loops, OOM kills, "REJECTED"
 # reloads); deleting a pod is the runbook's restart remediation.
 - apiGroups: [""]

@@ -14,20 +14,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import k8s
+from ..core.durations import DurationError, parse_duration
 from ..models.incident import DECISION_REASON_MAX, RESOLUTION_NOTE_MAX
+from ..models.silence import SILENCE_COMMENT_MAX
 from . import commands
+from . import silences as silence_commands
 from .completion import SHELLS
 from .exits import EPILOG, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, CliError
 from .kube import Api, KubeApi, KubeContext, connect
 from .render import FORMATS, IncidentFilter, dump, output_arg, severity_arg
+from .silences import category_arg, time_arg
 
 if TYPE_CHECKING:
     from .triage import TriageReport
 
 DESCRIPTION = """\
 Work Zentinel incidents from a terminal: list and read them, acknowledge, resolve, approve pending
-remediations, read the post-mortem draft, export the evidence bundle, and run the runbook's triage
-against a Zentinel in the cluster or against a host by URL."""
+remediations, silence them for a maintenance, read the post-mortem draft, export the evidence bundle,
+and run the runbook's triage against a Zentinel in the cluster or against a host by URL."""
 
 
 def _prog(argv0: str) -> str:
@@ -56,6 +60,30 @@ def _seconds(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from e
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be greater than zero")
+    return value
+
+
+def _category(text: str) -> str:
+    try:
+        return category_arg(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def _time(text: str) -> dt.datetime:
+    try:
+        return time_arg(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def _duration(text: str) -> dt.timedelta:
+    try:
+        value = parse_duration(text)
+    except DurationError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    if value <= dt.timedelta(0):
+        raise argparse.ArgumentTypeError(f"{text} must be longer than zero")
     return value
 
 
@@ -218,6 +246,63 @@ def build_parser(prog: str = "zentinelctl") -> argparse.ArgumentParser:
     t.add_argument("policy", metavar="POLICY")
     t.add_argument("--timeout", type=_positive, default=10.0, metavar="SECONDS", help="per receiver (default: 10)")
 
+    p = add("silence", "silences: hold the pages (and optionally the remediation) of matching incidents for a while")
+    ssub = p.add_subparsers(dest="silence_command", required=True, metavar="SUBCOMMAND")
+
+    def add_silence(
+        name: str, help_: str, description: str, parent: argparse.ArgumentParser
+    ) -> argparse.ArgumentParser:
+        return ssub.add_parser(
+            name,
+            help=help_,
+            description=description,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[parent],
+        )
+
+    a = add_silence(
+        "add",
+        "create a ZentinelSilence: matching incidents still open and escalate, their pages are held until it ends",
+        "Create a ZentinelSilence (like amtool silence add). Every matcher given must match: --zentinel, "
+        "--category (repeat), --severity (repeat); at least one. While it is active, matching incidents are "
+        "recorded and escalate as usual, but their pages are held; when it ends and an incident is still open, "
+        "what it owes is sent. With --remediation, no new remediation starts on them either.",
+        common,
+    )
+    a.add_argument("--zentinel", metavar="NAME", help="only incidents of this Zentinel")
+    a.add_argument(
+        "--category", type=_category, action="append", default=[], metavar="CATEGORY", help="repeat for several"
+    )
+    a.add_argument(
+        "--severity", type=_severity, action="append", default=[], metavar="SEV", help="SEV1..SEV4; repeat for several"
+    )
+    span = a.add_mutually_exclusive_group(required=True)
+    span.add_argument("-d", "--duration", type=_duration, metavar="DURATION", help="how long, e.g. 2h or 1h30m")
+    span.add_argument("--until", type=_time, metavar="TIME", help="when it ends (RFC 3339; without a zone: UTC)")
+    a.add_argument("--start", type=_time, metavar="TIME", help="when it starts (RFC 3339; default: now)")
+    a.add_argument(
+        "-c", "--comment", required=True, help=f"why, e.g. the maintenance ticket (at most {SILENCE_COMMENT_MAX})"
+    )
+    a.add_argument("--remediation", action="store_true", help="hold remediation too (default: only the pages)")
+    a.add_argument("--by", metavar="NAME", help=by_help)
+    a.add_argument("--name", metavar="NAME", help="name of the silence (default: the API server's silence-xxxxx)")
+
+    s = add_silence(
+        "list",
+        "list silences with their state as of now (-o json|yaml: one row per silence)",
+        "List ZentinelSilences: state (Pending, Active, Expired), matchers, what they hold, when they end.",
+        listing,
+    )
+    s.add_argument("--active", action="store_true", help="only silences active now")
+    e = add_silence(
+        "expire",
+        "end a silence now (it stays, Expired)",
+        "End a silence now: spec.endsAt becomes now. What it held is owed again from the operator's next pass.",
+        common,
+    )
+    e.add_argument("silence", metavar="NAME")
+
     p = add("completion", "print a shell completion script: source <(zentinelctl completion bash)", [])
     p.add_argument("shell", choices=SHELLS)
     return parser
@@ -255,8 +340,8 @@ def run(args: argparse.Namespace, api: Api | None, kctx: KubeContext | None) -> 
         from .completion import script
 
         return EXIT_OK, script(build_parser("zentinelctl"), args.shell, "zentinelctl")
-    if fmt in ("wide", "name") and args.command not in ("incidents", "show"):
-        raise CliError(f"-o {fmt} goes with incidents and show", EXIT_USAGE)
+    if fmt in ("wide", "name") and args.command not in ("incidents", "show", "silence"):
+        raise CliError(f"-o {fmt} goes with incidents, show and silence", EXIT_USAGE)
     if args.command == "incidents" and args.timeout and not args.watch:
         raise CliError("--timeout goes with --watch", EXIT_USAGE)
     url_mode = args.command == "triage" and args.url
@@ -300,6 +385,11 @@ def run(args: argparse.Namespace, api: Api | None, kctx: KubeContext | None) -> 
         return commands.evidence(api, ns, args.incident, out_dir=Path(args.out), fmt=fmt)
     if cmd == "triage":
         return _triage_cluster(args, api, ns, fmt)
+    if cmd == "silence" and args.silence_command == "list":
+        where = None if args.all_namespaces else ns
+        return silence_commands.list_silences(api, where, fmt=fmt, now=now, active_only=args.active)
+    if cmd == "silence" and args.silence_command == "expire":
+        return silence_commands.expire(api, ns, args.silence, fmt=fmt, now=now)
     by = args.by or default_user(kctx)
     if not by or not by.strip():
         raise CliError("cannot tell who you are: pass --by NAME", EXIT_USAGE)
@@ -308,6 +398,20 @@ def run(args: argparse.Namespace, api: Api | None, kctx: KubeContext | None) -> 
     if cmd == "resolve":
         _at_most("--note", args.note, RESOLUTION_NOTE_MAX)
         return commands.resolve(api, ns, args.incident, by=by, note=args.note, fmt=fmt)
+    if cmd == "silence":
+        _at_most("--comment", args.comment, SILENCE_COMMENT_MAX)
+        body = silence_commands.silence_body(
+            name=args.name,
+            zentinel=args.zentinel,
+            categories=args.category,
+            severities=args.severity,
+            starts=args.start,
+            ends=args.until or (args.start or now) + args.duration,
+            by=by,
+            comment=args.comment,
+            remediation=args.remediation,
+        )
+        return silence_commands.add(api, ns, body, fmt=fmt, now=now)
     if cmd == "approve":
         return commands.decide(api, ns, args.incident, args.action_id, by=by, fmt=fmt)
     if cmd == "reject":

@@ -65,19 +65,41 @@ def _done(fmt: str, data: dict[str, Any], text: str) -> Result:
 
 
 # ------------------------------------------------------------------------------ read
-def incidents(api: Api, namespace: str | None, chosen: IncidentFilter, *, fmt: str, now: dt.datetime) -> Result:
-    objs = chosen(api.list_incidents(namespace))
-    rows = [incident_summary(o) for o in objs]
+def listed(
+    objs: Sequence[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    fmt: str,
+    namespace: str | None,
+    what: str,
+    render: Callable[[], str],
+    singular: str = names.SINGULAR_INCIDENT,
+) -> Result:
+    """A list command's answer in ``fmt``: names, a template over the List of objects, the rows as data, or
+    the table ``render`` makes (``No <what> found in ...`` when there is nothing)."""
     if fmt == "name":
-        return EXIT_OK, "".join(resource_name(o) + "\n" for o in objs)
+        return EXIT_OK, "".join(resource_name(o, singular) + "\n" for o in objs)
     if fmt.startswith(JSONPATH):  # kubectl's templates read the List of objects as the API has them
         return EXIT_OK, dump(as_list(objs), fmt)
     if is_data(fmt):
-        return EXIT_OK, dump(rows, fmt)
+        return EXIT_OK, dump(list(rows), fmt)
     if not rows:
         where = "any namespace" if namespace is None else f"namespace {namespace}"
-        return EXIT_OK, f"No incidents found in {where}.\n"
-    return EXIT_OK, render_incidents(rows, now, all_namespaces=namespace is None, wide=fmt == "wide")
+        return EXIT_OK, f"No {what} found in {where}.\n"
+    return EXIT_OK, render()
+
+
+def incidents(api: Api, namespace: str | None, chosen: IncidentFilter, *, fmt: str, now: dt.datetime) -> Result:
+    objs = chosen(api.list_incidents(namespace))
+    rows = [incident_summary(o) for o in objs]
+    return listed(
+        objs,
+        rows,
+        fmt=fmt,
+        namespace=namespace,
+        what="incidents",
+        render=lambda: render_incidents(rows, now, all_namespaces=namespace is None, wide=fmt == "wide"),
+    )
 
 
 def watch_incidents(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import k8s
-from ..names import INCIDENTS, POLICIES, ZENTINELS
+from ..names import INCIDENTS, POLICIES, SILENCES, ZENTINELS
 
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -57,6 +57,10 @@ class Api(Protocol):
     def list_policies(self, namespace: str) -> list[dict[str, Any]]: ...
     def get_policy(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def list_incidents_versioned(self, namespace: str | None) -> tuple[list[dict[str, Any]], str]: ...
+    def list_silences(self, namespace: str | None) -> list[dict[str, Any]]: ...  # None: every namespace
+    def get_silence(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def create_silence(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def patch_silence(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]: ...
     def watch_incidents(
         self, namespace: str | None, resource_version: str, timeout_seconds: int | None
     ) -> Iterator[tuple[str, dict[str, Any]]]: ...
@@ -93,6 +97,20 @@ class KubeApi:
 
     def list_incidents_versioned(self, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
         return k8s.list_custom_versioned(INCIDENTS, namespace)
+
+    def list_silences(self, namespace: str | None) -> list[dict[str, Any]]:
+        if namespace is not None:
+            return k8s.list_custom(SILENCES, namespace)
+        return k8s.list_custom_all(SILENCES)
+
+    def get_silence(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return k8s.get_custom(SILENCES, namespace, name)
+
+    def create_silence(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return k8s.create_custom(SILENCES, namespace, body)
+
+    def patch_silence(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return k8s.patch_custom(SILENCES, namespace, name, patch)
 
     def watch_incidents(
         self, namespace: str | None, resource_version: str, timeout_seconds: int | None

@@ -44,9 +44,9 @@ def is_data(fmt: str) -> bool:
     return fmt in DATA_FORMATS or fmt.startswith(JSONPATH)
 
 
-def resource_name(obj: Mapping[str, Any]) -> str:
+def resource_name(obj: Mapping[str, Any], singular: str = SINGULAR_INCIDENT) -> str:
     """``-o name``: ``zentinelincident.zentinel.io/<name>``, as kubectl prints it."""
-    return f"{SINGULAR_INCIDENT}.{GROUP}/{(obj.get('metadata') or {}).get('name')}"
+    return f"{singular}.{GROUP}/{(obj.get('metadata') or {}).get('name')}"
 
 
 # ------------------------------------------------------------------------------ generic
@@ -339,6 +339,7 @@ def render_show(inc: ZentinelIncident, chunks: Sequence[EvidenceChunk], now: dt.
         ("Count", f"{st.count} (reopened {st.flap_count} times)" if st.flap_count else str(st.count)),
         ("Acknowledged", acked),
         ("Escalation", st.escalation_level or "-"),
+        ("Silenced by", ", ".join(st.silenced_by) + " (pages held)" if st.silenced_by else "-"),
         ("Resolved", resolved),
     ]
     if spec.resolution_note:

@@ -128,9 +128,10 @@ def response_target(policy: ZentinelIncidentPolicySpec, severity: Severity) -> d
     return parse_duration(policy.response_targets.for_severity(severity))
 
 
-def _timeline(
+def add_timeline(
     status: ZentinelIncidentStatus, policy: ZentinelIncidentPolicySpec, when: dt.datetime, type_: str, message: str
 ) -> None:
+    """Append one entry to ``status.timeline`` (in place), keeping it within the policy's limit."""
     status.timeline.append(TimelineEntry(time=when, type=type_, message=message))
     limit = policy.lifecycle.timeline_limit
     if len(status.timeline) > limit:
@@ -202,7 +203,7 @@ def new_incident(
     _cond(status, MITIGATED, False, "NotMitigated", "The signal is still present", now, generation)
     _cond(status, RESOLVED, False, "Open", "The incident is open", now, generation)
     _cond(status, ESCALATED, False, "WithinResponseTarget", "Primary paged", now, generation)
-    _timeline(status, policy, now, "Detected", f"{severity.value} {finding.category.value}: {finding.summary}")
+    add_timeline(status, policy, now, "Detected", f"{severity.value} {finding.category.value}: {finding.summary}")
     levels = policy.escalation.for_severity(severity)
     status.escalations.append(
         EscalationRecord(level=LEVEL_PRIMARY, at=now, reason="detected", receivers=list(levels.primary))
@@ -279,7 +280,7 @@ def step(
         st.acknowledged_at = now
         st.acknowledged_by = human.acknowledged_by
         _cond(st, ACKNOWLEDGED, True, "AcknowledgedByUser", f"Acknowledged by {human.acknowledged_by}", now, generation)
-        _timeline(st, policy, now, "Acknowledged", f"Acknowledged by {human.acknowledged_by}")
+        add_timeline(st, policy, now, "Acknowledged", f"Acknowledged by {human.acknowledged_by}")
         mtta = (now - st.detected_at).total_seconds() if st.detected_at else None
         out.metrics.append(MetricNote("acknowledged", severity, category, seconds=mtta))
         out.events.append(EventNote("IncidentAcknowledged", f"Acknowledged by {human.acknowledged_by}"))
@@ -300,7 +301,7 @@ def step(
         recurred = st.healthy_since is not None or new_occurrence
         if recurred:
             st.count += 1
-            _timeline(st, policy, now, "Recurred", f"Signal back: {finding.summary}")
+            add_timeline(st, policy, now, "Recurred", f"Signal back: {finding.summary}")
         st.healthy_since = None
         st.last_seen_at = now
         st.summary = finding.summary
@@ -311,7 +312,7 @@ def step(
     elif st.healthy_since is None:
         st.healthy_since = now
         _cond(st, MITIGATED, True, "SignalsHealthy", "The signal is gone; watching before resolving", now, generation)
-        _timeline(st, policy, now, "SignalsHealthy", "The signal is gone")
+        add_timeline(st, policy, now, "SignalsHealthy", "The signal is gone")
     elif now - st.healthy_since >= parse_duration(policy.lifecycle.resolve_after):
         held = format_duration(now - st.healthy_since)
         _resolve(
@@ -356,7 +357,9 @@ def _severity_from_finding(
         due = now + response_target(policy, finding.severity)
         if st.acknowledged_at is None and (st.response_due_at is None or due < st.response_due_at):
             st.response_due_at = due
-        _timeline(st, policy, now, "SeverityRaised", f"{current.value} -> {finding.severity.value}: {finding.summary}")
+        add_timeline(
+            st, policy, now, "SeverityRaised", f"{current.value} -> {finding.severity.value}: {finding.summary}"
+        )
         levels = policy.escalation.for_severity(finding.severity)
         out.notifications.append(
             Notification(
@@ -376,7 +379,7 @@ def _severity_from_finding(
         elif now - st.candidate_since >= parse_duration(policy.lifecycle.resolve_after):
             held = format_duration(now - st.candidate_since)
             reason = f"signals at {finding.severity.value} level for {held}: {finding.summary}"
-            _timeline(st, policy, now, "SeverityLowered", f"{current.value} -> {finding.severity.value}: {reason}")
+            add_timeline(st, policy, now, "SeverityLowered", f"{current.value} -> {finding.severity.value}: {reason}")
             out.events.append(EventNote("SeverityLowered", f"{current.value} -> {finding.severity.value}: {reason}"))
             st.severity = finding.severity
             st.severity_reason = f"lowered: {reason}"
@@ -407,7 +410,7 @@ def _apply_override(
     st.candidate_severity = None
     st.candidate_since = None
     old_text = old.value if old else "none"
-    _timeline(
+    add_timeline(
         st,
         policy,
         now,
@@ -500,7 +503,7 @@ def _page_added_receivers(
         covered.update(added)
         message = f"{', '.join(added)} added to the policy and nobody paged yet: paged ({level})"
         st.escalations.append(EscalationRecord(level=level, at=now, reason=message, receivers=added))
-        _timeline(st, policy, now, "Paged", message)
+        add_timeline(st, policy, now, "Paged", message)
         event = "trigger" if level == LEVEL_PRIMARY else "escalate"
         out.notifications.append(Notification(event, level, tuple(added), severity, message))
         out.events.append(EventNote("ReceiversPaged", message, "Warning"))
@@ -524,7 +527,7 @@ def _escalate_to(
     st.escalation_level = level
     st.escalations.append(EscalationRecord(level=level, at=now, reason=message, receivers=list(receivers)))
     _cond(st, ESCALATED, True, reason, message, now, generation)
-    _timeline(st, policy, now, "Escalated", message)
+    add_timeline(st, policy, now, "Escalated", message)
     out.notifications.append(Notification("escalate", level, receivers, severity, message))
     out.events.append(EventNote("IncidentEscalated", message, "Warning"))
     out.metrics.append(MetricNote("escalated", severity, category, level=level))
@@ -551,7 +554,7 @@ def _resolve(
     _cond(st, RESOLVED, True, reason, message, now, generation)
     if get_condition(st.conditions, MITIGATED) is None or by != "operator":
         _cond(st, MITIGATED, True, reason, message, now, generation)
-    _timeline(st, policy, now, "Resolved", message)
+    add_timeline(st, policy, now, "Resolved", message)
     if severity in (Severity.SEV1, Severity.SEV2):
         st.postmortem_due = now + dt.timedelta(hours=48)
     st.state = IncidentState.RESOLVED
@@ -590,7 +593,7 @@ def _reopen(
     message = f"Signal back {resolved_for} after resolving (flap #{st.flap_count}): {finding.summary}"
     _cond(st, RESOLVED, False, "Reopened", message, now, generation)
     _cond(st, MITIGATED, False, "SignalReturned", finding.summary, now, generation)
-    _timeline(st, policy, now, "Reopened", message)
+    add_timeline(st, policy, now, "Reopened", message)
     levels = policy.escalation.for_severity(severity)
     out.notifications.append(Notification("trigger", LEVEL_PRIMARY, tuple(levels.primary), severity, message))
     out.events.append(EventNote("IncidentReopened", message, "Warning"))
@@ -614,7 +617,7 @@ def mark_mitigated(
     st = status.model_copy(deep=True)
     st.mitigated_at = now
     _cond(st, MITIGATED, True, "RemediationSucceeded", f"{action} verified", now, generation)
-    _timeline(st, policy, now, "Mitigated", f"{action} verified")
+    add_timeline(st, policy, now, "Mitigated", f"{action} verified")
     return st
 
 
@@ -642,7 +645,7 @@ def escalate_now(
     out = Outcome(status=st)
     severity = st.severity or Severity.SEV4
     if _LEVEL_RANK.get(st.escalation_level, 0) >= 2:
-        _timeline(st, policy, now, "Escalated", f"{message} (already escalated)")
+        add_timeline(st, policy, now, "Escalated", f"{message} (already escalated)")
         return out
     levels = policy.escalation.for_severity(severity)
     receivers = tuple(levels.secondary) or tuple(levels.primary)
@@ -661,5 +664,5 @@ def note_action(
 ) -> ZentinelIncidentStatus:
     """An action on the timeline (with its before and after state in the message)."""
     st = status.model_copy(deep=True)
-    _timeline(st, policy, now, "Action", message)
+    add_timeline(st, policy, now, "Action", message)
     return st

@@ -6,9 +6,10 @@ restarts) and returns what to do now. The executor (``zentinel_operator.remediat
 out and writes the records; a record is written *before* its action runs, so a restarted operator
 finds it and never repeats a change.
 
-Guardrails: mode per action (Automatic, NeedsApproval, DryRun, Off), a paused Zentinel, budgets per
-Zentinel and per cluster, a cooldown, hold-off while a rollout or someone else's config change is
-fresh, a quorum guard on ejections, rollbacks only to proven-good revisions.
+Guardrails: mode per action (Automatic, NeedsApproval, DryRun, Off), a silence holding remediation
+(the ladder waits), a paused Zentinel, budgets per Zentinel and per cluster, a cooldown, hold-off
+while a rollout or someone else's config change is fresh, a quorum guard on ejections, rollbacks
+only to proven-good revisions.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class Context:
     approvals: dict[str, Approval]  # action id -> who approved or rejected it
     # action -> the incident whose step of that action is in flight (Running/Verifying) on this Zentinel
     in_flight: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Why a silence holds this incident's remediation (ZentinelSilence with silenceRemediation), or None.
+    silenced: str | None = None
 
 
 class StepKind(enum.StrEnum):
@@ -263,6 +266,9 @@ def guardrail(
     policy = ctx.policy
     r = policy.remediation
     zen = ctx.zentinel
+    if ctx.silenced:
+        # Maintenance: nothing new starts; the ladder waits on this rung and goes on once the silence ends.
+        return "wait", ctx.silenced
     if zen.spec.paused:
         return "refuse", "the Zentinel is paused (spec.paused)"
     window = parse_duration(r.budget.window)

@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,11 +20,13 @@ from pydantic import ValidationError
 from .. import k8s
 from ..core import lifecycle as lc
 from ..core.patches import merge_patch
+from ..core.silences import record_silences
 from ..core.snapshot import Finding
 from ..models import ZentinelIncident
 from ..models.common import Category, Severity
 from ..models.incident import ZentinelIncidentStatus
 from ..models.policy import ZentinelIncidentPolicySpec
+from ..models.silence import ZentinelSilence
 from ..names import (
     ANN_ACKNOWLEDGED_BY,
     ANN_RESOLUTION_NOTE,
@@ -185,6 +187,7 @@ def _advance(
     zentinel_obj: Mapping[str, Any] | None,
     result: Recorded,
     remediating: bool,
+    silences: Sequence[ZentinelSilence],
 ) -> ZentinelIncident:
     category = model.spec.category
     generation = (obj.get("metadata") or {}).get("generation")
@@ -211,13 +214,16 @@ def _advance(
         # next pass would find an open incident with the old request and resolve it again. This way round it finds
         # the incident still resolved with no request, and reopens it once.
         _consume_manual_resolution(obj)
-    write_status(obj, outcome.status)
+    # Silences are recorded with the step's status, in the same write: a page the step calls for is held from
+    # the start (the dispatcher reads silencedBy from the incident it is given).
+    status = record_silences(model.model_copy(update={"status": outcome.status}), silences, now=now, policy=policy)
+    write_status(obj, status)
     _post_events(obj, zentinel_obj, outcome.events, now)
     name = obj["metadata"]["name"]
     result.notifications += [(name, n) for n in outcome.notifications]
     result.metrics += outcome.metrics
-    updated = model.model_copy(update={"status": outcome.status})
-    if lc.is_open(outcome.status):
+    updated = model.model_copy(update={"status": status})
+    if lc.is_open(status):
         result.open.append(updated)
     result.all.append(updated)
     return updated
@@ -280,8 +286,10 @@ def record(
     now: dt.datetime,
     remediating: set[Category] | None = None,
     alerts: Any = None,
+    silences: Sequence[ZentinelSilence] = (),
 ) -> Recorded:
-    """One pass for one Zentinel: every finding lands on exactly one incident of its fingerprint."""
+    """One pass for one Zentinel: every finding lands on exactly one incident of its fingerprint; each open
+    incident's ``silencedBy`` follows the ``silences`` (of its namespace) that hold it."""
     remediating = remediating or set()
     result = Recorded()
     parsed = _listed(namespace, zentinel)
@@ -309,6 +317,7 @@ def record(
             zentinel_obj=zentinel_obj,
             result=result,
             remediating=cat in remediating,
+            silences=silences,
         )
 
     for obj, model in parsed:
@@ -332,5 +341,6 @@ def record(
             zentinel_obj=zentinel_obj,
             result=result,
             remediating=cat in remediating,
+            silences=silences,
         )
     return result

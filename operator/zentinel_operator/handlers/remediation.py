@@ -16,10 +16,12 @@ from ..core import remediation as rem
 from ..core import zconfig
 from ..core.observation import Observation
 from ..core.patches import merge_patch
+from ..core.silences import remediation_hold
 from ..core.snapshot import Finding
 from ..models.common import Category
 from ..models.incident import Approval, RemediationRecord, ZentinelIncident, ZentinelIncidentStatus
 from ..models.policy import ZentinelIncidentPolicySpec
+from ..models.silence import ZentinelSilence
 from ..models.zentinel import RemediationLedgerEntry, Zentinel
 from ..names import ANN_APPROVED_BY, API_VERSION, KIND_INCIDENT
 from ..names import INCIDENTS as PLURAL
@@ -101,6 +103,7 @@ def respond(
     incidents: Sequence[ZentinelIncident],
     now: dt.datetime,
     cluster_recent: int,
+    silences: Sequence[ZentinelSilence] = (),
 ) -> Responded:
     """Plan, guard, act and verify for each open incident, from the pass's observation (its snapshot, the
     Deployment as read, whether the operator wrote the current config)."""
@@ -135,6 +138,7 @@ def respond(
             config_changed_by_operator=observation.config_written_by_operator,
             approvals=approvals(inc),
             in_flight=rem.in_flight({i.metadata.name: i.status.remediations for i in all_incidents}),
+            silenced=remediation_hold(inc, silences, now),
         )
         try:
             all_incidents[index] = _respond_one(inc, base, by_cat, ectx, out)

@@ -37,6 +37,7 @@ from ..remediation import executor
 from ..signals.gather import GatherSettings, PassMemory, complete_for_evidence, gather
 from ..signals.prometheus import PrometheusSource
 from . import evidence, incidents, remediation
+from . import silences as silence_handlers
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +85,22 @@ def policy_for(zen: Zentinel, policies: Sequence[Mapping[str, Any]]) -> tuple[st
 
 
 async def reconcile(
-    body: Mapping[str, Any], *, ctx: PassContext, policies: Sequence[Mapping[str, Any]], now: dt.datetime | None = None
+    body: Mapping[str, Any],
+    *,
+    ctx: PassContext,
+    policies: Sequence[Mapping[str, Any]],
+    silences: Sequence[Mapping[str, Any]] = (),
+    now: dt.datetime | None = None,
 ) -> list[StageFailure]:
     """One pass. Each stage is contained: one that fails is reported (a ``PassDegraded`` condition and a
-    Warning Event on the Zentinel) and the others still run, on what could be observed. Returns the failures."""
+    Warning Event on the Zentinel) and the others still run, on what could be observed. Returns the failures.
+    ``silences`` are the namespace's ``ZentinelSilence`` objects: they hold pages and, if asked, remediation."""
     started = time.monotonic()
     zen = parse(body)
     ns, name = zen.metadata.namespace, zen.metadata.name
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     _, policy = policy_for(zen, policies)
+    held_by = silence_handlers.parse_all(silences)
     memory = ctx.memory(ns, name)
     failures: list[StageFailure] = []
 
@@ -137,6 +145,7 @@ async def reconcile(
             observable=observable,
             now=now,
             alerts=ctx.alerts,
+            silences=held_by,
         )
         metrics.observe(recorded.metrics)
     except Exception as e:
@@ -187,6 +196,7 @@ async def reconcile(
                 incidents=recorded.all,
                 now=now,
                 cluster_recent=cluster_recent,
+                silences=held_by,
             )
             ctx.cluster_actions[(ns, name)] = [e.at for e in responded.ledger]
             memory.want_live_config = responded.awaiting_live

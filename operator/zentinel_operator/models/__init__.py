@@ -1,12 +1,13 @@
-"""pydantic models of the three custom resources: the source of truth for ``crds/``."""
+"""pydantic models of the custom resources: the source of truth for ``crds/``."""
 
 from ..names import API_VERSION, GROUP, VERSION
 from .common import CATEGORY, Category, Condition, ConditionStatus, Severity
 from .incident import IncidentState, ZentinelIncident, ZentinelIncidentSpec, ZentinelIncidentStatus
 from .policy import ZentinelIncidentPolicy, ZentinelIncidentPolicySpec
+from .silence import SilenceState, ZentinelSilence, ZentinelSilenceSpec
 from .zentinel import Zentinel, ZentinelSpec, ZentinelStatus
 
-ALL_KINDS = (Zentinel, ZentinelIncidentPolicy, ZentinelIncident)
+ALL_KINDS = (Zentinel, ZentinelIncidentPolicy, ZentinelIncident, ZentinelSilence)
 
 __all__ = [
     "ALL_KINDS",
@@ -19,12 +20,15 @@ __all__ = [
     "ConditionStatus",
     "IncidentState",
     "Severity",
+    "SilenceState",
     "Zentinel",
     "ZentinelIncident",
     "ZentinelIncidentPolicy",
     "ZentinelIncidentPolicySpec",
     "ZentinelIncidentSpec",
     "ZentinelIncidentStatus",
+    "ZentinelSilence",
+    "ZentinelSilenceSpec",
     "ZentinelSpec",
     "ZentinelStatus",
 ]

@@ -1,4 +1,4 @@
-"""Types shared by the three custom resources."""
+"""Types shared by the custom resources."""
 
 from __future__ import annotations
 

@@ -224,6 +224,12 @@ class ZentinelIncidentStatus(KModel):
     resolved_by: str | None = Field(default=None, description="`operator` or the person who resolved it.")
     response_due_at: dt.datetime | None = Field(default=None, description="Acknowledge by then or it escalates.")
     escalation_level: str | None = Field(default=None, description="Highest level reached.")
+    silenced_by: list[str] = Field(
+        default_factory=list,
+        description="The active `ZentinelSilence`s holding this incident's pages (and, with `silenceRemediation`, "
+        "its remediation); the timeline records each one starting (`Silenced`) and stopping (`Unsilenced`). Kept "
+        "as it was at resolution: pages held then are never sent.",
+    )
     candidate_severity: Severity | None = Field(
         default=None, description="A lower severity the signals show; applied once it holds for `resolveAfter`."
     )
@@ -259,6 +265,7 @@ class ZentinelIncident(KModel, CRDInfo):
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         {"name": "Count", "type": "integer", "jsonPath": ".status.count", "priority": 1},
         {"name": "Escalated", "type": "string", "jsonPath": ".status.escalationLevel", "priority": 1},
+        {"name": "Silenced-By", "type": "string", "jsonPath": ".status.silencedBy", "priority": 1},
         {"name": "Last-Seen", "type": "date", "jsonPath": ".status.lastSeenAt", "priority": 1},
         {"name": "Summary", "type": "string", "jsonPath": ".status.summary", "priority": 1},
     ]

@@ -17,6 +17,11 @@ and is tried again after a growing pause (``cycle_backoff`` doubling to ``max_cy
 after ``max_cycles`` sends, or at once on a permanent error (4xx, bad configuration), it is
 ``Failed`` and a Warning Event says so on the incident.
 
+Silences: while ``status.silencedBy`` names a silence, pages (``trigger``, ``escalate``) are held, and
+the notices after a held page to the same receiver wait behind it (:mod:`~zentinel_operator.core.silences`).
+Once no silence holds an open incident, what it owes goes out; the age limit (``max_age``) of a page
+held that way counts from the silence's end.
+
 Writes: only ``status.deliveries`` is written, by read-modify-patch with ``metadata.resourceVersion``
 (optimistic concurrency, retried on 409), so other writers' status fields are never touched.
 
@@ -41,6 +46,7 @@ from .. import k8s
 from .. import operator_metrics as metrics
 from ..core import lifecycle as lc
 from ..core.notify_payloads import ESCALATE, TRIGGER, PlannedDelivery, expected_deliveries
+from ..core.silences import HELD_EVENTS, held, unsilenced_at
 from ..models import ZentinelIncident
 from ..models.incident import DeliveryRecord, DeliveryState
 from ..models.policy import Receiver, ReceiverType, ZentinelIncidentPolicySpec
@@ -264,6 +270,8 @@ class Dispatcher:
         self._prune(mono)
         records = self._records(ik, incident)
         receivers = {r.name: r for r in policy.receivers}
+        hold = held(incident)
+        fresh_from = unsilenced_at(incident.status)
         lanes: dict[str, list[PlannedDelivery]] = {}
         for planned in expected_deliveries(incident, policy):
             lanes.setdefault(planned.receiver, []).append(planned)
@@ -278,8 +286,10 @@ class Dispatcher:
                     continue
                 if planned.key in self._inflight:
                     continue
-                if now - planned.at > self.max_age:
-                    continue  # too old to be worth a page now
+                if hold and planned.event in HELD_EVENTS:
+                    break  # a silence holds it; what comes after to this receiver waits behind it
+                if now - max(planned.at, fresh_from or planned.at) > self.max_age:
+                    continue  # too old to be worth a page now (held pages count from the silence's end)
                 if record is not None and record.state == PENDING and record.attempts > 0:
                     due = (record.at or now) + dt.timedelta(seconds=self._cycle_delay(record.attempts))
                     if now < due:
