@@ -407,6 +407,18 @@ def test_temporary_change_is_reverted_after_its_ttl_even_when_healthy() -> None:
     assert rem.plan("i", [not_yet], None, ctx()) == []
 
 
+def test_a_change_still_verifying_at_its_ttl_is_reverted_and_not_verified_in_the_same_pass() -> None:
+    # Verifying the stale copy after the revert would write it over the Reverted record (seen on the
+    # real API server: the ConfigMap reverted, the record Verifying again, reverted once more).
+    verifying = rec(rem.Action.EJECT_TARGETS, 0, rem.VERIFYING, 1, revert_at=NOW - dt.timedelta(seconds=1))
+    steps = rem.plan("i", [verifying], finding(Category.UPSTREAM_FAILURE), ctx())
+    assert kinds(steps) == [("revert", "ejectTargets", "Verifying")]
+    before_ttl = verifying.model_copy(update={"revert_at": NOW + dt.timedelta(minutes=1)})
+    assert kinds(rem.plan("i", [before_ttl], finding(Category.UPSTREAM_FAILURE), ctx())) == [
+        ("verify", "ejectTargets", "Verifying")
+    ]
+
+
 @pytest.mark.parametrize(
     ("in_place", "has_finding", "minutes", "expected"),
     [

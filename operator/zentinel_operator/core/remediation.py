@@ -364,6 +364,10 @@ def plan(incident_name: str, records: Sequence[RemediationRecord], finding: Find
             steps.append(Step(StepKind.REVERT, Action(rec.action), rec, f"TTL reached ({rec.revert_at.isoformat()})"))
 
     last = _last(records)
+    if last is not None and any(s.record is not None and s.record.id == last.id for s in steps):
+        # Undone this pass: verifying the same record now would write its stale copy over the Reverted
+        # one. The next pass plans from the Reverted record.
+        return steps
     if last is not None and last.state == RUNNING:
         # Recorded, but the operator may have stopped before carrying it out: finish it. Guardrails
         # passed when it was recorded; the executor looks before it acts, so nothing happens twice.
