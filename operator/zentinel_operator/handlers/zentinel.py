@@ -83,11 +83,45 @@ def policy_for(zen: Zentinel, policies: Sequence[Mapping[str, Any]]) -> tuple[st
     return str(chosen["metadata"]["name"]), ZentinelIncidentPolicySpec.model_validate(chosen.get("spec") or {})
 
 
+async def pass_on_stored(
+    namespace: str,
+    name: str,
+    *,
+    ctx: PassContext,
+    policies: Sequence[Mapping[str, Any]],
+    full: bool,
+    watched: Mapping[str, Any] | None = None,
+) -> list[StageFailure] | None:
+    """One pass over the Zentinel as stored now (None: it is gone). Timer and event passes follow each other
+    closely, and the copy a watch delivered may not show the status the previous pass wrote yet (its config
+    history, its remediation ledger). Should the read fail, the ``watched`` copy is used (a timer pass's), else
+    the error is raised."""
+    try:
+        body = await asyncio.to_thread(k8s.get_custom, ZENTINELS, namespace, name)
+    except Exception as e:
+        if watched is None:
+            raise
+        log.warning("%s/%s: pass on the watched copy, the read failed: %s", namespace, name, k8s.describe_error(e))
+        body = dict(watched)
+    if body is None:
+        ctx.memories.pop((namespace, name), None)
+        return None
+    return await reconcile(body, ctx=ctx, policies=policies, full=full)
+
+
 async def reconcile(
-    body: Mapping[str, Any], *, ctx: PassContext, policies: Sequence[Mapping[str, Any]], now: dt.datetime | None = None
+    body: Mapping[str, Any],
+    *,
+    ctx: PassContext,
+    policies: Sequence[Mapping[str, Any]],
+    now: dt.datetime | None = None,
+    full: bool = True,
 ) -> list[StageFailure]:
     """One pass. Each stage is contained: one that fails is reported (a ``PassDegraded`` condition and a
-    Warning Event on the Zentinel) and the others still run, on what could be observed. Returns the failures."""
+    Warning Event on the Zentinel) and the others still run, on what could be observed. Returns the failures.
+
+    A ``full`` pass (the timer's) reads everything; an event pass reads the objects afresh and reuses what the
+    last full pass read from the pods' endpoints (``signals.gather.Endpoints``)."""
     started = time.monotonic()
     zen = parse(body)
     ns, name = zen.metadata.namespace, zen.metadata.name
@@ -116,6 +150,7 @@ async def reconcile(
             prometheus=ctx.prometheus,
             failures=gaps,
             log_lines=policy.evidence.log_lines if policy.evidence.enabled else 0,
+            full=full,
         )
     except Exception as e:
         failed("Gather", e, "workload")
@@ -240,6 +275,7 @@ async def reconcile(
         await asyncio.to_thread(_post_event, body, event, now)
     if failures:
         metrics.PASS_ERRORS.inc()
+    metrics.PASSES.labels(trigger="timer" if full else "event").inc()
     metrics.PASS_SECONDS.observe(time.monotonic() - started)
     return failures
 
