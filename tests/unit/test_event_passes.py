@@ -67,6 +67,7 @@ async def test_an_event_pass_reuses_the_last_scan_and_computes_no_rate_of_its_ow
     assert counting.scrapes == scrapes  # no endpoint read at all
     assert event.snapshot.metrics == scan.snapshot.metrics and event.snapshot.upstreams == scan.snapshot.upstreams
     assert event.pages == {}  # nothing was fetched; the evidence reads what it needs itself
+    assert event.snapshot.endpoints_at == scan.snapshot.observed_at  # and says when they were read
     # The status it makes differs from the scan's only in when it was observed: nothing to write.
     assert summary(event.snapshot, T0) == summary(scan.snapshot, T0)
 

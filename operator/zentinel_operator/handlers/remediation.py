@@ -204,7 +204,14 @@ def _apply(
         rec = step.record
         checkpoints.reached("verifying", f"{name} {rec.action} {rec.id}")
         in_place = executor.effect_in_place(rec, ectx)
-        state = rem.verify_outcome(rec, effect_in_place=in_place, finding=finding, now=now, policy=policy)
+        state = rem.verify_outcome(
+            rec,
+            effect_in_place=in_place,
+            finding=finding,
+            now=now,
+            policy=policy,
+            signals_at=ectx.snapshot.endpoints_at or now,
+        )
         if state == rec.state and rec.verified_at is not None:
             return st
         updates: dict[str, Any] = {"state": state}

@@ -81,6 +81,7 @@ class Endpoints:
     served: tuple[tuple[str, str | None, bool | None], ...] = ()  # (certificate, fingerprint, served_matches)
     live_configs: tuple[LiveConfig, ...] = ()
     failures: tuple[str, ...] = ()  # what could not be read, reported again by each event pass
+    read_at: dt.datetime | None = None  # the full pass that read them
 
     def served_certificates(self, certs: tuple[CertificateSignal, ...]) -> tuple[CertificateSignal, ...]:
         """The certificates with the last handshake's answer, where the Secret still holds what was checked."""
@@ -512,6 +513,7 @@ async def _endpoints(
         served=tuple((c.name, c.fingerprint, c.served_matches) for c in certs),
         live_configs=live,
         failures=tuple(failures),
+        read_at=now,
     )
 
 
@@ -559,6 +561,7 @@ async def gather(
         metrics=metrics,
         upstreams=upstreams,
         live_configs=live,
+        endpoints_at=endpoints.read_at,
     )
     return Observation(
         snapshot=snapshot,
