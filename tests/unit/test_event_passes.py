@@ -121,3 +121,19 @@ async def test_before_any_scan_an_event_pass_knows_no_endpoint_signal(counting: 
     event = await observe(gather.PassMemory(), 0, full=False)
     assert event.snapshot.metrics is None and event.snapshot.upstreams is None  # unknown, never healthy
     assert counting.scrapes == 0
+
+
+async def test_rates_are_over_the_time_between_the_scrapes_not_between_the_passes(counting: Counting) -> None:
+    """A pass that waited (for the lock an event pass held) or read the API slowly scrapes later than it started:
+    its rates are over the time between the two scrapes, read from the clock at each."""
+    memory = gather.PassMemory()
+    scrapes = iter([T0 + dt.timedelta(seconds=2.6), T0 + dt.timedelta(seconds=3.8)])
+
+    def clock() -> dt.datetime:
+        return next(scrapes)
+
+    settings = gather.GatherSettings()
+    await gather.gather(zentinel(), memory, now=T0, settings=settings, clock=clock)
+    later = await gather.gather(zentinel(), memory, now=T0 + dt.timedelta(seconds=3), settings=settings, clock=clock)
+    assert later.snapshot.metrics is not None
+    assert later.snapshot.metrics.interval_seconds == pytest.approx(1.2)  # not the 3 s between the passes' starts

@@ -125,6 +125,9 @@ async def reconcile(
     started = time.monotonic()
     zen = parse(body)
     ns, name = zen.metadata.namespace, zen.metadata.name
+    # Rates are over the time between two scrapes, read from the clock when each scrape starts (a pass's `now` is
+    # when it began, to the second); a `now` given (a test's) times the scrapes too.
+    clock = None if now is not None else _wall_clock
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     _, policy = policy_for(zen, policies)
     memory = ctx.memory(ns, name)
@@ -151,6 +154,7 @@ async def reconcile(
             failures=gaps,
             log_lines=policy.evidence.log_lines if policy.evidence.enabled else 0,
             full=full,
+            clock=clock,
         )
     except Exception as e:
         failed("Gather", e, "workload")
@@ -278,6 +282,10 @@ async def reconcile(
     metrics.PASSES.labels(trigger="timer" if full else "event").inc()
     metrics.PASS_SECONDS.observe(time.monotonic() - started)
     return failures
+
+
+def _wall_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _post_event(body: Mapping[str, Any], event: EventNote, now: dt.datetime) -> None:

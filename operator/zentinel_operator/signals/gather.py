@@ -375,12 +375,15 @@ async def _admin(
     session: Any,
     prometheus: PrometheusSource | None = None,
     pages: dict[str, str | None] | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> tuple[MetricsSignal | None, UpstreamsSignal | None]:
     """Scrape ``/metrics`` and ``/admin/upstreams`` of every running pod, within the concurrency bound.
 
     With ``metricsSource: Prometheus`` (and a Prometheus configured), metrics come from one batch of
     queries per interval shared by every Zentinel; ``/admin/upstreams`` is still read from the pods.
-    Every page read is kept in ``pages`` (URL -> 2xx body, else None).
+    Every page read is kept in ``pages`` (URL -> 2xx body, else None). Rates are over the time between this
+    scrape and the last, by ``clock`` (default: ``now``): a pass that started late or read the API slowly
+    does not stretch or shrink the interval.
     """
     targets = _scrape_targets(zen, pods)
     if not targets:
@@ -393,6 +396,7 @@ async def _admin(
         else {p.name: f"{a.scheme}://{p.ip}:{a.effective_metrics_port}{a.metrics_path}" for p in targets}
     )
     upstream_urls = {p.name: f"{a.scheme}://{p.ip}:{a.port}{a.upstreams_path}" for p in targets}
+    scraped = clock() if clock is not None else now
     results = await fetch_many(
         [*metrics_urls.values(), *upstream_urls.values()],
         concurrency=settings.scrape_concurrency,
@@ -401,10 +405,10 @@ async def _admin(
         session=session,
     )
     _keep_pages(pages, results)
-    interval = (now - memory.scraped_at).total_seconds() if memory.scraped_at else None
+    interval = (scraped - memory.scraped_at).total_seconds() if memory.scraped_at else None
     # Parsing costs milliseconds per page: keep it off the event loop.
     metrics, upstreams = await asyncio.to_thread(
-        read_pages, metrics_urls, upstream_urls, results, memory, interval, now
+        read_pages, metrics_urls, upstream_urls, results, memory, interval, scraped
     )
     if from_prometheus:
         assert prometheus is not None
@@ -479,6 +483,7 @@ async def _endpoints(
     session: Any,
     prometheus: PrometheusSource | None,
     pages: dict[str, str | None],
+    clock: Callable[[], dt.datetime] | None,
 ) -> Endpoints:
     """Everything a full pass reads from the pods' own endpoints (and Prometheus); each part that fails is unknown."""
     failures: list[str] = []
@@ -494,7 +499,7 @@ async def _endpoints(
     metrics: MetricsSignal | None = None
     upstreams: UpstreamsSignal | None = None
     try:
-        metrics, upstreams = await _admin(zen, pods, memory, now, settings, session, prometheus, pages)
+        metrics, upstreams = await _admin(zen, pods, memory, now, settings, session, prometheus, pages, clock)
     except Exception as e:
         failed("admin endpoints", e)
     try:
@@ -528,13 +533,15 @@ async def gather(
     failures: list[str] | None = None,
     log_lines: int = 0,
     full: bool = True,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> Observation:
     """Observe one Zentinel. Parts that fail are left unknown and described in ``failures``.
 
     Each log read keeps ``log_lines`` lines when that is more than ``settings.log_tail_lines`` (the evidence's
     ``logLines``: a bundle then reuses the read); triage matches only the last ``log_tail_lines``.
     Not ``full`` (an event pass): the API objects and logs are read, the pods' endpoints are not; their signals
-    are the last full pass's (:class:`Endpoints`; unknown before the first one).
+    are the last full pass's (:class:`Endpoints`; unknown before the first one). ``clock`` times each scrape
+    for the rates (default: ``now``).
     """
     failures = [] if failures is None else failures
     kube = await asyncio.to_thread(_kube_part, zen, memory, now, settings, failures, log_lines, full)
@@ -543,7 +550,17 @@ async def gather(
     pages: dict[str, str | None] = {}
     if full:
         memory.endpoints = await _endpoints(
-            zen, kube["pods"], kube["certificates"], config_signal, memory, now, settings, session, prometheus, pages
+            zen,
+            kube["pods"],
+            kube["certificates"],
+            config_signal,
+            memory,
+            now,
+            settings,
+            session,
+            prometheus,
+            pages,
+            clock,
         )
     endpoints = memory.endpoints or Endpoints()
     certificates = endpoints.served_certificates(kube["certificates"])
