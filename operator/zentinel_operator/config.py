@@ -18,6 +18,14 @@ class Settings(BaseModel):
     liveness_endpoint: str | None = Field(default="http://0.0.0.0:8081/healthz", description="kopf's probe server.")
     scan_interval: float = Field(default=15.0, gt=0, description="Seconds between signal passes per Zentinel.")
     watch_timeout: int = Field(default=300, ge=1, description="Seconds the API server keeps one watch open.")
+    event_passes: bool = Field(
+        default=True,
+        description="Start a Zentinel's pass at once when its pods, Deployment, ConfigMap or TLS Secrets change.",
+    )
+    event_debounce: float = Field(
+        default=0.5, ge=0, le=60, description="Seconds one burst of changes is gathered into one event pass."
+    )
+    event_concurrency: int = Field(default=4, ge=1, description="Event passes running at once, over all Zentinels.")
     scrape_timeout: float = Field(default=3.0, gt=0, description="Seconds per admin-endpoint request.")
     scrape_concurrency: int = Field(default=32, ge=1, description="Admin-endpoint requests in flight at most.")
     scrape_max_bytes: int = Field(default=8_000_000, ge=1024, description="Largest metrics page read.")

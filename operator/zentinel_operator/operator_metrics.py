@@ -107,6 +107,13 @@ PASS_ERRORS = Counter(
     "Passes over a Zentinel that ended in an error (kopf retries them).",
     registry=REGISTRY,
 )
+PASSES = Counter(
+    "zentinel_operator_passes_total",
+    "Passes over a Zentinel, by what started them: timer (every scan interval, the metrics' cadence) or event"
+    " (a change to its pods, Deployment, ConfigMap or TLS Secrets).",
+    ["trigger"],
+    registry=REGISTRY,
+)
 PASS_SECONDS = Histogram(
     "zentinel_operator_pass_seconds",
     "Duration of one observe-assess-record pass for one Zentinel.",

@@ -9,6 +9,7 @@ import kopf
 
 from . import config, k8s, webhook
 from . import operator_metrics as metrics
+from .core import watch_map
 from .core.policy_checks import check_policy_beyond_schema
 from .handlers import policies as policy_handlers
 from .handlers import silences as silence_handlers
@@ -16,6 +17,7 @@ from .handlers import zentinel as zentinel_handlers
 from .names import GROUP, INCIDENTS, POLICIES, SILENCES, VERSION, ZENTINELS
 from .notify import acks, intake
 from .notify.dispatch import Dispatcher
+from .scheduler import PassScheduler
 from .signals.gather import GatherSettings
 from .signals.prometheus import PrometheusSource
 
@@ -72,8 +74,42 @@ async def start_alert_intake(memo: kopf.Memo, **_: Any) -> None:
         memo.intake = await intake.serve(SETTINGS.alert_intake_addr, SETTINGS.alert_intake_port, app=app)
 
 
+@kopf.on.startup()
+async def start_event_passes(memo: kopf.Memo, **kwargs: Any) -> None:
+    """The workers of the event passes (none when they are off). kopf's indexes are live: the one handed over now
+    is the one kept current."""
+    memo.scheduler = None
+    if SETTINGS.event_passes:
+        policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
+        silences: kopf.Index[str, dict[str, Any]] = kwargs["silence_index"]
+
+        async def event_pass(key: Any) -> None:
+            ns, name = key
+            try:
+                failures = await zentinel_handlers.pass_on_stored(
+                    ns,
+                    name,
+                    ctx=memo.passes,
+                    policies=list(policies.get(ns, [])),
+                    silences=list(silences.get(ns, [])),
+                    full=False,
+                )
+            except Exception:
+                metrics.PASS_ERRORS.inc()
+                raise
+            if failures is None:  # the Zentinel is gone
+                memo.scheduler.forget(key)
+
+        memo.scheduler = PassScheduler(
+            event_pass, debounce=SETTINGS.event_debounce, concurrency=SETTINGS.event_concurrency
+        )
+        memo.scheduler.start()
+
+
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if memo.get("scheduler") is not None:
+        await memo.scheduler.stop()
     await memo.passes.close()
     if memo.passes.notifier is not None:
         await memo.passes.notifier.stop()
@@ -106,17 +142,95 @@ def zentinel_index(
 
 # ------------------------------------------------------------------------------ Zentinels
 @kopf.timer(GROUP, VERSION, ZENTINELS, interval=SETTINGS.scan_interval, initial_delay=0.0)
-async def zentinel_pass(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
+async def zentinel_pass(body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
     policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
     silences: kopf.Index[str, dict[str, Any]] = kwargs["silence_index"]
     ns = namespace or ""
+    held = list(silences.get(ns, []))
     try:
-        await zentinel_handlers.reconcile(
-            body, ctx=memo.passes, policies=list(policies.get(ns, [])), silences=list(silences.get(ns, []))
-        )
+        if memo.scheduler is None:
+            await zentinel_handlers.reconcile(body, ctx=memo.passes, policies=list(policies.get(ns, [])), silences=held)
+        else:  # never beside an event pass, and on the Zentinel as the last one left it
+            async with memo.scheduler.exclusive((ns, name)):
+                await zentinel_handlers.pass_on_stored(
+                    ns,
+                    name,
+                    ctx=memo.passes,
+                    policies=list(policies.get(ns, [])),
+                    silences=held,
+                    full=True,
+                    watched=body,
+                )
     except Exception:
         metrics.PASS_ERRORS.inc()
         raise
+
+
+if SETTINGS.event_passes:
+    # Event passes (scheduler.py): a change to what a Zentinel's pass reads starts that pass at once. The
+    # handlers only ask for passes; each filter lets through only events concerning a Zentinel
+    # (core.watch_map), so nothing is logged for the rest of the cluster. The initial listing (event type
+    # None) asks for nothing: the timer's first pass reads it all.
+    @kopf.index(GROUP, VERSION, ZENTINELS)
+    def watched_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, watch_map.Watched] | None:
+        refs = watch_map.watched(body)
+        return {namespace or "": refs} if refs is not None else None
+
+    @kopf.index("apps", "v1", "deployments")
+    def workload_index(
+        namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        return {namespace or "": (name, dict(spec.get("selector") or {}))}
+
+    def _concerned(kind: watch_map.Kind, event: kopf.RawEvent, kwargs: dict[str, Any]) -> list[str]:
+        if event.get("type") is None:
+            return []
+        ns = kwargs.get("namespace") or ""
+        zentinels = list(kwargs["watched_index"].get(ns, []))
+        if not zentinels:
+            return []
+        selectors = dict(kwargs["workload_index"].get(ns, [])) if kind == watch_map.Kind.POD else {}
+        return watch_map.concerned(kind, kwargs["name"], dict(kwargs.get("labels") or {}), zentinels, selectors)
+
+    def _watch(kind: watch_map.Kind, group: str, plural: str) -> None:
+        def concerns(event: kopf.RawEvent, **kwargs: Any) -> bool:
+            return bool(_concerned(kind, event, kwargs))
+
+        async def changed(event: kopf.RawEvent, memo: kopf.Memo, **kwargs: Any) -> None:
+            ns = kwargs.get("namespace") or ""
+            for zentinel in _concerned(kind, event, kwargs):
+                memo.scheduler.request((ns, zentinel))
+
+        kopf.on.event(group, "v1", plural, id=f"{plural}-changed", when=concerns)(changed)
+
+    # Of a Secret only the name is used: its data goes no further than kopf's watch.
+    for kind, group, plural in (
+        (watch_map.Kind.POD, "", "pods"),
+        (watch_map.Kind.DEPLOYMENT, "apps", "deployments"),
+        (watch_map.Kind.CONFIGMAP, "", "configmaps"),
+        (watch_map.Kind.SECRET, "", "secrets"),
+    ):
+        _watch(kind, group, plural)
+
+    def _new_generation_or_gone(event: kopf.RawEvent, **_: Any) -> bool:
+        obj = event["object"]
+        generation = (obj.get("metadata") or {}).get("generation")
+        return event["type"] == "DELETED" or (
+            event["type"] is not None and generation != (obj.get("status") or {}).get("observedGeneration")
+        )
+
+    @kopf.on.event(GROUP, VERSION, ZENTINELS, when=_new_generation_or_gone)
+    async def zentinel_changed(
+        event: kopf.RawEvent, memo: kopf.Memo, namespace: str | None, name: str, **_: Any
+    ) -> None:
+        """A new generation (a spec edit) is passed over at once; a deleted Zentinel is forgotten. The status the
+        passes write changes no generation, so it starts nothing."""
+        key = (namespace or "", name)
+        if event["type"] == "DELETED":
+            memo.scheduler.forget(key)
+            memo.passes.memories.pop(key, None)
+        else:
+            memo.scheduler.request(key)
 
 
 # ------------------------------------------------------------------------------- policies

@@ -435,6 +435,23 @@ def test_verify_outcome(in_place: bool, has_finding: bool, minutes: float, expec
     assert rem.verify_outcome(r, effect_in_place=in_place, finding=f, now=NOW, policy=policy()) == expected
 
 
+def test_no_failure_verdict_on_signals_read_before_the_verify_timeout() -> None:
+    """An event pass reuses the last scan's metrics: read before the step timed out, they cannot fail it."""
+    r = rec(rem.Action.RESTART, 0, rem.VERIFYING, 4)  # started 4 minutes ago, the timeout is 3
+    f = finding(Category.HIGH_ERROR_RATE)
+    before = NOW - dt.timedelta(minutes=2)  # the last scan, one minute after the step started
+    assert rem.verify_outcome(r, effect_in_place=True, finding=f, now=NOW, policy=policy(), signals_at=before) == (
+        rem.VERIFYING
+    )
+    assert rem.verify_outcome(r, effect_in_place=True, finding=f, now=NOW, policy=policy(), signals_at=NOW) == (
+        rem.FAILED
+    )
+    # Recovery is recovery, whenever it was read.
+    assert rem.verify_outcome(r, effect_in_place=True, finding=None, now=NOW, policy=policy(), signals_at=before) == (
+        rem.SUCCEEDED
+    )
+
+
 def test_certificate_rotation_only_for_rotatable_issuers() -> None:
     steps = rem.plan("i", [], finding(Category.CERTIFICATE_EXPIRING, subjects=("public",)), ctx())
     assert kinds(steps) == [("execute", "certificateRotation", "Running")]

@@ -161,24 +161,27 @@ namespaced (a ClusterRole when watching every namespace, a Role per watched name
   resources: [zentinelsilences/status]
   verbs: [patch]
 # Application: pod states and container logs are signals (crash loops, OOM kills, "REJECTED"
-# reloads); deleting a pod is the runbook's restart remediation.
+# reloads); deleting a pod is the runbook's restart remediation. Watched: a change to a Zentinel's
+# pods starts its pass at once (operator.eventPasses), as do the three kinds below.
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch, delete]
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
-# Application: the Zentinel workload; a rolling restart is a patch of its pod-template annotation.
+# Application: the Zentinel workload (watched, and indexed by its selector to map pods to it); a
+# rolling restart is a patch of its pod-template annotation.
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, patch]
-# Application: Zentinel's KDL config (read, roll back to the last known good revision), config
-# snapshots and evidence bundles (created, owned by the incident, deleted with it).
+# Application: Zentinel's KDL config (read, watched, rolled back to the last known good revision),
+# config snapshots and evidence bundles (created, owned by the incident, deleted with it).
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, update, patch, delete, deletecollection]
-# Application: TLS Secrets (expiry, key match, certificate rotation) and the receivers' Secrets
-# (Slack / PagerDuty keys). Secret values are never logged or copied into incidents.
+# Application: TLS Secrets (expiry, key match, certificate rotation; watched, only their names
+# are used) and the receivers' Secrets (Slack / PagerDuty keys). Secret values are never logged
+# or copied into incidents.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, update, patch]

@@ -603,12 +603,17 @@ def verify_outcome(
     finding: Finding | None,
     now: dt.datetime,
     policy: ZentinelIncidentPolicySpec,
+    signals_at: dt.datetime | None = None,
 ) -> str:
-    """The state a Running/Verifying record moves to: Verifying, Succeeded or Failed."""
+    """The state a Running/Verifying record moves to: Verifying, Succeeded or Failed.
+
+    ``signals_at``: when the pods' endpoint signals behind the verdict were read (default ``now``). Failure
+    needs signals read after the verify timeout: an event pass, which reuses the last scan's metrics and live
+    configs, never fails a step on signals from before the step could have worked."""
     started = record.started_at or now
     timeout = parse_duration(policy.remediation.verify_timeout)
     if effect_in_place and finding is None:
         return SUCCEEDED
-    if now - started >= timeout:
-        return SUCCEEDED if (effect_in_place and finding is None) else FAILED
+    if min(signals_at or now, now) - started >= timeout:
+        return FAILED
     return VERIFYING

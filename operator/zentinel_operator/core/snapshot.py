@@ -224,6 +224,9 @@ class Snapshot:
     logs: tuple[LogMatch, ...] = ()
     # Each running pod's /admin/config, read while a config change awaits verification (else empty).
     live_configs: tuple[LiveConfig, ...] = ()
+    # When metrics, upstreams, handshakes and live configs were read from the pods: observed_at for a full pass,
+    # the last full pass's time for an event pass (which reuses them); None: never read yet.
+    endpoints_at: dt.datetime | None = None
 
     def oom_killed(self, pod: PodSignal) -> bool:
         """The one rule for "this pod ran out of memory": its container says so

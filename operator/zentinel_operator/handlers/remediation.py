@@ -238,7 +238,14 @@ def _verify(a: _Apply) -> ZentinelIncidentStatus:
     rec, now, st = a.rec, a.now, a.st
     checkpoints.reached("verifying", f"{a.inc.metadata.name} {rec.action} {rec.id}")
     in_place = executor.effect_in_place(rec, a.ectx)
-    state = rem.verify_outcome(rec, effect_in_place=in_place, finding=a.finding, now=now, policy=a.policy)
+    state = rem.verify_outcome(
+        rec,
+        effect_in_place=in_place,
+        finding=a.finding,
+        now=now,
+        policy=a.policy,
+        signals_at=a.ectx.snapshot.endpoints_at or now,
+    )
     if state == rec.state and rec.verified_at is not None:
         return st
     updates: dict[str, Any] = {"state": state}

@@ -84,6 +84,33 @@ def policy_for(zen: Zentinel, policies: Sequence[Mapping[str, Any]]) -> tuple[st
     return str(chosen["metadata"]["name"]), ZentinelIncidentPolicySpec.model_validate(chosen.get("spec") or {})
 
 
+async def pass_on_stored(
+    namespace: str,
+    name: str,
+    *,
+    ctx: PassContext,
+    policies: Sequence[Mapping[str, Any]],
+    silences: Sequence[Mapping[str, Any]] = (),
+    full: bool,
+    watched: Mapping[str, Any] | None = None,
+) -> list[StageFailure] | None:
+    """One pass over the Zentinel as stored now (None: it is gone). Timer and event passes follow each other
+    closely, and the copy a watch delivered may not show the status the previous pass wrote yet (its config
+    history, its remediation ledger). Should the read fail, the ``watched`` copy is used (a timer pass's), else
+    the error is raised."""
+    try:
+        body = await asyncio.to_thread(k8s.get_custom, ZENTINELS, namespace, name)
+    except Exception as e:
+        if watched is None:
+            raise
+        log.warning("%s/%s: pass on the watched copy, the read failed: %s", namespace, name, k8s.describe_error(e))
+        body = dict(watched)
+    if body is None:
+        ctx.memories.pop((namespace, name), None)
+        return None
+    return await reconcile(body, ctx=ctx, policies=policies, silences=silences, full=full)
+
+
 async def reconcile(
     body: Mapping[str, Any],
     *,
@@ -91,13 +118,20 @@ async def reconcile(
     policies: Sequence[Mapping[str, Any]],
     silences: Sequence[Mapping[str, Any]] = (),
     now: dt.datetime | None = None,
+    full: bool = True,
 ) -> list[StageFailure]:
     """One pass. Each stage is contained: one that fails is reported (a ``PassDegraded`` condition and a
     Warning Event on the Zentinel) and the others still run, on what could be observed. Returns the failures.
-    ``silences`` are the namespace's ``ZentinelSilence`` objects: they hold pages and, if asked, remediation."""
+    ``silences`` are the namespace's ``ZentinelSilence`` objects: they hold pages and, if asked, remediation.
+
+    A ``full`` pass (the timer's) reads everything; an event pass reads the objects afresh and reuses what the
+    last full pass read from the pods' endpoints (``signals.gather.Endpoints``)."""
     started = time.monotonic()
     zen = parse(body)
     ns, name = zen.metadata.namespace, zen.metadata.name
+    # Rates are over the time between two scrapes, read from the clock when each scrape starts (a pass's `now` is
+    # when it began, to the second); a `now` given (a test's) times the scrapes too.
+    clock = None if now is not None else _wall_clock
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     _, policy = policy_for(zen, policies)
     held_by = silence_handlers.parse_all(silences)
@@ -124,6 +158,8 @@ async def reconcile(
             prometheus=ctx.prometheus,
             failures=gaps,
             log_lines=policy.evidence.log_lines if policy.evidence.enabled else 0,
+            full=full,
+            clock=clock,
         )
     except Exception as e:
         failed("Gather", e, "workload")
@@ -250,8 +286,13 @@ async def reconcile(
         await asyncio.to_thread(_post_event, body, event, now)
     if failures:
         metrics.PASS_ERRORS.inc()
+    metrics.PASSES.labels(trigger="timer" if full else "event").inc()
     metrics.PASS_SECONDS.observe(time.monotonic() - started)
     return failures
+
+
+def _wall_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _post_event(body: Mapping[str, Any], event: EventNote, now: dt.datetime) -> None:

@@ -9,7 +9,15 @@ Kubernetes reads run in worker threads (the official client is synchronous); HTT
 asyncio with a concurrency bound, on the pass's shared client session. What one pass must remember
 for the next (counter values for rates, restart counts, the request-rate baseline) lives in
 :class:`PassMemory`; losing it on a restart costs one pass of rates, never an incident (unknown is
-not healthy, see core.zstatus)."""
+not healthy, see core.zstatus).
+
+Two kinds of pass read differently. A full pass (the timer's, every scan interval) reads everything. An
+event pass (started by a change to the pods, the Deployment, the ConfigMap or a TLS Secret) reads the API
+objects and logs afresh but reuses what the last full pass read from the pods' own endpoints
+(:class:`Endpoints`: metrics and their rates, upstreams, target probes, served certificates, live configs):
+rates stay computed over a scan interval, never over the second since the last pass, and an event pass
+changes the status only where an object really changed. Restart growth, too, is counted from one full pass
+to the next."""
 
 from __future__ import annotations
 
@@ -61,6 +69,24 @@ class PassMemory:
     config_revision: str | None = None
     config_changed_at: dt.datetime | None = None
     want_live_config: bool = False  # a config change awaits verification: read each pod's /admin/config
+    endpoints: Endpoints | None = None  # what the last full pass read from the pods' endpoints
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoints:
+    """What a full pass read from the pods' own endpoints, for the event passes until the next one."""
+
+    metrics: MetricsSignal | None = None
+    upstreams: UpstreamsSignal | None = None
+    served: tuple[tuple[str, str | None, bool | None], ...] = ()  # (certificate, fingerprint, served_matches)
+    live_configs: tuple[LiveConfig, ...] = ()
+    failures: tuple[str, ...] = ()  # what could not be read, reported again by each event pass
+    read_at: dt.datetime | None = None  # the full pass that read them
+
+    def served_certificates(self, certs: tuple[CertificateSignal, ...]) -> tuple[CertificateSignal, ...]:
+        """The certificates with the last handshake's answer, where the Secret still holds what was checked."""
+        known = {(name, fp): matches for name, fp, matches in self.served}
+        return tuple(dataclasses.replace(c, served_matches=known.get((c.name, c.fingerprint))) for c in certs)
 
 
 @dataclasses.dataclass
@@ -73,8 +99,9 @@ class GatherSettings:
 
 
 def _pods(
-    zen: Zentinel, deployment: dict[str, Any] | None, memory: PassMemory
+    zen: Zentinel, deployment: dict[str, Any] | None, memory: PassMemory, *, remember: bool = True
 ) -> tuple[WorkloadSignal, tuple[PodSignal, ...], list[dict[str, Any]]]:
+    """The workload and its pods; restart growth counts from the last pass that remembered (a full one)."""
     container = pod_signals.container_name(deployment, zen.spec.workload.container)
     workload = pod_signals.workload_signal(deployment, container)
     if deployment is None:
@@ -85,9 +112,11 @@ def _pods(
     for pod in raw:
         name = pod["metadata"]["name"]
         signal = pod_signals.pod_signal(pod, container, memory.restarts.get(name))
-        if signal.container is not None:
+        if signal.container is not None and remember:
             memory.restarts[name] = signal.container.restart_count
         signals.append(signal)
+    if not remember:
+        return workload, tuple(signals), raw
     live = {p.name for p in signals}
     for gone in set(memory.restarts) - live:
         memory.restarts.pop(gone, None)
@@ -239,12 +268,13 @@ def _kube_part(
     settings: GatherSettings,
     failures: list[str],
     log_lines: int = 0,
+    full: bool = True,
 ) -> dict[str, Any]:
     """The workload and its pods (without them there is no snapshot: this raises), then the optional parts."""
     ns = zen.metadata.namespace
     no_certificates: tuple[CertificateSignal, ...] = ()
     deployment = k8s.get_deployment(ns, zen.spec.workload.name)
-    workload, pods, raw = _pods(zen, deployment, memory)
+    workload, pods, raw = _pods(zen, deployment, memory, remember=full)
     # The config first: whether it changed lately decides whose logs are read.
     config = _part(failures, "config", lambda: _config(zen, memory, now), None)
     changed = _config_changed_lately(memory, now, settings)
@@ -345,12 +375,15 @@ async def _admin(
     session: Any,
     prometheus: PrometheusSource | None = None,
     pages: dict[str, str | None] | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> tuple[MetricsSignal | None, UpstreamsSignal | None]:
     """Scrape ``/metrics`` and ``/admin/upstreams`` of every running pod, within the concurrency bound.
 
     With ``metricsSource: Prometheus`` (and a Prometheus configured), metrics come from one batch of
     queries per interval shared by every Zentinel; ``/admin/upstreams`` is still read from the pods.
-    Every page read is kept in ``pages`` (URL -> 2xx body, else None).
+    Every page read is kept in ``pages`` (URL -> 2xx body, else None). Rates are over the time between this
+    scrape and the last, by ``clock`` (default: ``now``): a pass that started late or read the API slowly
+    does not stretch or shrink the interval.
     """
     targets = _scrape_targets(zen, pods)
     if not targets:
@@ -363,6 +396,7 @@ async def _admin(
         else {p.name: f"{a.scheme}://{p.ip}:{a.effective_metrics_port}{a.metrics_path}" for p in targets}
     )
     upstream_urls = {p.name: f"{a.scheme}://{p.ip}:{a.port}{a.upstreams_path}" for p in targets}
+    scraped = clock() if clock is not None else now
     results = await fetch_many(
         [*metrics_urls.values(), *upstream_urls.values()],
         concurrency=settings.scrape_concurrency,
@@ -371,10 +405,10 @@ async def _admin(
         session=session,
     )
     _keep_pages(pages, results)
-    interval = (now - memory.scraped_at).total_seconds() if memory.scraped_at else None
+    interval = (scraped - memory.scraped_at).total_seconds() if memory.scraped_at else None
     # Parsing costs milliseconds per page: keep it off the event loop.
     metrics, upstreams = await asyncio.to_thread(
-        read_pages, metrics_urls, upstream_urls, results, memory, interval, now
+        read_pages, metrics_urls, upstream_urls, results, memory, interval, scraped
     )
     if from_prometheus:
         assert prometheus is not None
@@ -438,6 +472,56 @@ async def _live_configs(
     return tuple(out)
 
 
+async def _endpoints(
+    zen: Zentinel,
+    pods: tuple[PodSignal, ...],
+    certs: tuple[CertificateSignal, ...],
+    config: ConfigSignal | None,
+    memory: PassMemory,
+    now: dt.datetime,
+    settings: GatherSettings,
+    session: Any,
+    prometheus: PrometheusSource | None,
+    pages: dict[str, str | None],
+    clock: Callable[[], dt.datetime] | None,
+) -> Endpoints:
+    """Everything a full pass reads from the pods' own endpoints (and Prometheus); each part that fails is unknown."""
+    failures: list[str] = []
+
+    def failed(what: str, e: Exception) -> None:
+        failures.append(f"{what}: {k8s.describe_error(e)}")
+        log.warning("gather %s", failures[-1])
+
+    try:
+        certs = await _served(zen, pods, certs, settings.scrape_timeout)
+    except Exception as e:
+        failed("served certificates", e)
+    metrics: MetricsSignal | None = None
+    upstreams: UpstreamsSignal | None = None
+    try:
+        metrics, upstreams = await _admin(zen, pods, memory, now, settings, session, prometheus, pages, clock)
+    except Exception as e:
+        failed("admin endpoints", e)
+    try:
+        upstreams = await _probe_targets(upstreams, config, settings, session)
+    except Exception as e:
+        failed("target probes", e)
+    live: tuple[LiveConfig, ...] = ()
+    if memory.want_live_config:
+        try:
+            live = await _live_configs(zen, pods, settings, session, pages)
+        except Exception as e:
+            failed("live configs", e)
+    return Endpoints(
+        metrics=metrics,
+        upstreams=upstreams,
+        served=tuple((c.name, c.fingerprint, c.served_matches) for c in certs),
+        live_configs=live,
+        failures=tuple(failures),
+        read_at=now,
+    )
+
+
 async def gather(
     zen: Zentinel,
     memory: PassMemory,
@@ -448,41 +532,40 @@ async def gather(
     prometheus: PrometheusSource | None = None,
     failures: list[str] | None = None,
     log_lines: int = 0,
+    full: bool = True,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> Observation:
     """Observe one Zentinel. Parts that fail are left unknown and described in ``failures``.
 
     Each log read keeps ``log_lines`` lines when that is more than ``settings.log_tail_lines`` (the evidence's
     ``logLines``: a bundle then reuses the read); triage matches only the last ``log_tail_lines``.
+    Not ``full`` (an event pass): the API objects and logs are read, the pods' endpoints are not; their signals
+    are the last full pass's (:class:`Endpoints`; unknown before the first one). ``clock`` times each scrape
+    for the rates (default: ``now``).
     """
     failures = [] if failures is None else failures
-    kube = await asyncio.to_thread(_kube_part, zen, memory, now, settings, failures, log_lines)
+    kube = await asyncio.to_thread(_kube_part, zen, memory, now, settings, failures, log_lines, full)
     config: _Config | None = kube["config"]
     config_signal = config.signal if config is not None else None
     pages: dict[str, str | None] = {}
-    try:
-        certificates = await _served(zen, kube["pods"], kube["certificates"], settings.scrape_timeout)
-    except Exception as e:
-        failures.append(f"served certificates: {k8s.describe_error(e)}")
-        log.warning("gather %s", failures[-1])
-        certificates = kube["certificates"]
-    try:
-        metrics, upstreams = await _admin(zen, kube["pods"], memory, now, settings, session, prometheus, pages)
-    except Exception as e:
-        failures.append(f"admin endpoints: {k8s.describe_error(e)}")
-        log.warning("gather %s", failures[-1])
-        metrics, upstreams = None, None
-    try:
-        upstreams = await _probe_targets(upstreams, config_signal, settings, session)
-    except Exception as e:
-        failures.append(f"target probes: {k8s.describe_error(e)}")
-        log.warning("gather %s", failures[-1])
-    live: tuple[LiveConfig, ...] = ()
-    if memory.want_live_config:
-        try:
-            live = await _live_configs(zen, kube["pods"], settings, session, pages)
-        except Exception as e:
-            failures.append(f"live configs: {k8s.describe_error(e)}")
-            log.warning("gather %s", failures[-1])
+    if full:
+        memory.endpoints = await _endpoints(
+            zen,
+            kube["pods"],
+            kube["certificates"],
+            config_signal,
+            memory,
+            now,
+            settings,
+            session,
+            prometheus,
+            pages,
+            clock,
+        )
+    endpoints = memory.endpoints or Endpoints()
+    certificates = endpoints.served_certificates(kube["certificates"])
+    failures += endpoints.failures
+    metrics, upstreams, live = endpoints.metrics, endpoints.upstreams, endpoints.live_configs
     snapshot = Snapshot(
         namespace=zen.metadata.namespace,
         zentinel=zen.metadata.name,
@@ -495,6 +578,7 @@ async def gather(
         metrics=metrics,
         upstreams=upstreams,
         live_configs=live,
+        endpoints_at=endpoints.read_at,
     )
     return Observation(
         snapshot=snapshot,
