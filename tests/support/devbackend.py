@@ -39,8 +39,9 @@ class BackendProcess:
         for line in stream:
             self.lines.put(line.rstrip("\n"))
 
-    def wait_line(self, pattern: str, timeout: float = 3.0) -> str:
-        """The next stdout line containing ``pattern`` (earlier lines are kept in ``log``)."""
+    def wait_line(self, pattern: str, timeout: float = 20.0) -> str:
+        """The next stdout line containing ``pattern`` (earlier lines are kept in ``log``). A wait, not a
+        speed check: a loaded 2-core machine took over 3 s to start the interpreter."""
         deadline = time.monotonic() + timeout
         while True:
             try:
