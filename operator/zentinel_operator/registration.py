@@ -10,6 +10,7 @@ import kopf
 from . import config, k8s, webhook
 from . import operator_metrics as metrics
 from .core.policy_checks import check_policy_beyond_schema
+from .handlers import incidents
 from .handlers import policies as policy_handlers
 from .handlers import zentinel as zentinel_handlers
 from .names import GROUP, INCIDENTS, POLICIES, VERSION, ZENTINELS
@@ -69,6 +70,7 @@ async def start_alert_intake(memo: kopf.Memo, **_: Any) -> None:
             SETTINGS.alert_intake_port,
             token=SETTINGS.alert_intake_token_file.read_text().strip(),
             state=memo.passes.alerts,
+            opener=intake.k8s_opener(incidents.incident_for),
             max_bytes=SETTINGS.alert_intake_max_bytes,
             namespaces=SETTINGS.namespaces or None,
         )

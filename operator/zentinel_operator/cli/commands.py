@@ -1,6 +1,6 @@
 """The subcommands over :class:`~.kube.Api`: each returns ``(exit code, text for stdout)`` and raises
 :class:`~.exits.CliError` for what goes to stderr. Reads and writes go through the API; the
-decisions (what is pending, what is refused) come from the core and the handlers' readers."""
+decisions (what is pending, what is refused, what people asked for) come from the core."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from pydantic import ValidationError
 
 from .. import k8s, names
 from ..core import lifecycle as lc
-from ..core.remediation import PENDING_APPROVAL
-from ..handlers.incidents import human_input
+from ..core.remediation import PENDING_APPROVAL, approvals
 from ..models.incident import Decision, RemediationRecord, ZentinelIncident
 from . import evidence as ev
 from .exits import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_REFUSED, EXIT_UNVERIFIED, CliError
@@ -229,7 +228,7 @@ def ack(api: Api, namespace: str, name: str, *, by: str, fmt: str) -> Result:
             f"{name} is already acknowledged by {st.acknowledged_by or '-'} at {stamp(st.acknowledged_at)}",
             EXIT_REFUSED,
         )
-    asked = human_input(obj).acknowledged_by
+    asked = lc.human_input(obj).acknowledged_by
     if asked:
         raise CliError(
             f"{name}: acknowledgement by {asked} is already requested; the operator records it", EXIT_REFUSED
@@ -245,7 +244,7 @@ def ack(api: Api, namespace: str, name: str, *, by: str, fmt: str) -> Result:
 def resolve(api: Api, namespace: str, name: str, *, by: str, note: str | None, fmt: str) -> Result:
     obj = _require(api, namespace, name)
     _open(_model(obj), "resolve")
-    asked = human_input(obj).resolved_by
+    asked = lc.human_input(obj).resolved_by
     if asked:
         raise CliError(f"{name}: resolution by {asked} is already requested; the operator records it", EXIT_REFUSED)
     spec: dict[str, Any] = {"resolvedBy": by}
@@ -288,8 +287,6 @@ def decide(
     """Approve or reject: append to ``spec.approvals``. The list is replaced whole by a merge patch, so
     the patch carries the resourceVersion it was read at and is retried when someone else wrote in
     between. The answer shows the change decided on (the record's preview diff)."""
-    from ..handlers.remediation import approvals
-
     verb = "reject" if reject else "approve"
     for _ in range(_APPROVE_ATTEMPTS):
         obj = _require(api, namespace, name)
