@@ -11,6 +11,7 @@ from . import config, k8s, webhook
 from . import operator_metrics as metrics
 from .core import watch_map
 from .core.policy_checks import check_policy_beyond_schema
+from .handlers import incidents
 from .handlers import policies as policy_handlers
 from .handlers import silences as silence_handlers
 from .handlers import zentinel as zentinel_handlers
@@ -69,7 +70,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
 async def start_alert_intake(memo: kopf.Memo, **_: Any) -> None:
     """Alertmanager's webhook (bearer token), PagerDuty's webhooks and Slack's buttons (signed), secrets from files."""
     memo.intake = None
-    app = acks.build_intake(SETTINGS, memo.passes.alerts)
+    app = acks.build_intake(SETTINGS, memo.passes.alerts, opener=intake.k8s_opener(incidents.incident_for))
     if app is not None:
         memo.intake = await intake.serve(SETTINGS.alert_intake_addr, SETTINGS.alert_intake_port, app=app)
 

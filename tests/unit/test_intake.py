@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from zentinel_operator.core.snapshot import Finding
+from zentinel_operator.handlers.incidents import incident_for
 from zentinel_operator.models.common import Category, Severity
 from zentinel_operator.notify import intake
 
@@ -118,7 +119,7 @@ async def test_401_carries_www_authenticate(client: TestClient[Any, Any]) -> Non
 
 def test_an_empty_token_is_not_allowed(state: intake.AlertState) -> None:
     with pytest.raises(ValueError, match="bearer token"):
-        intake.build_app(token="", state=state)
+        intake.build_app(token="", state=state, opener=Opener())
 
 
 # ------------------------------------------------------------------------- size cap
@@ -411,22 +412,34 @@ def test_an_alert_lands_on_the_open_incident_of_its_category(api: FakeIncidents)
     api.incident("inc-20261127-002", Category.EXTERNAL_ALERT)
     api.incident("inc-20261127-001", Category.EXTERNAL_ALERT)
     api.incident("inc-20261127-003", Category.PROCESS_CRASH)
-    opened = intake.ensure_incident("shop", "edge", Category.EXTERNAL_ALERT, T0)
+    opened = intake.ensure_incident(incident_for, "shop", "edge", Category.EXTERNAL_ALERT, T0)
     assert opened == intake.Opened("inc-20261127-001") and api.created == []  # the first by name, as the pass picks
 
 
 def test_an_alert_reopens_inside_the_policys_window_and_creates_outside_it(api: FakeIncidents) -> None:
     api.incident("inc-20261127-001", Category.EXTERNAL_ALERT, resolved_at=T0 - dt.timedelta(minutes=30))
-    assert intake.ensure_incident("shop", "edge", Category.EXTERNAL_ALERT, T0) == intake.Opened("inc-20261127-001")
+    assert intake.ensure_incident(incident_for, "shop", "edge", Category.EXTERNAL_ALERT, T0) == intake.Opened(
+        "inc-20261127-001"
+    )
     later = T0 + dt.timedelta(hours=1)
-    opened = intake.ensure_incident("shop", "edge", Category.EXTERNAL_ALERT, later)
+    opened = intake.ensure_incident(incident_for, "shop", "edge", Category.EXTERNAL_ALERT, later)
     assert opened == intake.Opened("inc-20261127-002", created=True)
     [body] = api.created
     assert body["spec"]["source"] == "alertmanager" and body["spec"]["category"] == "ExternalAlert"
 
 
 def test_an_alert_for_an_unknown_zentinel_opens_nothing(api: FakeIncidents) -> None:
-    assert intake.ensure_incident("shop", "ghost", Category.EXTERNAL_ALERT, T0) == intake.Opened(
+    assert intake.ensure_incident(incident_for, "shop", "ghost", Category.EXTERNAL_ALERT, T0) == intake.Opened(
         None, reason="no Zentinel shop/ghost"
     )
     assert api.created == []
+
+
+async def test_the_operators_opener_writes_through_the_writer_it_is_given(api: FakeIncidents) -> None:
+    """Registration hands the intake the pass's incident writer: the opener creates with it, off the loop."""
+    open_incident = intake.k8s_opener(incident_for)
+    assert await open_incident("shop", "edge", Category.EXTERNAL_ALERT, T0) == intake.Opened(
+        "inc-20261127-001", created=True
+    )
+    [body] = api.created
+    assert body["spec"]["source"] == "alertmanager" and body["spec"]["zentinelRef"] == {"name": "edge"}

@@ -1,6 +1,6 @@
 """The subcommands over :class:`~.kube.Api`: each returns ``(exit code, text for stdout)`` and raises
 :class:`~.exits.CliError` for what goes to stderr. Reads and writes go through the API; the
-decisions (what is pending, what is refused) come from the core and the handlers' readers."""
+decisions (what is pending, what is refused, what people asked for) come from the core."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from pydantic import ValidationError
 from .. import k8s, names
 from ..core import acks
 from ..core import lifecycle as lc
-from ..core.remediation import PENDING_APPROVAL
-from ..handlers.incidents import human_input
+from ..core.remediation import PENDING_APPROVAL, approvals
 from ..models.incident import Decision, RemediationRecord, ZentinelIncident
 from . import evidence as ev
 from .exits import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_REFUSED, EXIT_UNVERIFIED, CliError
@@ -246,7 +245,7 @@ def _ask(api: Api, namespace: str, name: str, action: str, *, by: str, note: str
     """Acknowledge or resolve by patching the spec: what to patch (or why not) is :func:`acks.person_request`'s."""
     obj = _require(api, namespace, name)
     decided = acks.person_request(
-        action, by=by, name=name, status=_model(obj).status, human=human_input(obj), note=note
+        action, by=by, name=name, status=_model(obj).status, human=lc.human_input(obj), note=note
     )
     if isinstance(decided, acks.Refusal):
         raise CliError(decided.reason, EXIT_REFUSED)
@@ -295,8 +294,6 @@ def decide(
     """Approve or reject: append to ``spec.approvals``. The list is replaced whole by a merge patch, so
     the patch carries the resourceVersion it was read at and is retried when someone else wrote in
     between. The answer shows the change decided on (the record's preview diff)."""
-    from ..handlers.remediation import approvals
-
     verb = "reject" if reject else "approve"
     for _ in range(_APPROVE_ATTEMPTS):
         obj = _require(api, namespace, name)

@@ -16,7 +16,6 @@ Everything here but :func:`write_export` is pure.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import json
@@ -26,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..names import LABEL_PHASE
+from .render import configmap_files, table
 
 MANIFEST = "MANIFEST.json"
 PHASES = ("detection", "resolution")
@@ -58,14 +58,6 @@ def key_path(key: str) -> PurePosixPath:
     if any(p in ("", ".", "..") for p in parts):
         raise EvidenceError(f"evidence key {key!r} does not name a file inside the bundle")
     return PurePosixPath(*parts)
-
-
-def configmap_files(cm: Mapping[str, Any]) -> dict[str, bytes]:
-    """Every file of a ConfigMap: ``data`` as UTF-8, ``binaryData`` decoded from base64."""
-    files = {k: str(v).encode() for k, v in (cm.get("data") or {}).items()}
-    for k, v in (cm.get("binaryData") or {}).items():
-        files[k] = base64.b64decode(v)
-    return files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,8 +265,6 @@ def write_export(plan: ExportPlan, out_dir: Path) -> Path:
 
 
 def render_export(plan: ExportPlan, root: Path) -> str:
-    from .render import table
-
     rows = [[f.phase, f.path.relative_to(f.phase), len(f.content), f.sha256[:16], f.check] for f in plan.files]
     out = table(["phase", "file", "bytes", "sha256", "check"], rows)
     out += "".join(

@@ -3,6 +3,7 @@ takes plain values (objects as the API stores them, or the typed models) and ret
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import enum
@@ -17,7 +18,6 @@ from ..core.remediation import PENDING_APPROVAL
 from ..models.incident import RemediationRecord, ZentinelIncident
 from ..names import GROUP, LABEL_PHASE, SINGULAR_INCIDENT
 from . import jsonpath
-from .evidence import configmap_files
 
 FORMATS = ("table", "wide", "name", "json", "yaml", "jsonpath=TEMPLATE")
 DATA_FORMATS = ("json", "yaml")
@@ -243,6 +243,14 @@ def render_incidents(
 
 
 # ------------------------------------------------------------------------------ show
+def configmap_files(cm: Mapping[str, Any]) -> dict[str, bytes]:
+    """Every file of a ConfigMap: ``data`` as UTF-8, ``binaryData`` decoded from base64."""
+    files = {k: str(v).encode() for k, v in (cm.get("data") or {}).items()}
+    for k, v in (cm.get("binaryData") or {}).items():
+        files[k] = base64.b64decode(v)
+    return files
+
+
 @dataclasses.dataclass(frozen=True)
 class EvidenceChunk:
     name: str

@@ -604,7 +604,7 @@ async def triage_cluster(
 ) -> TriageReport:
     from pydantic import ValidationError
 
-    from ..handlers.zentinel import policy_for
+    from ..core.selection import policy_for
     from ..models import Zentinel
     from ..signals.gather import GatherSettings, PassMemory, gather
 

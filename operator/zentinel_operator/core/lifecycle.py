@@ -13,7 +13,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from ..models.common import Category, ConditionStatus, Severity
 from ..models.incident import (
@@ -25,6 +26,7 @@ from ..models.incident import (
     ZentinelIncidentStatus,
 )
 from ..models.policy import ZentinelIncidentPolicySpec
+from ..names import ANN_ACKNOWLEDGED_BY, ANN_RESOLUTION_NOTE, ANN_RESOLVED_BY
 from .conditions import get_condition, set_condition
 from .durations import format_duration, parse_duration
 from .notify_payloads import paged_receivers
@@ -91,6 +93,20 @@ class HumanInput:
     resolution_note: str | None = None
     severity_override: Severity | None = None
     severity_override_reason: str | None = None
+
+
+def human_input(obj: Mapping[str, Any]) -> HumanInput:
+    """People's input from the spec (kubectl patch, CLI) or the annotations (kubectl annotate)."""
+    spec = obj.get("spec") or {}
+    ann = (obj.get("metadata") or {}).get("annotations") or {}
+    override = spec.get("severityOverride")
+    return HumanInput(
+        acknowledged_by=spec.get("acknowledgedBy") or ann.get(ANN_ACKNOWLEDGED_BY) or None,
+        resolved_by=spec.get("resolvedBy") or ann.get(ANN_RESOLVED_BY) or None,
+        resolution_note=spec.get("resolutionNote") or ann.get(ANN_RESOLUTION_NOTE) or None,
+        severity_override=Severity(override) if override else None,
+        severity_override_reason=spec.get("severityOverrideReason"),
+    )
 
 
 # --------------------------------------------------------------------------- identity

@@ -20,9 +20,10 @@ import enum
 from collections.abc import Mapping, Sequence
 
 from ..models.common import Category
-from ..models.incident import Approval, ConfigChange, Decision, RecordState, RemediationRecord
+from ..models.incident import Approval, ConfigChange, Decision, RecordState, RemediationRecord, ZentinelIncident
 from ..models.policy import RemediationMode, ZentinelIncidentPolicySpec
 from ..models.zentinel import IssuerType, RemediationLedgerEntry, Zentinel
+from ..names import ANN_APPROVED_BY
 from .durations import format_duration, parse_duration
 from .quantity import parse_quantity
 from .snapshot import Finding, Snapshot, TargetStatus
@@ -341,6 +342,19 @@ def _derived_params(action: Action, ctx: Context, params: dict[str, object]) -> 
 
 
 # ----------------------------------------------------------------------------------- planner
+def approvals(obj: ZentinelIncident) -> dict[str, Approval]:
+    """Action id -> the decision on it: ``spec.approvals`` (the first decision on an id counts), or the
+    ``approved-by`` annotation for the last pending one."""
+    result: dict[str, Approval] = {}
+    for a in obj.spec.approvals:
+        result.setdefault(a.action_id, a)
+    who = obj.metadata.annotations.get(ANN_APPROVED_BY)
+    pending = [r for r in obj.status.remediations if r.state == PENDING_APPROVAL]
+    if who and pending:
+        result.setdefault(pending[-1].id, Approval(action_id=pending[-1].id, by=who))
+    return result
+
+
 def in_flight(records_by_incident: Mapping[str, Sequence[RemediationRecord]]) -> dict[str, str]:
     """action -> the incident with a step of it Running or Verifying (for :attr:`Context.in_flight`)."""
     return {

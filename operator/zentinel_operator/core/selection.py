@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..models.common import LabelSelector
+from ..models.policy import ZentinelIncidentPolicySpec
+from ..models.zentinel import Zentinel
 
 
 class SelectorError(ValueError):
@@ -37,8 +39,6 @@ def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool
 
 def choose_policy(labels: Mapping[str, str], policies: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """Among policy objects (as stored), the one selecting ``labels``: highest priority, then oldest name."""
-    from ..models.policy import ZentinelIncidentPolicySpec
-
     candidates: list[tuple[int, str, Mapping[str, Any]]] = []
     for body in policies:
         try:
@@ -51,3 +51,11 @@ def choose_policy(labels: Mapping[str, str], policies: Sequence[Mapping[str, Any
         return None
     candidates.sort(key=lambda c: (c[0], c[1]))
     return candidates[0][2]
+
+
+def policy_for(zen: Zentinel, policies: Sequence[Mapping[str, Any]]) -> tuple[str | None, ZentinelIncidentPolicySpec]:
+    """The policy governing ``zen``: its name and spec, or ``(None, defaults)`` when no policy selects it."""
+    chosen = choose_policy(zen.metadata.labels, policies)
+    if chosen is None:
+        return None, ZentinelIncidentPolicySpec()
+    return str(chosen["metadata"]["name"]), ZentinelIncidentPolicySpec.model_validate(chosen.get("spec") or {})

@@ -28,7 +28,6 @@ from ..models.incident import ZentinelIncidentStatus
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.silence import ZentinelSilence
 from ..names import (
-    ANN_ACKNOWLEDGED_BY,
     ANN_RESOLUTION_NOTE,
     ANN_RESOLVED_BY,
     API_VERSION,
@@ -55,20 +54,6 @@ class Recorded:
     notifications: list[tuple[str, lc.Notification]] = dataclasses.field(default_factory=list)
     metrics: list[lc.MetricNote] = dataclasses.field(default_factory=list)
     created: list[str] = dataclasses.field(default_factory=list)
-
-
-def human_input(obj: Mapping[str, Any]) -> lc.HumanInput:
-    """People's input from the spec (kubectl patch, CLI) or the annotations (kubectl annotate)."""
-    spec = obj.get("spec") or {}
-    ann = (obj.get("metadata") or {}).get("annotations") or {}
-    override = spec.get("severityOverride")
-    return lc.HumanInput(
-        acknowledged_by=spec.get("acknowledgedBy") or ann.get(ANN_ACKNOWLEDGED_BY) or None,
-        resolved_by=spec.get("resolvedBy") or ann.get(ANN_RESOLVED_BY) or None,
-        resolution_note=spec.get("resolutionNote") or ann.get(ANN_RESOLUTION_NOTE) or None,
-        severity_override=Severity(override) if override else None,
-        severity_override_reason=spec.get("severityOverrideReason"),
-    )
 
 
 def _day(now: dt.datetime) -> dt.date:
@@ -202,7 +187,7 @@ def _advance(
             model.status,
             category=category,
             finding=finding,
-            human=human_input(obj),
+            human=lc.human_input(obj),
             now=now,
             policy=policy,
             generation=generation,

@@ -19,11 +19,11 @@ from ..core.patches import merge_patch
 from ..core.silences import remediation_hold
 from ..core.snapshot import Finding
 from ..models.common import Category
-from ..models.incident import Approval, RemediationRecord, ZentinelIncident, ZentinelIncidentStatus
+from ..models.incident import RemediationRecord, ZentinelIncident, ZentinelIncidentStatus
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.silence import ZentinelSilence
 from ..models.zentinel import RemediationLedgerEntry, Zentinel
-from ..names import ANN_APPROVED_BY, API_VERSION, KIND_INCIDENT
+from ..names import API_VERSION, KIND_INCIDENT
 from ..names import INCIDENTS as PLURAL
 from ..remediation import executor
 
@@ -52,19 +52,6 @@ def ledger_of(incidents: Sequence[ZentinelIncident]) -> list[RemediationLedgerEn
                 )
     entries.sort(key=lambda e: e.at)
     return entries
-
-
-def approvals(obj: ZentinelIncident) -> dict[str, Approval]:
-    """Action id -> the decision on it: ``spec.approvals`` (the first decision on an id counts), or the
-    ``approved-by`` annotation for the last pending one."""
-    result: dict[str, Approval] = {}
-    for a in obj.spec.approvals:
-        result.setdefault(a.action_id, a)
-    who = obj.metadata.annotations.get(ANN_APPROVED_BY)
-    pending = [r for r in obj.status.remediations if r.state == rem.PENDING_APPROVAL]
-    if who and pending:
-        result.setdefault(pending[-1].id, Approval(action_id=pending[-1].id, by=who))
-    return result
 
 
 def _replace(records: list[RemediationRecord], rec: RemediationRecord) -> list[RemediationRecord]:
@@ -136,7 +123,7 @@ def respond(
             cluster_recent=cluster_recent,
             config_text_valid=valid_targets,
             config_changed_by_operator=observation.config_written_by_operator,
-            approvals=approvals(inc),
+            approvals=rem.approvals(inc),
             in_flight=rem.in_flight({i.metadata.name: i.status.remediations for i in all_incidents}),
             silenced=remediation_hold(inc, silences, now),
         )

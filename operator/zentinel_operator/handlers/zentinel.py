@@ -26,11 +26,10 @@ from ..core.lifecycle import EventNote
 from ..core.observation import Observation
 from ..core.patches import merge_patch
 from ..core.revisions import HistoryUpdate, snapshot_name, update_history
-from ..core.selection import choose_policy
+from ..core.selection import policy_for
 from ..core.triage import triage
 from ..core.zstatus import StageFailure, build_status, observable_categories, pass_condition, ready_condition
 from ..models import Zentinel
-from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import ZentinelStatus
 from ..names import API_VERSION, KIND_ZENTINEL, ZENTINELS
 from ..remediation import executor
@@ -75,13 +74,6 @@ def parse(body: Mapping[str, Any]) -> Zentinel:
         return Zentinel.model_validate(dict(body))
     except ValidationError as e:
         raise kopf.PermanentError(f"invalid Zentinel spec: {e}") from e
-
-
-def policy_for(zen: Zentinel, policies: Sequence[Mapping[str, Any]]) -> tuple[str | None, ZentinelIncidentPolicySpec]:
-    chosen = choose_policy(zen.metadata.labels, policies)
-    if chosen is None:
-        return None, ZentinelIncidentPolicySpec()
-    return str(chosen["metadata"]["name"]), ZentinelIncidentPolicySpec.model_validate(chosen.get("spec") or {})
 
 
 async def pass_on_stored(

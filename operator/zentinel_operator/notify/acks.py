@@ -43,7 +43,7 @@ from aiohttp import web
 from .. import k8s
 from ..config import Settings
 from ..core import acks
-from ..handlers.incidents import human_input
+from ..core.lifecycle import human_input
 from ..models import ZentinelIncident
 from ..names import INCIDENTS
 from . import intake
@@ -218,9 +218,12 @@ def _secrets(source: Callable[[], tuple[str, ...]] | None) -> tuple[str, ...]:
     return source() if source is not None else ()
 
 
-def build_intake(settings: Settings, state: intake.AlertState) -> web.Application | None:
-    """The intake's application from the settings: Alertmanager's route with a token file, PagerDuty's and
-    Slack's with their secret files; None when the port is 0 or none of them is configured."""
+def build_intake(
+    settings: Settings, state: intake.AlertState, *, opener: intake.IncidentOpener
+) -> web.Application | None:
+    """The intake's application from the settings: Alertmanager's route with a token file (alerts open
+    incidents through ``opener``), PagerDuty's and Slack's with their secret files; None when the port is 0
+    or none of them is configured."""
     pd_file, slack_file = settings.alert_intake_pagerduty_secret_file, settings.alert_intake_slack_secret_file
     token_file = settings.alert_intake_token_file
     if not settings.alert_intake_port or not (token_file or pd_file or slack_file):
@@ -229,7 +232,7 @@ def build_intake(settings: Settings, state: intake.AlertState) -> web.Applicatio
     max_bytes = settings.alert_intake_max_bytes
     if token_file is not None:
         app = intake.build_app(
-            token=token_file.read_text().strip(), state=state, max_bytes=max_bytes, namespaces=namespaces
+            token=token_file.read_text().strip(), state=state, opener=opener, max_bytes=max_bytes, namespaces=namespaces
         )
     else:
         app = intake.bare_app(max_bytes)

@@ -11,7 +11,8 @@ Deliveries are at least once: a post is deduplicated per alert on (groupKey, fin
 startsAt), so a repeated post changes nothing. A firing alert makes sure an incident exists for
 its Zentinel and category (an open one, or a resolved one still inside the policy's reopen
 window, else a new one created with ``source: alertmanager``: the choice of the one incident
-writer, :func:`zentinel_operator.handlers.incidents.incident_for`), and only then marks the alert
+writer, :func:`zentinel_operator.handlers.incidents.incident_for`, which registration hands to
+:func:`k8s_opener`), and only then marks the alert
 as firing in :class:`AlertState`: a signal source, which the per-Zentinel pass merges into its
 findings (:meth:`AlertState.merge` / :meth:`AlertState.signal`), so detection, severity, escalation,
 reopening and resolution follow the same lifecycle as the operator's own signals. A resolved
@@ -37,14 +38,13 @@ import logging
 import re
 import threading
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from .. import k8s
 from ..core.selection import choose_policy
 from ..core.snapshot import Finding
-from ..handlers import incidents
 from ..models.common import Category, Severity
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..names import KIND_INCIDENT as OWN_ALERTNAME
@@ -242,10 +242,28 @@ class Opened:
 IncidentOpener = Callable[[str, str, Category, dt.datetime], Awaitable[Opened]]
 
 
-def ensure_incident(namespace: str, zentinel: str, category: Category, now: dt.datetime) -> Opened:
+class IncidentWriter(Protocol):
+    """The pass's incident writer (:func:`zentinel_operator.handlers.incidents.incident_for`):
+    ``(name, created)`` of the incident that will carry a signal of this category."""
+
+    def __call__(
+        self,
+        namespace: str,
+        zentinel: str,
+        category: Category,
+        *,
+        policy: ZentinelIncidentPolicySpec,
+        now: dt.datetime,
+        source: str = ...,
+    ) -> tuple[str, bool]: ...
+
+
+def ensure_incident(
+    write: IncidentWriter, namespace: str, zentinel: str, category: Category, now: dt.datetime
+) -> Opened:
     """Synchronous (official client): make sure an incident will carry this signal.
 
-    The incident is the one the pass's incident writer (:func:`..handlers.incidents.incident_for`) chooses
+    The incident is the one the pass's incident writer (``write``) chooses
     under the governing policy: an open one of this Zentinel and category, or a resolved one the lifecycle
     will reopen, else a new one created with ``source: alertmanager``. The pass writes its status on its
     next run, from the signal in :class:`AlertState`.
@@ -255,14 +273,19 @@ def ensure_incident(namespace: str, zentinel: str, category: Category, now: dt.d
         return Opened(None, reason=f"no Zentinel {namespace}/{zentinel}")
     chosen = choose_policy((zen.get("metadata") or {}).get("labels") or {}, k8s.list_custom(POLICIES, namespace))
     policy = ZentinelIncidentPolicySpec.model_validate((chosen or {}).get("spec") or {})
-    name, created = incidents.incident_for(namespace, zentinel, category, policy=policy, now=now, source=SOURCE)
+    name, created = write(namespace, zentinel, category, policy=policy, now=now, source=SOURCE)
     if created:
         log.info("alert intake: created %s/%s for %s %s", namespace, name, zentinel, category.value)
     return Opened(name, created=created)
 
 
-async def k8s_opener(namespace: str, zentinel: str, category: Category, now: dt.datetime) -> Opened:
-    return await asyncio.to_thread(ensure_incident, namespace, zentinel, category, now)
+def k8s_opener(write: IncidentWriter) -> IncidentOpener:
+    """The opener the operator runs: :func:`ensure_incident` with ``write``, off the event loop."""
+
+    async def open_incident(namespace: str, zentinel: str, category: Category, now: dt.datetime) -> Opened:
+        return await asyncio.to_thread(ensure_incident, write, namespace, zentinel, category, now)
+
+    return open_incident
 
 
 # ------------------------------------------------------------------------ the payload
@@ -348,7 +371,7 @@ def build_app(
     *,
     token: str,
     state: AlertState,
-    opener: IncidentOpener | None = None,
+    opener: IncidentOpener,
     labels: IntakeLabels | None = None,
     max_bytes: int = 1_000_000,
     namespaces: Collection[str] | None = None,
@@ -360,7 +383,7 @@ def build_app(
         raise ValueError("the alert intake needs a bearer token")
     expected = f"Bearer {token}".encode()
     names = labels or IntakeLabels()
-    open_incident = opener or k8s_opener
+    open_incident = opener
     watched = set(namespaces) if namespaces else None
     now_fn = clock or (lambda: dt.datetime.now(dt.UTC).replace(microsecond=0))
     lock = asyncio.Lock()
