@@ -75,8 +75,7 @@ class LeaderElector:
         if self._api is None:
             import kubernetes
 
-            k8s.configure()
-            self._api = kubernetes.client.CoordinationV1Api()
+            self._api = kubernetes.client.CoordinationV1Api(k8s.api_client())
         return self._api
 
     # ------------------------------------------------------------------------- one attempt
@@ -113,7 +112,7 @@ class LeaderElector:
                     "metadata": {"name": cfg.name, "namespace": cfg.namespace},
                     "spec": self._spec(None),
                 }
-                self.api().create_namespaced_lease(cfg.namespace, body)
+                self.api().create_namespaced_lease(cfg.namespace, body, field_manager=k8s.FIELD_MANAGER)
                 self.last_renew = now
                 return True
             spec = lease.get("spec") or {}
@@ -134,7 +133,7 @@ class LeaderElector:
                 },
                 "spec": self._spec(spec),
             }
-            self.api().replace_namespaced_lease(cfg.name, cfg.namespace, body)
+            self.api().replace_namespaced_lease(cfg.name, cfg.namespace, body, field_manager=k8s.FIELD_MANAGER)
         except ApiException as e:
             if e.status != 409:  # 409: another replica wrote first; the next attempt reads it
                 log.warning("lease %s/%s: %s", cfg.namespace, cfg.name, k8s.describe_error(e))
@@ -185,7 +184,9 @@ class LeaderElector:
                 return
             spec = {**lease["spec"], "holderIdentity": None, "leaseDurationSeconds": 1}
             body = {**lease, "spec": spec}
-            self.api().replace_namespaced_lease(self.config.name, self.config.namespace, body)
+            self.api().replace_namespaced_lease(
+                self.config.name, self.config.namespace, body, field_manager=k8s.FIELD_MANAGER
+            )
             log.info("released lease %s/%s", *self._where())
         self.last_renew = None
 

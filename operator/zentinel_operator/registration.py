@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from . import config, k8s, webhook
+from . import config, k8s, login, webhook
 from . import operator_metrics as metrics
 from .core import watch_map
 from .core.policy_checks import check_policy_beyond_schema
@@ -23,6 +23,12 @@ from .signals.gather import GatherSettings
 from .signals.prometheus import PrometheusSource
 
 SETTINGS = config.load()
+
+
+@kopf.on.login()
+def kopf_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf's own requests carry the operator's user agent, so its writes are filed under our field manager."""
+    return login.login(**kwargs)
 
 
 @kopf.on.startup()

@@ -72,9 +72,8 @@ def stop_operator(namespace: str, deployment: str, timeout: float, poll: float =
 
 
 def delete_webhook_configuration(name: str) -> None:
-    k8s.configure()
     try:
-        kubernetes.client.AdmissionregistrationV1Api().delete_validating_webhook_configuration(name)
+        kubernetes.client.AdmissionregistrationV1Api(k8s.api_client()).delete_validating_webhook_configuration(name)
         log.info("deleted ValidatingWebhookConfiguration %s", name)
     except ApiException as e:
         if e.status != 404:

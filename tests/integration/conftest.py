@@ -17,8 +17,9 @@ from typing import Any
 import kubernetes
 import pytest
 
+from support.faultproxy import FaultProxy
 from support.kube import Kube, wait_for
-from support.operator import OperatorProcess, print_logs_if_failed
+from support.operator import OperatorProcess, running
 from support.receivers import Receivers
 from zentinel_devcluster import tools
 from zentinel_devcluster.cluster import Cluster
@@ -95,13 +96,8 @@ def operator(
     operator_env: dict[str, str],
     request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(cluster.kubeconfig, namespace, tmp_path, operator_env)
-    op.start()
-    try:
+    with running(OperatorProcess(cluster.kubeconfig, namespace, tmp_path, operator_env), request) as op:
         yield op
-    finally:
-        op.stop()
-        print_logs_if_failed(request, {"operator": op})
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -132,3 +128,13 @@ def receivers() -> Iterator[Receivers]:
         yield r
     finally:
         r.stop()
+
+
+@pytest.fixture
+def proxy(cluster: Cluster) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the session's API server (``support.faultproxy``), stopped after the test."""
+    p = FaultProxy(cluster.kubeconfig).start()
+    try:
+        yield p
+    finally:
+        p.stop()

@@ -115,15 +115,6 @@ def test_etcd_paused_longer_than_a_watch_loses_and_repeats_nothing(
 
 # ------------------------------------------------------------------ through the fault proxy
 @pytest.fixture
-def proxy(cluster: Cluster) -> Iterator[FaultProxy]:
-    p = FaultProxy(cluster.kubeconfig).start()
-    try:
-        yield p
-    finally:
-        p.stop()
-
-
-@pytest.fixture
 def proxied_operator(
     proxy: FaultProxy, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[OperatorProcess]:

@@ -342,6 +342,95 @@ def test_failing_receivers_are_retried_and_never_stall_the_incident(
     )
 
 
+def remediations_once(inc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The incident's remediation records, checked for repeats: one record per id and per action."""
+    recs: list[dict[str, Any]] = (inc.get("status") or {}).get("remediations") or []
+    ids = [r["id"] for r in recs]
+    assert len(ids) == len(set(ids)), f"a remediation record repeated: {ids}"
+    actions = [r["action"] for r in recs]
+    assert len(actions) == len(set(actions)), f"a remediation step taken twice: {actions}"
+    return recs
+
+
+@pytest.mark.parametrize("answer", [500, "hang"], ids=["answering-500", "timing-out"])
+def test_a_receiver_down_for_a_minute_gets_what_it_is_owed_once_after_it_recovers(
+    kube: Kube, namespace: str, operator: OperatorProcess, receivers: Receivers, answer: int | str
+) -> None:
+    """One receiver answers 500 (or never answers) for at least a minute, the whole life of an incident.
+
+    The healthy receiver gets trigger, acknowledge and resolve meanwhile; once the other is back it gets
+    the same three, in order, once each (the failed attempts carry the same idempotency key), and every
+    delivery is recorded Delivered.
+    """
+    outage = 60.0
+    receivers.down("/down", answer)
+    pol = policy(
+        [
+            {"name": "down", "type": "Webhook", "url": receivers.url("/down")},
+            {"name": "good", "type": "Webhook", "url": receivers.url("/good")},
+        ],
+        ["down", "good"],
+    )
+    pods = start_edge(kube, namespace, pol)
+    name = crash_one(kube, namespace, pods)
+    wait_for(lambda: receivers.got("/good", name), timeout=30, what="the trigger at the healthy receiver")
+    kube.run("annotate", "zinc", name, "-n", namespace, "zentinel.io/acknowledged-by=dana")
+    wait_for(
+        lambda: events_of(receivers.got("/good", name), "event") == ["trigger", "acknowledge"],
+        timeout=30,
+        what="the acknowledge at the healthy receiver",
+    )
+    crash.recover(kube, pods[0])
+    wait_for(
+        lambda: events_of(receivers.got("/good", name), "event") == ["trigger", "acknowledge", "resolve"],
+        timeout=60,
+        what="the resolve at the healthy receiver",
+    )
+    first_failure = receivers.got("/down", name)[0].at
+    time.sleep(max(0.0, first_failure + outage - time.monotonic()))
+    failed = receivers.got("/down", name)
+    assert {r.answered for r in failed} == {answer}
+    assert time.monotonic() - first_failure >= outage
+    assert len(failed) > 4, "the sender did not come back after its first send's attempts"
+    receivers.up("/down")
+    recovered = time.monotonic()
+
+    def accepted() -> list[str]:
+        return [str(r.json["event"]) for r in receivers.got("/down", name) if r.answered == 200]
+
+    wait_for(lambda: accepted() == ["trigger", "acknowledge", "resolve"], timeout=240, what="what /down is owed")
+    time.sleep(5)  # more passes: nothing may be sent again
+    assert accepted() == ["trigger", "acknowledge", "resolve"]
+    down = receivers.got("/down", name)
+    keys: dict[str, set[str]] = {}
+    for r in down:
+        keys.setdefault(str(r.json["event"]), set()).add(r.headers["Idempotency-Key"])
+    assert all(len(k) == 1 for k in keys.values()), keys  # retries are the same delivery
+    assert len(set().union(*keys.values())) == 3
+    good = receivers.got("/good", name)
+    assert events_of(good, "event") == ["trigger", "acknowledge", "resolve"]
+    assert all(r.answered == 200 for r in good)
+
+    recs = {(r["receiver"], r["event"]): r for r in deliveries(kube, namespace, name)}
+    assert sorted(recs) == sorted((rcv, e) for rcv in ("down", "good") for e in ("trigger", "acknowledge", "resolve"))
+    assert {r["state"] for r in recs.values()} == {"Delivered"}
+    assert [recs[("good", e)]["attempts"] for e in ("trigger", "acknowledge", "resolve")] == [1, 1, 1]
+    assert recs[("down", "trigger")]["attempts"] == len([r for r in down if r.json["event"] == "trigger"])
+    assert recs[("down", "trigger")]["attempts"] > 4
+    assert {r["key"] for r in recs.values() if r["receiver"] == "down"} == set().union(*keys.values())
+    crashes = [i for i in kube.list("zentinelincidents", namespace) if i["spec"]["category"] == "ProcessCrash"]
+    assert [i["metadata"]["name"] for i in crashes] == [name]
+    done = crashes[0]
+    assert done["status"]["state"] == "Resolved"
+    assert len([t for t in done["status"]["timeline"] if t["type"] == "Detected"]) == 1
+    remediations_once(done)
+    back = next(r for r in down if r.answered == 200)
+    print(
+        f"\n[figures] /down answered {answer} for {recovered - first_failure:.0f} s; the trigger was delivered "
+        f"{back.at - recovered:.1f} s after it recovered, on attempt {recs[('down', 'trigger')]['attempts']}"
+    )
+
+
 def test_restart_sends_what_is_missing_and_repeats_nothing(
     kube: Kube, namespace: str, operator: OperatorProcess, receivers: Receivers
 ) -> None:

@@ -12,7 +12,8 @@ arms faults on it:
   (what the API server sends when a watch asks for a resourceVersion it no longer has), then close;
 - ``cut_watches_after(seconds)``: every watch stream is closed that many seconds after it opened.
 
-Everything it did is counted in ``injected`` so a test can check its faults really happened.
+Everything it did is counted in ``injected`` so a test can check its faults really happened, and
+every request's ``User-Agent`` in ``user_agents`` (who the API server would be told is calling).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class FaultProxy:
     port: int = 0
     injected: Counter[str] = field(default_factory=Counter)
     refusals: list[str] = field(default_factory=list)  # what the API server itself refused, for failures
+    user_agents: Counter[str] = field(default_factory=Counter)  # every request's User-Agent header
     _failures: list[_Failure] = field(default_factory=list)
     _gone: list[_Gone] = field(default_factory=list)
     _cut_after: float | None = None
@@ -116,6 +118,7 @@ class FaultProxy:
     # --------------------------------------------------------------- serving
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        self.user_agents[request.headers.get("User-Agent", "")] += 1
         watch = request.query.get("watch") in ("true", "1")
         failure = self._take_failure(request.method, path)
         if failure is not None and not failure[1]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +130,14 @@ def print_logs_if_failed(request: Any, procs: dict[str, OperatorProcess], tail: 
         for label, op in procs.items():
             print(f"\n--- {label} log ({op.log_file}) ---\n{op.logs()[-tail:]}")
     return failed
+
+
+@contextlib.contextmanager
+def running(op: OperatorProcess, request: Any) -> Iterator[OperatorProcess]:
+    """``op`` started, then stopped, with its log printed when the test (``request``'s) failed."""
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        print_logs_if_failed(request, {"operator": op})

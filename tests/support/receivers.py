@@ -17,6 +17,7 @@ class Received:
         self.headers = headers
         self.raw = body
         self.at = time.monotonic()
+        self.answered: int | str | None = None  # the status it was answered with, or "hang"
 
     @property
     def json(self) -> Any:
@@ -32,15 +33,19 @@ class Receivers:
         self.lock = threading.Lock()
         self.requests: list[Received] = []
         self.scripts: dict[str, list[int | str]] = {}
+        self.outages: dict[str, int | str] = {}  # path -> what every request is answered while it is down
         self.port = 0
         self.runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        received = Received(request.path, dict(request.headers), body)
         with self.lock:
-            self.requests.append(Received(request.path, dict(request.headers), body))
+            self.requests.append(received)
             script = self.scripts.get(request.path, [200])
             action = script.pop(0) if len(script) > 1 else script[0]
+            action = self.outages.get(request.path, action)
+            received.answered = action
         if action == "hang":
             await asyncio.sleep(3600)
         return web.Response(status=int(action), text="ok" if action in (200, 202) else "unavailable")
@@ -80,6 +85,15 @@ class Receivers:
     def script(self, path: str, *actions: int | str) -> None:
         with self.lock:
             self.scripts[path] = list(actions)
+
+    def down(self, path: str, answer: int | str) -> None:
+        """Answer every request to ``path`` with ``answer`` (a status, or "hang") until :meth:`up`."""
+        with self.lock:
+            self.outages[path] = answer
+
+    def up(self, path: str) -> None:
+        with self.lock:
+            self.outages.pop(path, None)
 
     def got(self, path: str, incident: str | None = None) -> list[Received]:
         with self.lock:

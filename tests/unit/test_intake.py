@@ -194,6 +194,24 @@ async def test_firing_alert_opens_an_incident_and_sets_the_signal(
     assert state.signal("shop", "edge", "ExternalAlert") == (found, True)
 
 
+async def test_credentials_in_an_alerts_text_are_redacted_before_they_become_a_finding(
+    client: TestClient[Any, Any], state: intake.AlertState
+) -> None:
+    """Summary and description become the incident's summary, its Events and its pages: no credential in them."""
+    leaky = alert()
+    leaky["annotations"] = {
+        "summary": "checkout rejected; client sent Authorization: Bearer 3f9a8b7c6d5e4f30a1b2c3d4e5f60718",
+        "description": "probe https://monitor:hunter2pw5566xyz@10.0.1.10/health failed",
+    }
+    status, _ = await post(client, payload(leaky))
+    assert status == 200
+    found = state.active("shop", "edge", Category.EXTERNAL_ALERT)
+    assert found is not None
+    assert found.summary == "EdgeHighErrorRate: checkout rejected; client sent Authorization: Bearer [REDACTED]"
+    assert found.evidence[0].endswith("probe https://monitor:[REDACTED]@10.0.1.10/health failed")
+    assert "3f9a8b7c6d5e4f30a1b2c3d4e5f60718" not in repr(found) and "hunter2pw5566xyz" not in repr(found)
+
+
 async def test_a_second_identical_post_changes_nothing(
     client: TestClient[Any, Any], opener: Opener, state: intake.AlertState
 ) -> None:

@@ -36,12 +36,14 @@ class FakeLeases:
         self.obj = copy.deepcopy(body)
         self.obj["metadata"]["resourceVersion"] = str(self.rv)
 
-    def create_namespaced_lease(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_namespaced_lease(self, namespace: str, body: dict[str, Any], *, field_manager: str) -> None:
+        assert field_manager == "zentinel-incident-operator"
         if self.obj is not None:
             raise ApiException(status=409)
         self._store(body)
 
-    def replace_namespaced_lease(self, name: str, namespace: str, body: dict[str, Any]) -> None:
+    def replace_namespaced_lease(self, name: str, namespace: str, body: dict[str, Any], *, field_manager: str) -> None:
+        assert field_manager == "zentinel-incident-operator"
         assert self.obj is not None
         if body["metadata"]["resourceVersion"] != self.obj["metadata"]["resourceVersion"]:
             raise ApiException(status=409)

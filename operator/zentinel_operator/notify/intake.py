@@ -43,6 +43,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from .. import k8s
+from ..core.redact import redact
 from ..core.selection import choose_policy
 from ..core.snapshot import Finding
 from ..models.common import Category, Severity
@@ -455,7 +456,10 @@ def build_app(
                     state.remember(dedup)
                     continue
                 touched[opened.name] = touched.get(opened.name, False) or opened.created
-                summary = alert.annotations.get("summary") or alert.annotations.get("description") or alertname
+                # Free text from outside: what it may hold of a credential goes before it reaches a status,
+                # an Event or a page.
+                summary = redact(alert.annotations.get("summary") or alert.annotations.get("description") or alertname)
+                description = alert.annotations.get("description")
                 state.fire(
                     namespace,
                     zentinel,
@@ -466,7 +470,7 @@ def build_app(
                         severity=map_severity(alert.labels.get(names.severity), default_severity),
                         summary=summary,
                         starts_at=alert.starts_at,
-                        description=alert.annotations.get("description"),
+                        description=None if description is None else redact(description),
                     ),
                 )
             state.remember(dedup)
