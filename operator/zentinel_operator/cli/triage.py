@@ -600,6 +600,7 @@ async def triage_cluster(
     policies: Sequence[Mapping[str, Any]],
     *,
     interval: float,
+    cluster_policies: Sequence[Mapping[str, Any]] = (),
     policy_override: tuple[str, ZentinelIncidentPolicySpec] | None = None,
 ) -> TriageReport:
     from pydantic import ValidationError
@@ -615,8 +616,12 @@ async def triage_cluster(
     if policy_override is not None:
         label, policy = policy_override
     else:
-        name, policy = policy_for(zen, policies)
-        label = f"policy {name}" if name else "defaults (no policy selects this Zentinel)"
+        governing, policy = policy_for(zen, policies, cluster_policies)
+        label = (
+            f"{'cluster policy' if governing.cluster else 'policy'} {governing.status.name}"
+            if governing
+            else "defaults (no policy selects this Zentinel)"
+        )
     memory, settings = PassMemory(), GatherSettings()
     await gather(zen, memory, now=dt.datetime.now(dt.UTC), settings=settings)
     await asyncio.sleep(interval)

@@ -26,7 +26,7 @@ from ..core.lifecycle import EventNote
 from ..core.observation import Observation
 from ..core.patches import merge_patch
 from ..core.revisions import HistoryUpdate, snapshot_name, update_history
-from ..core.selection import choose_policy
+from ..core.selection import Governing, choose_governing, secrets_namespace
 from ..core.triage import triage
 from ..core.zstatus import StageFailure, build_status, observable_categories, pass_condition, ready_condition
 from ..models import Zentinel
@@ -53,6 +53,7 @@ class PassContext:
     alerts: Any = None  # notify.intake.AlertState: what Alertmanager says is firing
     prometheus: PrometheusSource | None = None  # for Zentinels with metricsSource: Prometheus
     session: aiohttp.ClientSession | None = None  # shared by every scrape: its connector bounds concurrency
+    operator_namespace: str = "default"  # where the receivers' Secrets of cluster policies are
 
     def http(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
@@ -77,11 +78,14 @@ def parse(body: Mapping[str, Any]) -> Zentinel:
         raise kopf.PermanentError(f"invalid Zentinel spec: {e}") from e
 
 
-def policy_for(zen: Zentinel, policies: Sequence[Mapping[str, Any]]) -> tuple[str | None, ZentinelIncidentPolicySpec]:
-    chosen = choose_policy(zen.metadata.labels, policies)
+def policy_for(
+    zen: Zentinel, policies: Sequence[Mapping[str, Any]], cluster_policies: Sequence[Mapping[str, Any]] = ()
+) -> tuple[Governing | None, ZentinelIncidentPolicySpec]:
+    """The governing policy (``core.selection.choose_governing``) and its spec; the defaults when none selects."""
+    chosen = choose_governing(zen.metadata.labels, policies, cluster_policies)
     if chosen is None:
         return None, ZentinelIncidentPolicySpec()
-    return str(chosen["metadata"]["name"]), ZentinelIncidentPolicySpec.model_validate(chosen.get("spec") or {})
+    return chosen, ZentinelIncidentPolicySpec.model_validate(chosen.body.get("spec") or {})
 
 
 async def reconcile(
@@ -89,17 +93,20 @@ async def reconcile(
     *,
     ctx: PassContext,
     policies: Sequence[Mapping[str, Any]],
+    cluster_policies: Sequence[Mapping[str, Any]] = (),
     silences: Sequence[Mapping[str, Any]] = (),
     now: dt.datetime | None = None,
 ) -> list[StageFailure]:
     """One pass. Each stage is contained: one that fails is reported (a ``PassDegraded`` condition and a
     Warning Event on the Zentinel) and the others still run, on what could be observed. Returns the failures.
-    ``silences`` are the namespace's ``ZentinelSilence`` objects: they hold pages and, if asked, remediation."""
+    ``silences`` are the namespace's ``ZentinelSilence`` objects: they hold pages and, if asked, remediation.
+    ``policies`` are the namespace's policies, ``cluster_policies`` every cluster policy."""
     started = time.monotonic()
     zen = parse(body)
     ns, name = zen.metadata.namespace, zen.metadata.name
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
-    _, policy = policy_for(zen, policies)
+    governing, policy = policy_for(zen, policies, cluster_policies)
+    secrets_ns = secrets_namespace(governing, ns, ctx.operator_namespace)
     held_by = silence_handlers.parse_all(silences)
     memory = ctx.memory(ns, name)
     failures: list[StageFailure] = []
@@ -227,7 +234,7 @@ async def reconcile(
             # Level-based: open and resolved incidents, so a restarted operator sends what it still owes.
             for incident in responded.incidents:
                 try:
-                    await ctx.notifier.sync(ns, incident, policy)
+                    await ctx.notifier.sync(ns, incident, policy, secrets_namespace=secrets_ns)
                 except Exception as e:
                     failed("Notifications", e, incident.metadata.name)
 
@@ -238,6 +245,7 @@ async def reconcile(
         status.remediations = responded.ledger[-20:]
     else:  # what was known stays; only the condition says this pass could not see or record
         status = zen_now.status.model_copy(deep=True)
+    status.policy = governing.status if governing is not None else None
     status.conditions, event = pass_condition(status.conditions, failures, now=now, generation=zen.metadata.generation)
     status.conditions = ready_condition(status.conditions, now=now, generation=zen.metadata.generation)
     try:
