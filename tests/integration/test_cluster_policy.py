@@ -182,7 +182,7 @@ def test_a_bad_cluster_policy_is_refused_at_apply_naming_the_field(kube: Kube, c
     bad = cluster_policy(cluster_policy_name, [{"name": "oncall", "type": "Slack"}], ["oncall", "ghost"])
     proc = kube.run("apply", "-f", "-", input=json.dumps(bad), check=False)
     assert proc.returncode != 0
-    assert f'ZentinelClusterIncidentPolicy.zentinel.io "{cluster_policy_name}" is invalid' in proc.stderr
+    assert f'The ZentinelClusterIncidentPolicy "{cluster_policy_name}" is invalid' in proc.stderr
     assert "spec.escalation.sev3.primary" in proc.stderr and "receiver 'ghost' is not defined" in proc.stderr
     assert "spec.receivers[0].secretRef" in proc.stderr and "a Slack receiver needs a Secret key" in proc.stderr
     assert kube.get("zcip", cluster_policy_name) is None
