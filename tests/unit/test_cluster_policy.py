@@ -202,3 +202,11 @@ def test_a_namespaced_policy_counts_what_it_governs_over_cluster_policies(monkey
     policy_handlers.reconcile(body, zentinels=zentinels, policies=[body], cluster_policies=[cpol("ca", 99)])
     ((plural, ns, name, patch),) = calls
     assert (plural, ns, name, patch["selected"]) == ("zentinelincidentpolicies", "shop", "local", ["edge"])
+
+
+def test_triage_names_the_governing_policy_and_its_scope() -> None:
+    from zentinel_operator.cli.triage import governing_label
+
+    assert governing_label(choose_governing(LABELS, [pol("a")], [cpol("c")])) == "policy a"
+    assert governing_label(choose_governing(LABELS, [], [cpol("c")])) == "cluster policy c"
+    assert governing_label(None) == "defaults (no policy selects this Zentinel)"

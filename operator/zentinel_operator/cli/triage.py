@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.durations import format_duration
+from ..core.selection import Governing
 from ..core.snapshot import (
     ContainerSignal,
     Finding,
@@ -595,6 +596,13 @@ def _report(
 
 
 # ------------------------------------------------------------------------------ cluster mode
+def governing_label(governing: Governing | None) -> str:
+    """How the report names the policy it judged by (``core.selection.choose_governing``'s choice)."""
+    if governing is None:
+        return "defaults (no policy selects this Zentinel)"
+    return f"{'cluster policy' if governing.cluster else 'policy'} {governing.status.name}"
+
+
 async def triage_cluster(
     zentinel_obj: Mapping[str, Any],
     policies: Sequence[Mapping[str, Any]],
@@ -617,11 +625,7 @@ async def triage_cluster(
         label, policy = policy_override
     else:
         governing, policy = policy_for(zen, policies, cluster_policies)
-        label = (
-            f"{'cluster policy' if governing.cluster else 'policy'} {governing.status.name}"
-            if governing
-            else "defaults (no policy selects this Zentinel)"
-        )
+        label = governing_label(governing)
     memory, settings = PassMemory(), GatherSettings()
     await gather(zen, memory, now=dt.datetime.now(dt.UTC), settings=settings)
     await asyncio.sleep(interval)
