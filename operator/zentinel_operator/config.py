@@ -56,6 +56,14 @@ class Settings(BaseModel):
     log_format: Literal["full", "plain", "json"] = Field(
         default="full", description="kopf's log format: full (timestamped text), plain (message only), json."
     )
+    pod_namespace: str | None = Field(
+        default=None,
+        description=(
+            "The operator's own namespace (the chart sets it from the downward API): where the receivers' "
+            "Secrets of a ZentinelClusterIncidentPolicy are read. Empty: the service account's namespace, else "
+            "the Lease's."
+        ),
+    )
     leader_election: bool = Field(default=True, description="One active replica, elected on a Lease.")
     lease_name: str = Field(default="zentinel-incident-operator", description="Name of the Lease.")
     lease_namespace: str | None = Field(
@@ -82,6 +90,10 @@ class Settings(BaseModel):
         if sa.is_file():
             return sa.read_text().strip()
         return self.namespaces[0] if self.namespaces else "default"
+
+    def operator_namespace(self) -> str:
+        """The namespace holding the Secrets of cluster policies' receivers."""
+        return self.pod_namespace or self.lease_home()
 
 
 def _parse(name: str, raw: str) -> object:

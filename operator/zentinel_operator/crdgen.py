@@ -139,7 +139,7 @@ def crd_for(model: type[Any]) -> dict[str, Any]:
         },
         "spec": {
             "group": GROUP,
-            "scope": "Namespaced",
+            "scope": model.scope,
             "names": {
                 "kind": model.kind,
                 "listKind": f"{model.kind}List",
@@ -247,7 +247,8 @@ def render_reference() -> str:
             "",
             model.description,
             "",
-            f"Short names: {', '.join('`' + s + '`' for s in names['shortNames'])}; category `{CATEGORY}`.",
+            f"Short names: {', '.join('`' + s + '`' for s in names['shortNames'])}; category `{CATEGORY}`"
+            + ("; cluster-scoped." if model.scope == "Cluster" else "."),
             "",
             "Columns of `kubectl get "
             + names["plural"]

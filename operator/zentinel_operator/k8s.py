@@ -243,6 +243,22 @@ def patch_custom_status(plural: str, namespace: str, name: str, status: dict[str
     return result
 
 
+def patch_cluster_custom(plural: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    """Merge-patch a cluster-scoped object."""
+    result: dict[str, Any] = custom().patch_cluster_custom_object(
+        GROUP, VERSION, plural, name, patch, field_manager=FIELD_MANAGER
+    )
+    return result
+
+
+def patch_cluster_status(plural: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+    """Merge-patch ``.status`` of a cluster-scoped object through the status subresource."""
+    result: dict[str, Any] = custom().patch_cluster_custom_object_status(
+        GROUP, VERSION, plural, name, {"status": status}, field_manager=FIELD_MANAGER
+    )
+    return result
+
+
 # ------------------------------------------------------------------------ workloads
 def get_deployment(namespace: str, name: str) -> dict[str, Any] | None:
     try:

@@ -12,22 +12,26 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND_ZENTINEL = "Zentinel"
 KIND_INCIDENT = "ZentinelIncident"
 KIND_POLICY = "ZentinelIncidentPolicy"
+KIND_CLUSTER_POLICY = "ZentinelClusterIncidentPolicy"  # cluster-scoped
 KIND_SILENCE = "ZentinelSilence"
 
 ZENTINELS = "zentinels"
 INCIDENTS = "zentinelincidents"
 POLICIES = "zentinelincidentpolicies"
+CLUSTER_POLICIES = "zentinelclusterincidentpolicies"
 SILENCES = "zentinelsilences"
 
 SINGULAR_ZENTINEL = "zentinel"
 SINGULAR_INCIDENT = "zentinelincident"
 SINGULAR_POLICY = "zentinelincidentpolicy"
+SINGULAR_CLUSTER_POLICY = "zentinelclusterincidentpolicy"
 SINGULAR_SILENCE = "zentinelsilence"
 
 KIND_BY_PLURAL = {
     ZENTINELS: KIND_ZENTINEL,
     INCIDENTS: KIND_INCIDENT,
     POLICIES: KIND_POLICY,
+    CLUSTER_POLICIES: KIND_CLUSTER_POLICY,
     SILENCES: KIND_SILENCE,
 }
 

@@ -15,7 +15,7 @@ from .handlers import incidents
 from .handlers import policies as policy_handlers
 from .handlers import silences as silence_handlers
 from .handlers import zentinel as zentinel_handlers
-from .names import GROUP, INCIDENTS, POLICIES, SILENCES, VERSION, ZENTINELS
+from .names import CLUSTER_POLICIES, GROUP, INCIDENTS, POLICIES, SILENCES, VERSION, ZENTINELS
 from .notify import acks, intake
 from .notify.dispatch import Dispatcher
 from .scheduler import PassScheduler
@@ -50,11 +50,12 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     metrics.serve(SETTINGS.metrics_port, SETTINGS.metrics_addr)
     memo.settings = SETTINGS
     memo.passes = zentinel_handlers.PassContext(
+        operator_namespace=SETTINGS.operator_namespace(),
         gather=GatherSettings(
             scrape_timeout=SETTINGS.scrape_timeout,
             scrape_concurrency=SETTINGS.scrape_concurrency,
             scrape_max_bytes=SETTINGS.scrape_max_bytes,
-        )
+        ),
     )
     if SETTINGS.prometheus_url:
         memo.passes.prometheus = PrometheusSource(
@@ -89,6 +90,7 @@ async def start_event_passes(memo: kopf.Memo, **kwargs: Any) -> None:
     if SETTINGS.event_passes:
         policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
         silences: kopf.Index[str, dict[str, Any]] = kwargs["silence_index"]
+        cluster_policies: kopf.Index[str, dict[str, Any]] = kwargs["cluster_policy_index"]
 
         async def event_pass(key: Any) -> None:
             ns, name = key
@@ -98,6 +100,7 @@ async def start_event_passes(memo: kopf.Memo, **kwargs: Any) -> None:
                     name,
                     ctx=memo.passes,
                     policies=list(policies.get(ns, [])),
+                    cluster_policies=list(cluster_policies.get("", [])),
                     silences=list(silences.get(ns, [])),
                     full=False,
                 )
@@ -135,6 +138,12 @@ def policy_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, 
     return {namespace or "": dict(body)}
 
 
+# Cluster-scoped: one key for all of them.
+@kopf.index(GROUP, VERSION, CLUSTER_POLICIES)
+def cluster_policy_index(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {"": dict(body)}
+
+
 @kopf.index(GROUP, VERSION, SILENCES)
 def silence_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     return {namespace or "": dict(body)}
@@ -151,12 +160,20 @@ def zentinel_index(
 @kopf.timer(GROUP, VERSION, ZENTINELS, interval=SETTINGS.scan_interval, initial_delay=0.0)
 async def zentinel_pass(body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
     policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
+    cluster_policies: kopf.Index[str, dict[str, Any]] = kwargs["cluster_policy_index"]
     silences: kopf.Index[str, dict[str, Any]] = kwargs["silence_index"]
     ns = namespace or ""
     held = list(silences.get(ns, []))
     try:
+        governing = list(cluster_policies.get("", []))
         if memo.scheduler is None:
-            await zentinel_handlers.reconcile(body, ctx=memo.passes, policies=list(policies.get(ns, [])), silences=held)
+            await zentinel_handlers.reconcile(
+                body,
+                ctx=memo.passes,
+                policies=list(policies.get(ns, [])),
+                cluster_policies=governing,
+                silences=held,
+            )
         else:  # never beside an event pass, and on the Zentinel as the last one left it
             async with memo.scheduler.exclusive((ns, name)):
                 await zentinel_handlers.pass_on_stored(
@@ -164,6 +181,7 @@ async def zentinel_pass(body: kopf.Body, namespace: str | None, name: str, memo:
                     name,
                     ctx=memo.passes,
                     policies=list(policies.get(ns, [])),
+                    cluster_policies=governing,
                     silences=held,
                     full=True,
                     watched=body,
@@ -245,8 +263,27 @@ if SETTINGS.event_passes:
 def policy_pass(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
     zentinels: kopf.Index[str, tuple[str, dict[str, str]]] = kwargs["zentinel_index"]
     policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
+    cluster_policies: kopf.Index[str, dict[str, Any]] = kwargs["cluster_policy_index"]
     ns = namespace or ""
-    policy_handlers.reconcile(body, zentinels=list(zentinels.get(ns, [])), policies=list(policies.get(ns, [])))
+    policy_handlers.reconcile(
+        body,
+        zentinels=list(zentinels.get(ns, [])),
+        policies=list(policies.get(ns, [])),
+        cluster_policies=list(cluster_policies.get("", [])),
+    )
+
+
+@kopf.timer(GROUP, VERSION, CLUSTER_POLICIES, interval=max(SETTINGS.scan_interval, 5.0), initial_delay=0.0)
+def cluster_policy_pass(body: kopf.Body, **kwargs: Any) -> None:
+    zentinels: kopf.Index[str, tuple[str, dict[str, str]]] = kwargs["zentinel_index"]
+    policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
+    cluster_policies: kopf.Index[str, dict[str, Any]] = kwargs["cluster_policy_index"]
+    policy_handlers.reconcile_cluster(
+        body,
+        zentinels={ns: list(store) for ns, store in zentinels.items()},
+        policies={ns: list(store) for ns, store in policies.items()},
+        cluster_policies=list(cluster_policies.get("", [])),
+    )
 
 
 # ------------------------------------------------------------------------------- silences
@@ -275,7 +312,16 @@ if SETTINGS.webhook_enabled:
     # Zentinels have no webhook: their CRD's schema and CEL rules refuse everything the operator would.
     @kopf.on.validate(GROUP, VERSION, POLICIES, id="validate-policy", operations=["CREATE", "UPDATE"])
     def validate_policy(spec: kopf.Spec, **_: Any) -> None:
-        # The CRD's CEL rules refuse everything else before the API server calls this webhook.
-        problems = check_policy_beyond_schema(dict(spec))
-        if problems:
-            raise kopf.AdmissionError("; ".join(problems), code=422)
+        _refuse_bad_policy(spec)
+
+    # The same checks for cluster policies (same spec model); path /validate-cluster-policy.
+    @kopf.on.validate(GROUP, VERSION, CLUSTER_POLICIES, id="validate-cluster-policy", operations=["CREATE", "UPDATE"])
+    def validate_cluster_policy(spec: kopf.Spec, **_: Any) -> None:
+        _refuse_bad_policy(spec)
+
+
+def _refuse_bad_policy(spec: kopf.Spec) -> None:
+    # The CRD's CEL rules refuse everything else before the API server calls this webhook.
+    problems = check_policy_beyond_schema(dict(spec))
+    if problems:
+        raise kopf.AdmissionError("; ".join(problems), code=422)

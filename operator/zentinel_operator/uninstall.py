@@ -28,12 +28,14 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from . import k8s
-from .names import INCIDENTS, POLICIES, SILENCES, ZENTINELS
+from .names import CLUSTER_POLICIES, INCIDENTS, POLICIES, SILENCES, ZENTINELS
 
 log = logging.getLogger("zentinel_operator.uninstall")
 
 # Every namespaced kind the operator handles (kopf adds its finalizer to those with timers).
 PLURALS = (ZENTINELS, POLICIES, INCIDENTS, SILENCES)
+# The cluster-scoped ones: released whatever namespaces the operator watched.
+CLUSTER_PLURALS = (CLUSTER_POLICIES,)
 
 
 def without_finalizer(body: dict[str, Any], finalizer: str) -> dict[str, Any] | None:
@@ -88,17 +90,25 @@ def release(
     patcher: Callable[[str, str, str, dict[str, Any]], object] | None = None,
     attempts: int = 5,
 ) -> int:
-    """Remove ``finalizer`` from every object of :data:`PLURALS`; the number of objects released."""
+    """Remove ``finalizer`` from every object of :data:`PLURALS` (in ``namespaces``; none: all) and of
+    :data:`CLUSTER_PLURALS`; the number of objects released. ``patcher`` gets namespace ``""`` for the
+    cluster-scoped ones."""
     lister = lister or _list
-    patcher = patcher or k8s.patch_custom
+    patcher = patcher or _patch
     scopes: list[str | None] = list(namespaces) or [None]
     released = 0
-    for plural in PLURALS:
-        for scope in scopes:
+    for plural in (*PLURALS, *CLUSTER_PLURALS):
+        for scope in scopes if plural in PLURALS else [None]:
             for body in lister(plural, scope):
                 if _release_one(plural, body, finalizer, lister, patcher, attempts):
                     released += 1
     return released
+
+
+def _patch(plural: str, namespace: str, name: str, patch: dict[str, Any]) -> object:
+    if namespace:
+        return k8s.patch_custom(plural, namespace, name, patch)
+    return k8s.patch_cluster_custom(plural, name, patch)
 
 
 def _list(plural: str, namespace: str | None) -> list[dict[str, Any]]:
@@ -118,7 +128,7 @@ def _release_one(
     patcher: Callable[[str, str, str, dict[str, Any]], object],
     attempts: int,
 ) -> bool:
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    namespace, name = body["metadata"].get("namespace") or "", body["metadata"]["name"]
     for _ in range(attempts):
         patch = without_finalizer(body, finalizer)
         if patch is None:

@@ -57,7 +57,13 @@ def kube(cluster: Cluster) -> Kube:
         conds = (obj.get("status") or {}).get("conditions") or []
         return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
 
-    for crd in ("zentinels", "zentinelincidents", "zentinelincidentpolicies", "zentinelsilences"):
+    for crd in (
+        "zentinels",
+        "zentinelincidents",
+        "zentinelincidentpolicies",
+        "zentinelclusterincidentpolicies",
+        "zentinelsilences",
+    ):
         wait_for(lambda crd=crd: established(crd), timeout=60, what=f"CRD {crd} Established")
     return k
 

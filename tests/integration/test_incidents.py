@@ -95,6 +95,17 @@ def test_crash_loop_opens_one_sev1_incident_shown_by_kubectl(
     assert "zentinel.zentinel.io/edge" in zen_out and "zentinelincident.zentinel.io/inc-" in zen_out
     zen_row = kube.run("get", "zen", "edge", "-n", namespace).stdout.splitlines()
     assert zen_row[0].split() == ["NAME", "WORKLOAD", "READY", "HEALTH", "OPEN", "PODS", "PAUSED", "AGE"]
+    # -o wide adds the signals, the config revision and the governing policy (status.policy).
+    zen_wide = kube.run("get", "zen", "edge", "-n", namespace, "-o", "wide").stdout.splitlines()
+    assert zen_wide[0].split()[-7:] == ["ERRORS", "P99", "UPSTREAMS", "CERTS", "CONFIG", "POLICY", "AGE"]
+    assert zen_wide[1][zen_wide[0].index("POLICY") :].split()[0] == "edge"
+    governing = kube.status("zen", "edge", namespace)["policy"]
+    assert (governing["kind"], governing["name"], governing["namespace"], governing["reason"]) == (
+        "ZentinelIncidentPolicy",
+        "edge",
+        namespace,
+        "Selected",
+    )
     wait_for(
         lambda: "Down" in kube.run("get", "zen", "edge", "-n", namespace).stdout,
         timeout=30,

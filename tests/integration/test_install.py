@@ -49,6 +49,7 @@ DEPLOY_NAME = "zentinel-incident-operator"
 CRDS = (
     "zentinels.zentinel.io",
     "zentinelincidentpolicies.zentinel.io",
+    "zentinelclusterincidentpolicies.zentinel.io",
     "zentinelincidents.zentinel.io",
     "zentinelsilences.zentinel.io",
 )
@@ -191,9 +192,9 @@ def _validate_handler_ids() -> set[str]:
     return ids
 
 
-# The chart's webhook path is /validate-policy: kopf answers it only when the handler carries that
-# id (a service path cannot contain '_', a function name can).
-WEBHOOK_PATHS_SERVED = _validate_handler_ids() == {"validate-policy"}
+# The chart's webhook paths are /validate-policy and /validate-cluster-policy: kopf answers them only
+# when the handlers carry those ids (a service path cannot contain '_', a function name can).
+WEBHOOK_PATHS_SERVED = _validate_handler_ids() == {"validate-policy", "validate-cluster-policy"}
 
 
 @dataclasses.dataclass
@@ -310,6 +311,12 @@ def test_helm_install_and_the_operator_works_under_the_charts_rbac(
         assert not can_i(kube, sa_config, "update", "leases.coordination.k8s.io/other", "-n", namespace)
         assert not can_i(kube, sa_config, "create", "leases.coordination.k8s.io", "-n", app_namespace)
         assert can_i(kube, sa_config, "watch", "customresourcedefinitions")
+        # Cluster policies (cluster-scoped) in either mode: read and status; their Secrets only where the
+        # operator runs, read only.
+        assert can_i(kube, sa_config, "watch", "zentinelclusterincidentpolicies.zentinel.io")
+        assert can_i(kube, sa_config, "patch", "zentinelclusterincidentpolicies.zentinel.io/status")
+        assert not can_i(kube, sa_config, "update", "zentinelclusterincidentpolicies.zentinel.io")
+        assert can_i(kube, sa_config, "get", "secrets", "-n", namespace)
         if mode == "namespaced":
             assert not can_i(kube, sa_config, "list", "pods", "-n", namespace)
             assert not can_i(kube, sa_config, "list", "zentinels.zentinel.io", "--all-namespaces")
@@ -381,7 +388,8 @@ def test_helm_install_and_the_operator_works_under_the_charts_rbac(
 
 @pytest.mark.xfail(
     not WEBHOOK_PATHS_SERVED,
-    reason="registration.py's validation handler needs id='validate-policy' (the chart's webhook path); "
+    reason="registration.py's validation handlers need id='validate-policy' and 'validate-cluster-policy' "
+    "(the chart's webhook paths); "
     "with the default id (the function name) kopf runs no handler and admits",
     strict=True,
 )
@@ -412,6 +420,12 @@ def test_the_charts_webhook_refuses_a_bad_policy(
 
             message = wait_for(refused, timeout=60, interval=1, what="the webhook refusing a bad policy")
             assert message and "denied the request" in message and f"{case.field}: {case.message}" in message
+            # The same check for a cluster policy, through its own entry (/validate-cluster-policy).
+            bad_cluster = {**bad, "kind": "ZentinelClusterIncidentPolicy", "metadata": {"name": "bad-everyone"}}
+            proc = kube.run("apply", "-f", "-", input=json.dumps(bad_cluster), check=False)
+            assert proc.returncode != 0 and "denied the request" in proc.stderr, proc.stderr
+            assert f"{case.field}: {case.message}" in proc.stderr
+            assert kube.get("zcip", "bad-everyone") is None
             kube.apply(policy(), app_namespace)  # a good one passes the same webhook
             wait_for(
                 lambda: (
@@ -440,7 +454,8 @@ def test_helm_upgrade_keeps_the_webhook_certificate(kube: Kube, helm: Helm, name
         vwc_after = kube.get("validatingwebhookconfiguration", fullname)
         assert before and after and vwc_before and vwc_after
         assert after["data"] == before["data"]
-        assert [w["clientConfig"]["caBundle"] for w in vwc_after["webhooks"]] == [before["data"]["ca.crt"]]
+        # One entry per policy kind (namespaced and cluster), the same CA in each.
+        assert [w["clientConfig"]["caBundle"] for w in vwc_after["webhooks"]] == [before["data"]["ca.crt"]] * 2
         env = container_env(helm.run("get", "manifest", release, "-n", namespace).stdout)
         assert env["ZENTINEL_OPERATOR_SCAN_INTERVAL"] == "20"
     finally:

@@ -46,7 +46,7 @@ Rule = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb); resourc
 FRAMEWORK_CLUSTER: set[Rule] = {
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
-}
+} | {("zentinel.io", "zentinelclusterincidentpolicies", verb) for verb in ("list", "watch", "patch")}
 FRAMEWORK_NAMESPACE_WATCH: set[Rule] = {("", "namespaces", "list"), ("", "namespaces", "watch")}
 FRAMEWORK_WEBHOOK: set[Rule] = {
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "create"),
@@ -81,6 +81,12 @@ APPLICATION: set[Rule] = (
     | _triples("events.k8s.io", "events", "create patch list")
     | _triples("policy", "poddisruptionbudgets", "get list watch")
 )
+# Cluster policies are cluster-scoped: always in a ClusterRole, whatever namespaces are watched.
+APPLICATION_CLUSTER: set[Rule] = _triples(
+    "zentinel.io", "zentinelclusterincidentpolicies", "get list watch"
+) | _triples("zentinel.io", "zentinelclusterincidentpolicies/status", "patch")
+# Namespaced mode: their receivers' Secrets, in the release's namespace.
+RECEIVER_SECRETS: set[Rule] = {("", "secrets", "get")}
 CERT_MANAGER: set[Rule] = _triples("cert-manager.io", "certificates", "get list watch patch") | _triples(
     "cert-manager.io", "certificates/status", "patch"
 )
@@ -330,9 +336,16 @@ def test_env_sets_every_operator_setting_and_parses(helm: Path, tmp_path: Path) 
     chart writes is accepted by the operator's own settings model."""
     seen: set[str] = set()
     for values in VALUE_SETS.values():
-        variables = env(render(helm, tmp_path, values))
+        docs = render(helm, tmp_path, values)
+        variables = env(docs)
         seen |= {k for k in variables if k.startswith(config.PREFIX)}
         config.load(variables)  # raises SystemExit on a value the operator would refuse
+        # From the downward API: the operator's own namespace (where cluster policies' Secrets are).
+        pod_fields = {
+            e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container(docs)["env"] if "valueFrom" in e
+        }
+        assert pod_fields[config.PREFIX + "POD_NAMESPACE"] == "metadata.namespace"
+        seen |= {k for k in pod_fields if k.startswith(config.PREFIX)}
     # Left at their defaults on purpose: development mode, and listen addresses whose default
     # (0.0.0.0) is what a pod needs.
     defaults_kept = {config.PREFIX + "DEV", config.PREFIX + "ALERT_INTAKE_ADDR"}
@@ -403,7 +416,7 @@ def test_rbac_cluster_wide(helm: Path, tmp_path: Path) -> None:
     framework = only(docs, "ClusterRole", f"{FULLNAME}-framework")
     application = only(docs, "ClusterRole", f"{FULLNAME}-application")
     assert rules(framework) == FRAMEWORK_CLUSTER | FRAMEWORK_NAMESPACED
-    assert rules(application) == APPLICATION
+    assert rules(application) == APPLICATION | APPLICATION_CLUSTER
     for part in ("framework", "application"):
         binding = only(docs, "ClusterRoleBinding", f"{FULLNAME}-{part}")
         assert binding["roleRef"] == {
@@ -422,14 +435,22 @@ def test_rbac_cluster_wide(helm: Path, tmp_path: Path) -> None:
 
 def test_rbac_watching_listed_namespaces(helm: Path, tmp_path: Path) -> None:
     docs = render(helm, tmp_path, {"watchNamespaces": ["team-a", "team-b"], **NO_HOOK})
-    # Cluster-scoped: only what kopf must see across the cluster.
-    assert [r["metadata"]["name"] for r in select(docs, "ClusterRole")] == [f"{FULLNAME}-framework"]
-    assert rules(only(docs, "ClusterRole")) == FRAMEWORK_CLUSTER | FRAMEWORK_NAMESPACE_WATCH
-    assert bound_to_sa(only(docs, "ClusterRoleBinding", f"{FULLNAME}-framework"))
-    # Namespaced: a Role and a RoleBinding per part and per listed namespace, nowhere else.
+    # Cluster-scoped: only what kopf must see across the cluster, and the cluster policies.
+    assert [r["metadata"]["name"] for r in select(docs, "ClusterRole")] == [
+        f"{FULLNAME}-framework",
+        f"{FULLNAME}-application",
+    ]
+    assert rules(only(docs, "ClusterRole", f"{FULLNAME}-framework")) == FRAMEWORK_CLUSTER | FRAMEWORK_NAMESPACE_WATCH
+    assert rules(only(docs, "ClusterRole", f"{FULLNAME}-application")) == APPLICATION_CLUSTER
+    for part in ("framework", "application"):
+        assert bound_to_sa(only(docs, "ClusterRoleBinding", f"{FULLNAME}-{part}"))
+    # Namespaced: a Role and a RoleBinding per part and per listed namespace; in the release's namespace,
+    # the cluster policies' receiver Secrets (read only).
     assert {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in select(docs, "Role")} == {
         (ns, f"{FULLNAME}-{part}") for ns in ("team-a", "team-b") for part in ("framework", "application")
-    } | {(NAMESPACE, f"{FULLNAME}-leader-election")}
+    } | {(NAMESPACE, f"{FULLNAME}-leader-election"), (NAMESPACE, f"{FULLNAME}-receiver-secrets")}
+    assert rules(only(docs, "Role", f"{FULLNAME}-receiver-secrets", NAMESPACE)) == RECEIVER_SECRETS
+    assert bound_to_sa(only(docs, "RoleBinding", f"{FULLNAME}-receiver-secrets", NAMESPACE))
     for ns in ("team-a", "team-b"):
         assert rules(only(docs, "Role", f"{FULLNAME}-framework", ns)) == FRAMEWORK_NAMESPACED
         assert rules(only(docs, "Role", f"{FULLNAME}-application", ns)) == APPLICATION
@@ -439,9 +460,11 @@ def test_rbac_watching_listed_namespaces(helm: Path, tmp_path: Path) -> None:
             assert binding["roleRef"]["name"] == f"{FULLNAME}-{part}"
             assert bound_to_sa(binding)
     assert env(docs)["ZENTINEL_OPERATOR_NAMESPACES"] == "team-a,team-b"
-    # The webhook judges only what the operator watches.
+    # The webhook judges only what the operator watches (cluster policies are in no namespace).
     vwc = only(docs, "ValidatingWebhookConfiguration")
-    for hook in vwc["webhooks"]:
+    hooks = {h["rules"][0]["resources"][0]: h for h in vwc["webhooks"]}
+    assert "namespaceSelector" not in hooks.pop("zentinelclusterincidentpolicies")
+    for hook in hooks.values():
         assert hook["namespaceSelector"] == {
             "matchExpressions": [
                 {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}
@@ -515,12 +538,15 @@ def test_webhook_configuration_permissions_only_when_the_operator_manages_it(hel
         else:
             assert not {r for r in framework if r[1] == "validatingwebhookconfigurations"}, name
     namespaced = render(helm, tmp_path, {"watchNamespaces": ["a"], "webhook": {"managedBy": "operator"}, **NO_HOOK})
-    assert rules(only(namespaced, "ClusterRole")) == FRAMEWORK_CLUSTER | FRAMEWORK_NAMESPACE_WATCH | FRAMEWORK_WEBHOOK
+    assert (
+        rules(only(namespaced, "ClusterRole", f"{FULLNAME}-framework"))
+        == FRAMEWORK_CLUSTER | FRAMEWORK_NAMESPACE_WATCH | FRAMEWORK_WEBHOOK
+    )
 
 
 def test_cert_manager_rules_only_when_enabled(helm: Path, tmp_path: Path) -> None:
     on = render(helm, tmp_path, {"certManager": {"enabled": True}})
-    assert rules(only(on, "ClusterRole", f"{FULLNAME}-application")) == APPLICATION | CERT_MANAGER
+    assert rules(only(on, "ClusterRole", f"{FULLNAME}-application")) == APPLICATION | APPLICATION_CLUSTER | CERT_MANAGER
     on_ns = render(helm, tmp_path, {"certManager": {"enabled": True}, "watchNamespaces": ["a"]})
     assert rules(only(on_ns, "Role", f"{FULLNAME}-application", "a")) == APPLICATION | CERT_MANAGER
     off = render(helm, tmp_path)
@@ -575,9 +601,11 @@ def test_chart_owned_webhook(helm: Path, tmp_path: Path) -> None:
     svc = only(docs, "Service", f"{FULLNAME}-webhook", NAMESPACE)
     assert svc["spec"]["ports"] == [{"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}]
     hooks = {h["rules"][0]["resources"][0]: h for h in vwc["webhooks"]}
-    # Only policies: the Zentinel CRD's schema and CEL rules refuse everything wrong with a Zentinel.
-    assert set(hooks) == {"zentinelincidentpolicies"}
-    assert hooks["zentinelincidentpolicies"]["failurePolicy"] == "Fail"
+    # Only policies, of both scopes: the Zentinel CRD's schema and CEL rules refuse everything wrong with a Zentinel.
+    assert set(hooks) == {"zentinelincidentpolicies", "zentinelclusterincidentpolicies"}
+    assert {h["failurePolicy"] for h in hooks.values()} == {"Fail"}
+    assert hooks["zentinelincidentpolicies"]["rules"][0]["scope"] == "Namespaced"
+    assert hooks["zentinelclusterincidentpolicies"]["rules"][0]["scope"] == "Cluster"
     paths = set()
     for hook in hooks.values():
         rule = hook["rules"][0]
@@ -591,7 +619,7 @@ def test_chart_owned_webhook(helm: Path, tmp_path: Path) -> None:
         assert "namespaceSelector" not in hook
         assert all(_PATH_SEGMENT.fullmatch(s) for s in service["path"].strip("/").split("/"))
         paths.add(service["path"])
-    assert paths == {"/validate-policy"}
+    assert paths == {"/validate-policy", "/validate-cluster-policy"}
     variables = env(docs)
     assert variables["ZENTINEL_OPERATOR_WEBHOOK_ENABLED"] == "true"
     assert variables["ZENTINEL_OPERATOR_WEBHOOK_MANAGED"] == "false"

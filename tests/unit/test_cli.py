@@ -156,6 +156,9 @@ class FakeApi:
     def list_policies(self, namespace: str) -> list[dict[str, Any]]:
         return []
 
+    def list_cluster_policies(self) -> list[dict[str, Any]]:
+        return []
+
     def get_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
         return None
 

@@ -248,7 +248,9 @@ class Notifier:
     def __init__(self) -> None:
         self.synced: list[str] = []
 
-    async def sync(self, namespace: str, incident: ZentinelIncident, policy: Any) -> None:
+    async def sync(
+        self, namespace: str, incident: ZentinelIncident, policy: Any, *, secrets_namespace: str | None = None
+    ) -> None:
         self.synced.append(incident.metadata.name)
 
 

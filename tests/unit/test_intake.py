@@ -391,6 +391,7 @@ class FakeIncidents:
         self.policies: list[dict[str, Any]] = [
             {"metadata": {"name": "p"}, "spec": {"lifecycle": {"reopenWindow": "1h"}}}
         ]
+        self.cluster_policies: list[dict[str, Any]] = []
 
     def incident(self, name: str, category: Category, *, resolved_at: dt.datetime | None = None) -> None:
         status: dict[str, Any] = {"severity": "SEV2", "detectedAt": (T0 - dt.timedelta(hours=3)).isoformat()}
@@ -410,6 +411,10 @@ class FakeIncidents:
     def list_custom(self, plural: str, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
         return self.policies if plural == "zentinelincidentpolicies" else self.incidents
 
+    def list_custom_all(self, plural: str) -> list[dict[str, Any]]:
+        assert plural == "zentinelclusterincidentpolicies"
+        return self.cluster_policies
+
     def create_custom(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         self.created.append(body)
         self.incidents.append(body)
@@ -421,7 +426,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeIncidents:
     from zentinel_operator import k8s
 
     fake = FakeIncidents()
-    for name in ("get_custom", "list_custom", "create_custom"):
+    for name in ("get_custom", "list_custom", "list_custom_all", "create_custom"):
         monkeypatch.setattr(k8s, name, getattr(fake, name))
     return fake
 
@@ -461,3 +466,24 @@ async def test_the_operators_opener_writes_through_the_writer_it_is_given(api: F
     )
     [body] = api.created
     assert body["spec"]["source"] == "alertmanager" and body["spec"]["zentinelRef"] == {"name": "edge"}
+
+
+@pytest.mark.parametrize(
+    ("namespaced_window", "cluster_window", "reopened"),
+    [(None, "2h", True), (None, "10m", False), ("10m", "2h", False), ("2h", "10m", True)],
+)
+def test_an_alert_follows_the_governing_policy_of_either_scope(
+    api: FakeIncidents, namespaced_window: str | None, cluster_window: str, reopened: bool
+) -> None:
+    """No namespaced policy: the cluster policy's reopen window; a namespaced one shadows it."""
+    api.policies = (
+        [{"metadata": {"name": "p"}, "spec": {"lifecycle": {"reopenWindow": namespaced_window}}}]
+        if namespaced_window
+        else []
+    )
+    api.cluster_policies = [{"metadata": {"name": "c"}, "spec": {"lifecycle": {"reopenWindow": cluster_window}}}]
+    api.incident("inc-20261127-001", Category.EXTERNAL_ALERT, resolved_at=T0 - dt.timedelta(minutes=30))
+    opened = intake.ensure_incident(incident_for, "shop", "edge", Category.EXTERNAL_ALERT, T0)
+    assert opened == (
+        intake.Opened("inc-20261127-001") if reopened else intake.Opened("inc-20261127-002", created=True)
+    )

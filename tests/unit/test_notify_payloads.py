@@ -913,3 +913,36 @@ async def test_a_page_held_by_a_silence_is_as_fresh_as_the_silences_end() -> Non
     finally:
         await d.stop()
         await ep.stop()
+
+
+async def test_dispatcher_reads_secrets_where_the_caller_says_and_else_in_the_incidents_namespace() -> None:
+    """A cluster policy's receivers' Secrets are in the operator's namespace (``secrets_namespace``); a
+    namespaced policy's in the incident's own."""
+    ep = Endpoint([200])
+    url = await ep.start() + "/h"
+    read_from: list[tuple[str, str]] = []
+
+    async def read(namespace: str, ref: SecretKeyRef) -> str:
+        read_from.append((namespace, ref.name))
+        return url
+
+    pol = ZentinelIncidentPolicySpec.model_validate(
+        {
+            "receivers": [{"name": "hook", "type": "Webhook", "secretRef": {"name": "hook-url", "key": "url"}}],
+            "escalation": {"sev2": {"primary": ["hook"]}},
+        }
+    )
+    try:
+        for secrets_namespace, expected in (("zentinel-system", "zentinel-system"), (None, NS)):
+            store = Store()
+            d = dispatcher(store, read=read)
+            try:
+                await d.sync(NS, incident(detected(pol)), pol, secrets_namespace=secrets_namespace)
+                await until(lambda s=store: len(s.records) == 1)
+            finally:
+                await d.stop()
+            assert read_from[-1] == (expected, "hook-url")
+            assert [r.state for r in store.records.values()] == ["Delivered"]
+        assert len(ep.requests) == 2
+    finally:
+        await ep.stop()

@@ -12,11 +12,12 @@ from zentinel_devcluster import tools
 from zentinel_operator import uninstall
 from zentinel_operator.__main__ import main as operator_main
 
-from .test_chart import FULLNAME, NAMESPACE, only, render, rules, select
+from .test_chart import FULLNAME, NAMESPACE, only, render, rules
 
 HOOK = f"{FULLNAME}-uninstall"
 FINALIZER = "operator.zentinel.io/finalizer"
 OBJECTS = {("zentinel.io", plural, verb) for plural in uninstall.PLURALS for verb in ("list", "patch")}
+CLUSTER_OBJECTS = {("zentinel.io", plural, verb) for plural in uninstall.CLUSTER_PLURALS for verb in ("list", "patch")}
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_the_hooks_rbac_is_only_what_it_does(helm: Path, tmp_path: Path) -> None
         ("", "pods", "list"),
     }
     cluster = only(docs, "ClusterRole", HOOK)
-    assert rules(cluster) == OBJECTS | {
+    assert rules(cluster) == OBJECTS | CLUSTER_OBJECTS | {
         ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "delete" + own)
     }
     for binding in (only(docs, "RoleBinding", HOOK, NAMESPACE), only(docs, "ClusterRoleBinding", HOOK)):
@@ -80,7 +81,8 @@ def test_the_hooks_rbac_is_only_what_it_does(helm: Path, tmp_path: Path) -> None
 def test_the_hook_in_namespaced_mode_touches_only_the_watched_namespaces(helm: Path, tmp_path: Path) -> None:
     docs = render(helm, tmp_path, {"watchNamespaces": ["team-a", "team-b"], "webhook": {"enabled": False}})
     assert "--watch-namespaces=team-a,team-b" in hook_job(docs)["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert not [r for r in select(docs, "ClusterRole") if r["metadata"]["name"] == HOOK]  # nothing cluster-wide
+    # Cluster-wide only the cluster-scoped kind.
+    assert rules(only(docs, "ClusterRole", HOOK)) == CLUSTER_OBJECTS
     for ns in ("team-a", "team-b"):
         assert rules(only(docs, "Role", HOOK, ns)) == OBJECTS
 
@@ -114,6 +116,9 @@ def test_release_patches_each_held_object_once_and_retries_a_conflict() -> None:
         "zentinelincidentpolicies": [body("edge", ["other/keep", FINALIZER])],
         "zentinelincidents": [],
         "zentinelsilences": [body("upgrade", [FINALIZER])],  # the silence timer holds one too
+        "zentinelclusterincidentpolicies": [
+            {"metadata": {"name": "everyone", "finalizers": [FINALIZER], "resourceVersion": "3"}}
+        ],
     }
     patched: list[tuple[str, str, dict[str, Any]]] = []
     conflicts = {"zentinelincidentpolicies": 1}
@@ -123,13 +128,14 @@ def test_release_patches_each_held_object_once_and_retries_a_conflict() -> None:
         return store[plural]
 
     def patcher(plural: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        assert namespace == ("" if plural in uninstall.CLUSTER_PLURALS else "shop")
         if conflicts.get(plural):
             conflicts[plural] -= 1
             store[plural] = [body(name, ["other/keep", "late/one", FINALIZER], rv="2")]
             raise ApiException(status=409)
         patched.append((plural, name, patch))
 
-    assert uninstall.release(FINALIZER, lister=lister, patcher=patcher) == 3
+    assert uninstall.release(FINALIZER, lister=lister, patcher=patcher) == 4
     assert patched == [
         ("zentinels", "edge", {"metadata": {"finalizers": [], "resourceVersion": "1"}}),
         # Re-read after the conflict: the finalizer added meanwhile stays.
@@ -139,6 +145,8 @@ def test_release_patches_each_held_object_once_and_retries_a_conflict() -> None:
             {"metadata": {"finalizers": ["other/keep", "late/one"], "resourceVersion": "2"}},
         ),
         ("zentinelsilences", "upgrade", {"metadata": {"finalizers": [], "resourceVersion": "1"}}),
+        # Cluster-scoped: patched with namespace "" (k8s.patch_cluster_custom).
+        ("zentinelclusterincidentpolicies", "everyone", {"metadata": {"finalizers": [], "resourceVersion": "3"}}),
     ]
 
 

@@ -93,6 +93,11 @@ namespaced (a ClusterRole when watching every namespace, a Role per watched name
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
+# Framework: kopf watches the cluster-scoped kind and keeps its progress, diff base and finalizer
+# in annotations and metadata of the objects themselves (never in status).
+- apiGroups: [zentinel.io]
+  resources: [zentinelclusterincidentpolicies]
+  verbs: [list, watch, patch]
 {{- if include "zio.namespaced" . }}
 # Framework: with a list of namespaces, kopf observes namespaces to start and stop watching them
 # as they are created and deleted (cluster-wide, it watches all of them at once instead).
@@ -111,6 +116,18 @@ namespaced (a ClusterRole when watching every namespace, a Role per watched name
   resourceNames: [validating.zentinel.io]
   verbs: [patch]
 {{- end }}
+{{- end -}}
+
+{{/* Application, cluster-scoped (always a ClusterRole). */}}
+{{- define "zio.rules.application.cluster" -}}
+# Application: cluster policies (ZentinelClusterIncidentPolicy, cluster-scoped) are read, never
+# changed; their status says which Zentinels they govern and whether they are accepted.
+- apiGroups: [zentinel.io]
+  resources: [zentinelclusterincidentpolicies]
+  verbs: [get, list, watch]
+- apiGroups: [zentinel.io]
+  resources: [zentinelclusterincidentpolicies/status]
+  verbs: [patch]
 {{- end -}}
 
 {{/* Framework, namespaced. */}}

@@ -467,7 +467,12 @@ def _triage_cluster(args: argparse.Namespace, api: Api, ns: str, fmt: str) -> tu
     if zen is None:
         raise CliError(f'Zentinel "{args.zentinel}" not found in namespace "{ns}"', EXIT_NOT_FOUND)
     policies = [] if override else api.list_policies(ns)
-    report = asyncio.run(triage_cluster(zen, policies, interval=args.interval, policy_override=override))
+    cluster_policies = [] if override else api.list_cluster_policies()
+    report = asyncio.run(
+        triage_cluster(
+            zen, policies, interval=args.interval, cluster_policies=cluster_policies, policy_override=override
+        )
+    )
     return _triage_output(report, fmt)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import k8s
-from ..names import INCIDENTS, POLICIES, SILENCES, ZENTINELS
+from ..names import CLUSTER_POLICIES, INCIDENTS, POLICIES, SILENCES, ZENTINELS
 
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -55,6 +55,7 @@ class Api(Protocol):
     def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def get_zentinel(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def list_policies(self, namespace: str) -> list[dict[str, Any]]: ...
+    def list_cluster_policies(self) -> list[dict[str, Any]]: ...
     def get_policy(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def list_incidents_versioned(self, namespace: str | None) -> tuple[list[dict[str, Any]], str]: ...
     def list_silences(self, namespace: str | None) -> list[dict[str, Any]]: ...  # None: every namespace
@@ -91,6 +92,9 @@ class KubeApi:
 
     def list_policies(self, namespace: str) -> list[dict[str, Any]]:
         return k8s.list_custom(POLICIES, namespace)
+
+    def list_cluster_policies(self) -> list[dict[str, Any]]:
+        return k8s.list_custom_all(CLUSTER_POLICIES)
 
     def get_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
         return k8s.get_custom(POLICIES, namespace, name)

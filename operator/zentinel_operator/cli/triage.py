@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.durations import format_duration
+from ..core.selection import Governing
 from ..core.snapshot import (
     ContainerSignal,
     Finding,
@@ -595,11 +596,19 @@ def _report(
 
 
 # ------------------------------------------------------------------------------ cluster mode
+def governing_label(governing: Governing | None) -> str:
+    """How the report names the policy it judged by (``core.selection.choose_governing``'s choice)."""
+    if governing is None:
+        return "defaults (no policy selects this Zentinel)"
+    return f"{'cluster policy' if governing.cluster else 'policy'} {governing.status.name}"
+
+
 async def triage_cluster(
     zentinel_obj: Mapping[str, Any],
     policies: Sequence[Mapping[str, Any]],
     *,
     interval: float,
+    cluster_policies: Sequence[Mapping[str, Any]] = (),
     policy_override: tuple[str, ZentinelIncidentPolicySpec] | None = None,
 ) -> TriageReport:
     from pydantic import ValidationError
@@ -615,8 +624,8 @@ async def triage_cluster(
     if policy_override is not None:
         label, policy = policy_override
     else:
-        name, policy = policy_for(zen, policies)
-        label = f"policy {name}" if name else "defaults (no policy selects this Zentinel)"
+        governing, policy = policy_for(zen, policies, cluster_policies)
+        label = governing_label(governing)
     memory, settings = PassMemory(), GatherSettings()
     await gather(zen, memory, now=dt.datetime.now(dt.UTC), settings=settings)
     await asyncio.sleep(interval)

@@ -11,20 +11,43 @@ from pydantic import ValidationError
 from .. import k8s
 from ..core.patches import merge_patch
 from ..core.policy_checks import check_policy, policy_conditions
-from ..core.selection import choose_policy
+from ..core.selection import choose_governing
 from ..models.policy import ZentinelIncidentPolicyStatus
-from ..names import POLICIES
+from ..names import CLUSTER_POLICIES, POLICIES
+
+ZentinelsByNamespace = Mapping[str, Sequence[tuple[str, Mapping[str, str]]]]
+PoliciesByNamespace = Mapping[str, Sequence[Mapping[str, Any]]]
 
 
 def selected_by(
-    policy_name: str, zentinels: Sequence[tuple[str, Mapping[str, str]]], policies: Sequence[Mapping[str, Any]]
+    policy_name: str,
+    zentinels: Sequence[tuple[str, Mapping[str, str]]],
+    policies: Sequence[Mapping[str, Any]],
+    cluster_policies: Sequence[Mapping[str, Any]] = (),
 ) -> list[str]:
-    """Zentinels for which this policy wins (highest priority, then name)."""
+    """Zentinels of one namespace that this namespaced policy governs (``core.selection.choose_governing``)."""
     chosen = []
     for name, labels in zentinels:
-        winner = choose_policy(labels, policies)
-        if winner is not None and winner["metadata"]["name"] == policy_name:
+        winner = choose_governing(labels, policies, cluster_policies)
+        if winner is not None and not winner.cluster and winner.status.name == policy_name:
             chosen.append(name)
+    return sorted(chosen)
+
+
+def selected_by_cluster_policy(
+    policy_name: str,
+    zentinels: ZentinelsByNamespace,
+    policies: PoliciesByNamespace,
+    cluster_policies: Sequence[Mapping[str, Any]],
+) -> list[str]:
+    """``namespace/name`` of every Zentinel this cluster policy governs: selected, and shadowed by no
+    namespaced policy (``core.selection.choose_governing``)."""
+    chosen = []
+    for ns, members in zentinels.items():
+        for name, labels in members:
+            winner = choose_governing(labels, policies.get(ns, ()), cluster_policies)
+            if winner is not None and winner.cluster and winner.status.name == policy_name:
+                chosen.append(f"{ns}/{name}")
     return sorted(chosen)
 
 
@@ -33,8 +56,32 @@ def reconcile(
     *,
     zentinels: Sequence[tuple[str, Mapping[str, str]]],
     policies: Sequence[Mapping[str, Any]],
+    cluster_policies: Sequence[Mapping[str, Any]] = (),
     now: dt.datetime | None = None,
 ) -> bool:
+    """A namespaced policy: ``zentinels`` and ``policies`` are those of its namespace."""
+    meta = body["metadata"]
+    selected = selected_by(meta["name"], zentinels, policies, cluster_policies)
+    return _write(body, selected, POLICIES, meta["namespace"], now)
+
+
+def reconcile_cluster(
+    body: Mapping[str, Any],
+    *,
+    zentinels: ZentinelsByNamespace,
+    policies: PoliciesByNamespace,
+    cluster_policies: Sequence[Mapping[str, Any]],
+    now: dt.datetime | None = None,
+) -> bool:
+    """A cluster policy: every namespace's Zentinels and namespaced policies, and every cluster policy."""
+    selected = selected_by_cluster_policy(body["metadata"]["name"], zentinels, policies, cluster_policies)
+    return _write(body, selected, CLUSTER_POLICIES, None, now)
+
+
+def _write(
+    body: Mapping[str, Any], names: list[str], plural: str, namespace: str | None, now: dt.datetime | None
+) -> bool:
+    """Patch the status (selected Zentinels, Accepted and Ready) when it changed."""
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     meta = body["metadata"]
     try:
@@ -43,7 +90,6 @@ def reconcile(
         old = ZentinelIncidentPolicyStatus()
     new = old.model_copy(deep=True)
     new.observed_generation = meta.get("generation")
-    names = selected_by(meta["name"], zentinels, policies)
     new.selected_zentinels = len(names)
     new.selected = names
     problems = check_policy(body.get("spec") or {})
@@ -51,5 +97,8 @@ def reconcile(
     patch = merge_patch(dict(body.get("status") or {}), new.dump())
     if not patch:
         return False
-    k8s.patch_custom_status(POLICIES, meta["namespace"], meta["name"], patch)
+    if namespace is None:
+        k8s.patch_cluster_status(plural, meta["name"], patch)
+    else:
+        k8s.patch_custom_status(plural, namespace, meta["name"], patch)
     return True

@@ -26,7 +26,7 @@ from ..core.lifecycle import EventNote
 from ..core.observation import Observation
 from ..core.patches import merge_patch
 from ..core.revisions import HistoryUpdate, snapshot_name, update_history
-from ..core.selection import policy_for
+from ..core.selection import policy_for, secrets_namespace
 from ..core.triage import triage
 from ..core.zstatus import StageFailure, build_status, observable_categories, pass_condition, ready_condition
 from ..models import Zentinel
@@ -52,6 +52,7 @@ class PassContext:
     alerts: Any = None  # notify.intake.AlertState: what Alertmanager says is firing
     prometheus: PrometheusSource | None = None  # for Zentinels with metricsSource: Prometheus
     session: aiohttp.ClientSession | None = None  # shared by every scrape: its connector bounds concurrency
+    operator_namespace: str = "default"  # where the receivers' Secrets of cluster policies are
 
     def http(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
@@ -82,6 +83,7 @@ async def pass_on_stored(
     *,
     ctx: PassContext,
     policies: Sequence[Mapping[str, Any]],
+    cluster_policies: Sequence[Mapping[str, Any]] = (),
     silences: Sequence[Mapping[str, Any]] = (),
     full: bool,
     watched: Mapping[str, Any] | None = None,
@@ -100,7 +102,9 @@ async def pass_on_stored(
     if body is None:
         ctx.memories.pop((namespace, name), None)
         return None
-    return await reconcile(body, ctx=ctx, policies=policies, silences=silences, full=full)
+    return await reconcile(
+        body, ctx=ctx, policies=policies, cluster_policies=cluster_policies, silences=silences, full=full
+    )
 
 
 async def reconcile(
@@ -108,6 +112,7 @@ async def reconcile(
     *,
     ctx: PassContext,
     policies: Sequence[Mapping[str, Any]],
+    cluster_policies: Sequence[Mapping[str, Any]] = (),
     silences: Sequence[Mapping[str, Any]] = (),
     now: dt.datetime | None = None,
     full: bool = True,
@@ -115,6 +120,7 @@ async def reconcile(
     """One pass. Each stage is contained: one that fails is reported (a ``PassDegraded`` condition and a
     Warning Event on the Zentinel) and the others still run, on what could be observed. Returns the failures.
     ``silences`` are the namespace's ``ZentinelSilence`` objects: they hold pages and, if asked, remediation.
+    ``policies`` are the namespace's policies, ``cluster_policies`` every cluster policy.
 
     A ``full`` pass (the timer's) reads everything; an event pass reads the objects afresh and reuses what the
     last full pass read from the pods' endpoints (``signals.gather.Endpoints``)."""
@@ -125,7 +131,8 @@ async def reconcile(
     # when it began, to the second); a `now` given (a test's) times the scrapes too.
     clock = None if now is not None else _wall_clock
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
-    _, policy = policy_for(zen, policies)
+    governing, policy = policy_for(zen, policies, cluster_policies)
+    secrets_ns = secrets_namespace(governing, ns, ctx.operator_namespace)
     held_by = silence_handlers.parse_all(silences)
     memory = ctx.memory(ns, name)
     failures: list[StageFailure] = []
@@ -255,7 +262,7 @@ async def reconcile(
             # Level-based: open and resolved incidents, so a restarted operator sends what it still owes.
             for incident in responded.incidents:
                 try:
-                    await ctx.notifier.sync(ns, incident, policy)
+                    await ctx.notifier.sync(ns, incident, policy, secrets_namespace=secrets_ns)
                 except Exception as e:
                     failed("Notifications", e, incident.metadata.name)
 
@@ -266,6 +273,7 @@ async def reconcile(
         status.remediations = responded.ledger[-20:]
     else:  # what was known stays; only the condition says this pass could not see or record
         status = zen_now.status.model_copy(deep=True)
+    status.policy = governing.status if governing is not None else None
     status.conditions, event = pass_condition(status.conditions, failures, now=now, generation=zen.metadata.generation)
     status.conditions = ready_condition(status.conditions, now=now, generation=zen.metadata.generation)
     try:

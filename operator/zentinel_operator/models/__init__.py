@@ -3,11 +3,11 @@
 from ..names import API_VERSION, GROUP, VERSION
 from .common import CATEGORY, Category, Condition, ConditionStatus, Severity
 from .incident import IncidentState, ZentinelIncident, ZentinelIncidentSpec, ZentinelIncidentStatus
-from .policy import ZentinelIncidentPolicy, ZentinelIncidentPolicySpec
+from .policy import ZentinelClusterIncidentPolicy, ZentinelIncidentPolicy, ZentinelIncidentPolicySpec
 from .silence import SilenceState, ZentinelSilence, ZentinelSilenceSpec
 from .zentinel import Zentinel, ZentinelSpec, ZentinelStatus
 
-ALL_KINDS = (Zentinel, ZentinelIncidentPolicy, ZentinelIncident, ZentinelSilence)
+ALL_KINDS = (Zentinel, ZentinelIncidentPolicy, ZentinelClusterIncidentPolicy, ZentinelIncident, ZentinelSilence)
 
 __all__ = [
     "ALL_KINDS",
@@ -22,6 +22,7 @@ __all__ = [
     "Severity",
     "SilenceState",
     "Zentinel",
+    "ZentinelClusterIncidentPolicy",
     "ZentinelIncident",
     "ZentinelIncidentPolicy",
     "ZentinelIncidentPolicySpec",

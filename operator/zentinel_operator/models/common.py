@@ -240,3 +240,4 @@ class CRDInfo:
     short_names: ClassVar[list[str]]
     printer_columns: ClassVar[list[dict[str, Any]]]
     description: ClassVar[str]
+    scope: ClassVar[str] = "Namespaced"  # or "Cluster"

@@ -445,9 +445,19 @@ class ZentinelIncidentPolicySpec(KModel):
     }
 
     selector: LabelSelector = Field(
-        default_factory=LabelSelector, description="Which Zentinels in this namespace the policy governs."
+        default_factory=LabelSelector,
+        description=(
+            "Which Zentinels the policy governs: in its own namespace, or in every namespace for a "
+            "ZentinelClusterIncidentPolicy."
+        ),
     )
-    priority: int = Field(default=0, description="Where several policies select one Zentinel, the highest wins.")
+    priority: int = Field(
+        default=0,
+        description=(
+            "Where several policies of the same scope select one Zentinel, the highest wins (then the first "
+            "name). A namespaced policy always wins over a cluster policy."
+        ),
+    )
     thresholds: Thresholds = Field(default_factory=Thresholds, description="The numbers behind each severity.")
     response_targets: ResponseTargets = Field(
         default_factory=ResponseTargets, description="Time to acknowledge per severity."
@@ -468,7 +478,10 @@ class ZentinelIncidentPolicySpec(KModel):
 class ZentinelIncidentPolicyStatus(KModel):
     observed_generation: int | None = Field(default=None, description="Last generation the operator handled.")
     selected_zentinels: int = Field(default=0, ge=0, description="How many Zentinels this policy governs now.")
-    selected: list[str] = Field(default_factory=list, description="Names of those Zentinels.")
+    selected: list[str] = Field(
+        default_factory=list,
+        description="Those Zentinels: names (a namespaced policy) or `namespace/name` (a cluster policy).",
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         description=(
@@ -498,6 +511,28 @@ class ZentinelIncidentPolicy(KModel, CRDInfo):
         {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
+
+    metadata: Meta = Field(default_factory=Meta)
+    spec: ZentinelIncidentPolicySpec = Field(default_factory=ZentinelIncidentPolicySpec)
+    status: ZentinelIncidentPolicyStatus = Field(default_factory=ZentinelIncidentPolicyStatus)
+
+
+class ZentinelClusterIncidentPolicy(KModel, CRDInfo):
+    """The same policy for Zentinels in every namespace, like cert-manager's ClusterIssuer.
+
+    Its receivers' Secrets live in the operator's namespace. A namespaced policy that selects a Zentinel
+    shadows every cluster policy (:func:`zentinel_operator.core.selection.choose_governing`)."""
+
+    kind: ClassVar[str] = names.KIND_CLUSTER_POLICY
+    plural: ClassVar[str] = names.CLUSTER_POLICIES
+    singular: ClassVar[str] = names.SINGULAR_CLUSTER_POLICY
+    short_names: ClassVar[list[str]] = ["zcip"]
+    scope: ClassVar[str] = "Cluster"
+    description: ClassVar[str] = (
+        "Thresholds, escalation and remediation limits for the Zentinels it selects in every namespace, "
+        "where no namespaced policy selects them; receivers' Secrets are in the operator's namespace."
+    )
+    printer_columns: ClassVar[list[dict[str, Any]]] = ZentinelIncidentPolicy.printer_columns
 
     metadata: Meta = Field(default_factory=Meta)
     spec: ZentinelIncidentPolicySpec = Field(default_factory=ZentinelIncidentPolicySpec)

@@ -200,6 +200,23 @@ class RemediationLedgerEntry(KModel):
     id: str | None = Field(default=None, description="The remediation record's id.")
 
 
+class PolicyReason(enum.StrEnum):
+    SELECTED = "Selected"  # the only kind of policy selecting the Zentinel, or the winner among its scope
+    SHADOWS_CLUSTER_POLICY = "ShadowsClusterPolicy"  # a namespaced policy wins over a matching cluster policy
+
+
+class GoverningPolicy(KModel):
+    """The policy in force for a Zentinel, and why that one (``core.selection.choose_governing``)."""
+
+    kind: str = Field(description="`ZentinelIncidentPolicy` or `ZentinelClusterIncidentPolicy`.")
+    name: str = Field(description="The policy's name.")
+    namespace: str = Field(default="", description="The policy's namespace; empty for a cluster policy.")
+    reason: PolicyReason = Field(
+        description="`Selected`, or `ShadowsClusterPolicy`: a namespaced policy wins over a cluster policy."
+    )
+    message: str = Field(default="", description="Which policies were candidates, in words.")
+
+
 class ZentinelStatus(KModel):
     observed_generation: int | None = Field(default=None, description="Last generation the operator handled.")
     health: str | None = Field(
@@ -217,6 +234,9 @@ class ZentinelStatus(KModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     summary: SignalSummary | None = Field(default=None, description="Latest signals at a glance.")
+    policy: GoverningPolicy | None = Field(
+        default=None, description="The policy governing this Zentinel; absent: none selects it (the defaults)."
+    )
     open_incidents: int = Field(default=0, ge=0, description="Number of open incidents for this Zentinel.")
     incidents: list[str] = Field(default_factory=list, description="Names of the open incidents.")
     current_revision: str | None = Field(default=None, description="Revision of the config in the ConfigMap now.")
@@ -260,6 +280,13 @@ class Zentinel(KModel, CRDInfo):
         {"name": "Upstreams", "type": "string", "jsonPath": ".status.summary.upstreams", "priority": 1},
         {"name": "Certs", "type": "string", "jsonPath": ".status.summary.certificates", "priority": 1},
         {"name": "Config", "type": "string", "jsonPath": ".status.currentRevision", "priority": 1},
+        {
+            "name": "Policy",
+            "type": "string",
+            "jsonPath": ".status.policy.name",
+            "description": "The governing policy (status.policy says its kind and why)",
+            "priority": 1,
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
 

@@ -83,6 +83,7 @@ class _Seen:
     incident: ZentinelIncident
     policy: ZentinelIncidentPolicySpec
     at: float  # monotonic time of the last sync
+    secrets_namespace: str | None = None  # where the receivers' Secrets are; None: the incident's namespace
 
 
 # ------------------------------------------------------------------------------ status
@@ -237,7 +238,13 @@ class Dispatcher:
 
     # ------------------------------------------------------------------- inputs
     async def submit(
-        self, namespace: str, incident_name: str, notification: lc.Notification, policy: ZentinelIncidentPolicySpec
+        self,
+        namespace: str,
+        incident_name: str,
+        notification: lc.Notification,
+        policy: ZentinelIncidentPolicySpec,
+        *,
+        secrets_namespace: str | None = None,
     ) -> None:
         """The pass's edge-triggered hook: read the incident afresh (in the background) and sync it."""
         self._start()
@@ -249,24 +256,41 @@ class Dispatcher:
                 log.warning("notifications for %s/%s: could not read it (%s)", namespace, incident_name, _api_error(e))
                 return
             if obj is not None:
-                await self.sync(namespace, ZentinelIncident.model_validate(obj), policy)
+                await self.sync(
+                    namespace, ZentinelIncident.model_validate(obj), policy, secrets_namespace=secrets_namespace
+                )
 
         self._spawn(fetch_and_sync())
 
-    async def sync(self, namespace: str, incident: ZentinelIncident, policy: ZentinelIncidentPolicySpec) -> None:
-        """Queue every delivery ``incident``'s status calls for that is not done yet. Returns at once."""
+    async def sync(
+        self,
+        namespace: str,
+        incident: ZentinelIncident,
+        policy: ZentinelIncidentPolicySpec,
+        *,
+        secrets_namespace: str | None = None,
+    ) -> None:
+        """Queue every delivery ``incident``'s status calls for that is not done yet. Returns at once.
+        ``secrets_namespace``: where the receivers' Secrets are (a cluster policy's: the operator's namespace);
+        ``None``: the incident's own namespace."""
         self._start()
         try:
-            self._sync(namespace, incident, policy)
+            self._sync(namespace, incident, policy, secrets_namespace)
         except Exception:  # never break the caller's pass over a notification problem
             log.exception("notifications for %s/%s: planning failed", namespace, incident.metadata.name)
 
-    def _sync(self, namespace: str, incident: ZentinelIncident, policy: ZentinelIncidentPolicySpec) -> None:
+    def _sync(
+        self,
+        namespace: str,
+        incident: ZentinelIncident,
+        policy: ZentinelIncidentPolicySpec,
+        secrets_namespace: str | None = None,
+    ) -> None:
         name = incident.metadata.name
         ik = (namespace, name)
         mono = time.monotonic()
         now = _utcnow()
-        self._seen[ik] = _Seen(incident, policy, mono)
+        self._seen[ik] = _Seen(incident, policy, mono, secrets_namespace)
         self._prune(mono)
         records = self._records(ik, incident)
         receivers = {r.name: r for r in policy.receivers}
@@ -417,7 +441,13 @@ class Dispatcher:
         event = TRIGGER if job.refresh else p.event
         try:
             result = await self._sender.send(
-                namespace, receiver, incident, event=event, level=p.level, key=p.key, now=_utcnow()
+                seen.secrets_namespace or namespace,
+                receiver,
+                incident,
+                event=event,
+                level=p.level,
+                key=p.key,
+                now=_utcnow(),
             )
         except asyncio.CancelledError:
             self._inflight.discard(p.key)

@@ -44,12 +44,12 @@ from aiohttp import web
 
 from .. import k8s
 from ..core.redact import redact
-from ..core.selection import choose_policy
+from ..core.selection import choose_governing
 from ..core.snapshot import Finding
 from ..models.common import Category, Severity
 from ..models.policy import ZentinelIncidentPolicySpec
+from ..names import CLUSTER_POLICIES, POLICIES, ZENTINELS
 from ..names import KIND_INCIDENT as OWN_ALERTNAME
-from ..names import POLICIES, ZENTINELS
 
 log = logging.getLogger(__name__)
 
@@ -272,8 +272,9 @@ def ensure_incident(
     zen = k8s.get_custom(ZENTINELS, namespace, zentinel)
     if zen is None:
         return Opened(None, reason=f"no Zentinel {namespace}/{zentinel}")
-    chosen = choose_policy((zen.get("metadata") or {}).get("labels") or {}, k8s.list_custom(POLICIES, namespace))
-    policy = ZentinelIncidentPolicySpec.model_validate((chosen or {}).get("spec") or {})
+    labels = (zen.get("metadata") or {}).get("labels") or {}
+    chosen = choose_governing(labels, k8s.list_custom(POLICIES, namespace), k8s.list_custom_all(CLUSTER_POLICIES))
+    policy = ZentinelIncidentPolicySpec.model_validate((chosen.body if chosen else {}).get("spec") or {})
     name, created = write(namespace, zentinel, category, policy=policy, now=now, source=SOURCE)
     if created:
         log.info("alert intake: created %s/%s for %s %s", namespace, name, zentinel, category.value)

@@ -325,6 +325,7 @@ class Sender:
         key: str,
         now: dt.datetime,
     ) -> SendResult:
+        """Post one notification; ``namespace`` is where the receiver's Secrets are read."""
         try:
             endpoint = await resolve_endpoint(namespace, receiver, self.read)
         except NotifyError as e:  # counts as an attempt, so backoff and giving up apply to it too
