@@ -19,7 +19,7 @@ class Settings(BaseModel):
     scan_interval: float = Field(default=15.0, gt=0, description="Seconds between signal passes per Zentinel.")
     watch_timeout: int = Field(default=300, ge=1, description="Seconds the API server keeps one watch open.")
     event_passes: bool = Field(
-        default=True,
+        default=False,
         description="Start a Zentinel's pass at once when its pods, Deployment, ConfigMap or TLS Secrets change.",
     )
     event_debounce: float = Field(

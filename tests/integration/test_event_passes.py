@@ -27,7 +27,7 @@ SCAN_INTERVAL = 300.0
 
 @pytest.fixture
 def operator_env() -> dict[str, str]:
-    return {"ZENTINEL_OPERATOR_SCAN_INTERVAL": str(int(SCAN_INTERVAL))}
+    return {"ZENTINEL_OPERATOR_SCAN_INTERVAL": str(int(SCAN_INTERVAL)), "ZENTINEL_OPERATOR_EVENT_PASSES": "true"}
 
 
 def passes(operator: OperatorProcess, trigger: str) -> int:
