@@ -166,26 +166,25 @@ async def zentinel_pass(body: kopf.Body, namespace: str | None, name: str, memo:
     held = list(silences.get(ns, []))
     try:
         governing = list(cluster_policies.get("", []))
-        if memo.scheduler is None:
-            await zentinel_handlers.reconcile(
-                body,
+
+        async def timer_pass() -> None:
+            # On the Zentinel as the last pass left it: kopf's copy may not show that pass's status write yet.
+            await zentinel_handlers.pass_on_stored(
+                ns,
+                name,
                 ctx=memo.passes,
                 policies=list(policies.get(ns, [])),
                 cluster_policies=governing,
                 silences=held,
+                full=True,
+                watched=body,
             )
-        else:  # never beside an event pass, and on the Zentinel as the last one left it
+
+        if memo.scheduler is None:
+            await timer_pass()
+        else:  # never beside an event pass
             async with memo.scheduler.exclusive((ns, name)):
-                await zentinel_handlers.pass_on_stored(
-                    ns,
-                    name,
-                    ctx=memo.passes,
-                    policies=list(policies.get(ns, [])),
-                    cluster_policies=governing,
-                    silences=held,
-                    full=True,
-                    watched=body,
-                )
+                await timer_pass()
     except Exception:
         metrics.PASS_ERRORS.inc()
         raise

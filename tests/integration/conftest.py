@@ -75,7 +75,28 @@ def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
     kube.run("create", "namespace", name)
     wait_for(lambda: kube.get("serviceaccount", "default", name), timeout=30, what="default ServiceAccount")
     yield name
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        print_incidents(kube, name)
     kube.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+def print_incidents(kube: Kube, namespace: str) -> None:
+    """After a failed test: what each incident of its namespace records (timeline, remediations, deliveries)."""
+    try:
+        incidents = kube.list("zentinelincidents", namespace)
+    except Exception as e:  # the cluster may be what failed
+        print(f"\n--- incidents of {namespace}: could not list them ({e}) ---")
+        return
+    for inc in incidents:
+        st = inc.get("status") or {}
+        print(f"\n--- incident {inc['metadata']['name']} ({inc['spec'].get('category')}, {st.get('state')}) ---")
+        for t in st.get("timeline") or []:
+            print(f"  {t.get('time')} {t.get('type')}: {t.get('message')}")
+        for r in st.get("remediations") or []:
+            print(f"  remediation {r.get('action')} {r.get('state')}: {r.get('reason')}")
+        for d in st.get("deliveries") or []:
+            print(f"  delivery {d.get('event')} -> {d.get('receiver')} {d.get('state')} ({d.get('key')})")
 
 
 @pytest.fixture

@@ -53,6 +53,9 @@ class PassContext:
     prometheus: PrometheusSource | None = None  # for Zentinels with metricsSource: Prometheus
     session: aiohttp.ClientSession | None = None  # shared by every scrape: its connector bounds concurrency
     operator_namespace: str = "default"  # where the receivers' Secrets of cluster policies are
+    # The resourceVersion of each Zentinel as the last pass left it (read, or written by its status patch): a
+    # watched copy with that version is current, and the pass need not read the Zentinel again.
+    versions: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
 
     def http(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
@@ -88,23 +91,38 @@ async def pass_on_stored(
     full: bool,
     watched: Mapping[str, Any] | None = None,
 ) -> list[StageFailure] | None:
-    """One pass over the Zentinel as stored now (None: it is gone). Timer and event passes follow each other
-    closely, and the copy a watch delivered may not show the status the previous pass wrote yet (its config
-    history, its remediation ledger). Should the read fail, the ``watched`` copy is used (a timer pass's), else
-    the error is raised."""
-    try:
-        body = await asyncio.to_thread(k8s.get_custom, ZENTINELS, namespace, name)
-    except Exception as e:
-        if watched is None:
-            raise
-        log.warning("%s/%s: pass on the watched copy, the read failed: %s", namespace, name, k8s.describe_error(e))
-        body = dict(watched)
+    """One pass over the Zentinel as stored now (None: it is gone).
+
+    Passes follow each other closely (a timer's every ``scanInterval``, event passes in between), and the copy
+    a watch delivered may not show the status the previous pass wrote yet: its config history, its
+    remediation ledger. A pass on such a copy decides from a past that is no longer true (a rollback's
+    revisions missing, a last known good gone back). So the ``watched`` copy is used only when it is the
+    version the last pass left (``PassContext.versions``); otherwise the Zentinel is read. Should that read
+    fail, the ``watched`` copy is used, else the error is raised."""
+    key = (namespace, name)
+    current = watched is not None and ctx.versions.get(key) == _version(watched)
+    if watched is not None and current:
+        body: Mapping[str, Any] | None = watched
+    else:
+        try:
+            body = await asyncio.to_thread(k8s.get_custom, ZENTINELS, namespace, name)
+        except Exception as e:
+            if watched is None:
+                raise
+            log.warning("%s/%s: pass on the watched copy, the read failed: %s", namespace, name, k8s.describe_error(e))
+            body = dict(watched)
     if body is None:
-        ctx.memories.pop((namespace, name), None)
+        ctx.memories.pop(key, None)
+        ctx.versions.pop(key, None)
         return None
     return await reconcile(
         body, ctx=ctx, policies=policies, cluster_policies=cluster_policies, silences=silences, full=full
     )
+
+
+def _version(body: Mapping[str, Any]) -> str | None:
+    version = (body.get("metadata") or {}).get("resourceVersion")
+    return str(version) if version is not None else None
 
 
 async def reconcile(
@@ -277,8 +295,12 @@ async def reconcile(
     status.conditions, event = pass_condition(status.conditions, failures, now=now, generation=zen.metadata.generation)
     status.conditions = ready_condition(status.conditions, now=now, generation=zen.metadata.generation)
     try:
-        await write_status(ns, name, dict(body.get("status") or {}), status)
+        written = await write_status(ns, name, dict(body.get("status") or {}), status)
+        version = _version(written) if written is not None else _version(body)
+        if version is not None:
+            ctx.versions[(ns, name)] = version
     except Exception as e:
+        ctx.versions.pop((ns, name), None)
         failed("Status", e)
         # Not in the status, then, but in an Event: against the condition as computed, what fails now differs.
         _, event = pass_condition(status.conditions, failures, now=now, generation=zen.metadata.generation)
@@ -315,13 +337,14 @@ def _keep_revisions(zen: Zentinel, hist: HistoryUpdate, text: str | None) -> Non
         k8s.delete_configmap(zen.metadata.namespace, snapshot_name(zen.metadata.name, revision))
 
 
-async def write_status(namespace: str, name: str, stored: dict[str, Any], new: ZentinelStatus) -> bool:
-    """Patch ``.status`` only when something other than the observation time changed."""
+async def write_status(namespace: str, name: str, stored: dict[str, Any], new: ZentinelStatus) -> dict[str, Any] | None:
+    """Patch ``.status`` only when something other than the observation time changed; returns the Zentinel as
+    written (None: nothing to write)."""
     patch = merge_patch(stored, new.dump())
     summary = patch.get("summary")
     if isinstance(summary, dict) and set(summary) == {"observedAt"}:
         patch.pop("summary")
     if not patch:
-        return False
-    await asyncio.to_thread(k8s.patch_custom_status, ZENTINELS, namespace, name, patch)
-    return True
+        return None
+    written: dict[str, Any] = await asyncio.to_thread(k8s.patch_custom_status, ZENTINELS, namespace, name, patch)
+    return written
