@@ -29,8 +29,9 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
         got["reads"].append((plural, namespace, name))
         return stored["now"]
 
-    async def reconcile(b: Any, **kwargs: Any) -> list[Any]:
+    async def reconcile(b: Any, *, ctx: handler.PassContext, **kwargs: Any) -> list[Any]:
         got["passes"].append(b["status"]["m"])
+        ctx.versions[("ns", "edge")] = b["metadata"]["resourceVersion"]  # as the real pass does after its write
         return []
 
     monkeypatch.setattr(k8s, "get_custom", get_custom)
@@ -67,8 +68,10 @@ def test_a_failed_read_falls_back_to_the_watched_copy(monkeypatch: pytest.Monkey
         raise k8s.ApiException(status=500, reason="Internal Server Error")
 
     monkeypatch.setattr(k8s, "get_custom", fails)
-    run(handler.PassContext(GatherSettings()), body("7", "watched"))
+    ctx = handler.PassContext(GatherSettings())
+    run(ctx, body("7", "watched"))
     assert seen["passes"] == ["watched"]
+    assert ("ns", "edge") not in ctx.versions  # a copy of unknown age is never taken as current next time
 
 
 def test_a_gone_zentinel_is_forgotten(seen: dict[str, Any]) -> None:

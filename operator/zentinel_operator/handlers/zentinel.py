@@ -101,6 +101,7 @@ async def pass_on_stored(
     fail, the ``watched`` copy is used, else the error is raised."""
     key = (namespace, name)
     current = watched is not None and ctx.versions.get(key) == _version(watched)
+    fell_back = False
     if watched is not None and current:
         body: Mapping[str, Any] | None = watched
     else:
@@ -111,13 +112,17 @@ async def pass_on_stored(
                 raise
             log.warning("%s/%s: pass on the watched copy, the read failed: %s", namespace, name, k8s.describe_error(e))
             body = dict(watched)
+            fell_back = True
     if body is None:
         ctx.memories.pop(key, None)
         ctx.versions.pop(key, None)
         return None
-    return await reconcile(
+    failures = await reconcile(
         body, ctx=ctx, policies=policies, cluster_policies=cluster_policies, silences=silences, full=full
     )
+    if fell_back:  # a copy of unknown age: the next pass reads the Zentinel again
+        ctx.versions.pop(key, None)
+    return failures
 
 
 def _version(body: Mapping[str, Any]) -> str | None:
