@@ -252,7 +252,7 @@ if SETTINGS.event_passes:
         key = (namespace or "", name)
         if event["type"] == "DELETED":
             memo.scheduler.forget(key)
-            memo.passes.memories.pop(key, None)
+            memo.passes.forget(*key)
         else:
             memo.scheduler.request(key)
 

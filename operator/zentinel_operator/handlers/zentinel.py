@@ -72,6 +72,11 @@ class PassContext:
     def memory(self, namespace: str, name: str) -> PassMemory:
         return self.memories.setdefault((namespace, name), PassMemory())
 
+    def forget(self, namespace: str, name: str) -> None:
+        """The Zentinel is gone: drop what passes kept about it."""
+        self.memories.pop((namespace, name), None)
+        self.versions.pop((namespace, name), None)
+
 
 def parse(body: Mapping[str, Any]) -> Zentinel:
     try:
@@ -100,9 +105,8 @@ async def pass_on_stored(
     version the last pass left (``PassContext.versions``); otherwise the Zentinel is read. Should that read
     fail, the ``watched`` copy is used, else the error is raised."""
     key = (namespace, name)
-    current = watched is not None and ctx.versions.get(key) == _version(watched)
     fell_back = False
-    if watched is not None and current:
+    if watched is not None and ctx.versions.get(key) == _version(watched):
         body: Mapping[str, Any] | None = watched
     else:
         try:
@@ -114,8 +118,7 @@ async def pass_on_stored(
             body = dict(watched)
             fell_back = True
     if body is None:
-        ctx.memories.pop(key, None)
-        ctx.versions.pop(key, None)
+        ctx.forget(namespace, name)
         return None
     failures = await reconcile(
         body, ctx=ctx, policies=policies, cluster_policies=cluster_policies, silences=silences, full=full
