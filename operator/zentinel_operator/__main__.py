@@ -69,7 +69,7 @@ def _elect(settings: config.Settings) -> leader.LeaderElector:
     """Wait as a standby until this replica holds the Lease; keep it renewed; exit at once when it is lost."""
     elector = leader.LeaderElector(
         leader.LeaseConfig(
-            name=settings.lease_name,
+            name=settings.lease(),
             namespace=settings.lease_home(),
             identity=leader.identity(),
             lease_duration=settings.lease_duration,

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from .core.shards import Shard
+
 PREFIX = "ZENTINEL_OPERATOR_"
 
 
@@ -19,7 +21,7 @@ class Settings(BaseModel):
     scan_interval: float = Field(default=15.0, gt=0, description="Seconds between signal passes per Zentinel.")
     watch_timeout: int = Field(default=300, ge=1, description="Seconds the API server keeps one watch open.")
     event_passes: bool = Field(
-        default=False,
+        default=True,
         description="Start a Zentinel's pass at once when its pods, Deployment, ConfigMap or TLS Secrets change.",
     )
     event_debounce: float = Field(
@@ -72,6 +74,10 @@ class Settings(BaseModel):
     lease_duration: float = Field(default=15.0, gt=0, description="Seconds a standby waits on an unrenewed Lease.")
     lease_renew_deadline: float = Field(default=10.0, gt=0, description="Seconds the active may fail to renew.")
     lease_retry_period: float = Field(default=2.0, gt=0, description="Seconds between two renewals or attempts.")
+    shard_count: int = Field(
+        default=1, ge=1, description="Shards the Zentinels are spread over (by a hash of namespace/name); 1: none."
+    )
+    shard_index: int = Field(default=0, ge=0, description="The shard this operator serves, 0 to shard_count - 1.")
 
     @model_validator(mode="after")
     def _lease_timings(self) -> Settings:
@@ -82,6 +88,22 @@ class Settings(BaseModel):
                 f"{self.lease_duration}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _shard_in_range(self) -> Settings:
+        if self.shard_index >= self.shard_count:
+            raise ValueError(
+                f"need {PREFIX}SHARD_INDEX < {PREFIX}SHARD_COUNT (shards are numbered from 0), got "
+                f"{self.shard_index} / {self.shard_count}"
+            )
+        return self
+
+    def shard(self) -> Shard:
+        return Shard(self.shard_index, self.shard_count)
+
+    def lease(self) -> str:
+        """The Lease this operator's replicas elect their active on: one per shard."""
+        return f"{self.lease_name}-shard-{self.shard_index}" if self.shard_count > 1 else self.lease_name
 
     def lease_home(self) -> str:
         if self.lease_namespace:
@@ -112,5 +134,5 @@ def load(env: dict[str, str] | None = None) -> Settings:
     try:
         return Settings.model_validate(values)
     except ValidationError as e:
-        names = ", ".join(PREFIX + str(err["loc"][0]).upper() for err in e.errors() if err["loc"]) or "lease timings"
+        names = ", ".join(PREFIX + str(err["loc"][0]).upper() for err in e.errors() if err["loc"]) or "checked together"
         raise SystemExit(f"invalid operator settings ({names}): {e}") from e

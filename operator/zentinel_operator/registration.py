@@ -23,6 +23,18 @@ from .signals.gather import GatherSettings
 from .signals.prometheus import PrometheusSource
 
 SETTINGS = config.load()
+# With shard_count > 1, this operator serves the Zentinels of its shard only (core/shards.py).
+SHARD = SETTINGS.shard()
+
+
+def _mine(namespace: str | None, name: str | None, **_: Any) -> bool:
+    """A Zentinel of this shard."""
+    return SHARD.owns(namespace, name)
+
+
+def _coordinator(**_: Any) -> bool:
+    """Shard 0 reconciles what is no one Zentinel's (policies, cluster policies, silences)."""
+    return SHARD.coordinator
 
 
 @kopf.on.login()
@@ -77,7 +89,9 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
 async def start_alert_intake(memo: kopf.Memo, **_: Any) -> None:
     """Alertmanager's webhook (bearer token), PagerDuty's webhooks and Slack's buttons (signed), secrets from files."""
     memo.intake = None
-    app = acks.build_intake(SETTINGS, memo.passes.alerts, opener=intake.k8s_opener(incidents.incident_for))
+    app = acks.build_intake(
+        SETTINGS, memo.passes.alerts, opener=intake.sharded(intake.k8s_opener(incidents.incident_for), SHARD)
+    )
     if app is not None:
         memo.intake = await intake.serve(SETTINGS.alert_intake_addr, SETTINGS.alert_intake_port, app=app)
 
@@ -157,7 +171,7 @@ def zentinel_index(
 
 
 # ------------------------------------------------------------------------------ Zentinels
-@kopf.timer(GROUP, VERSION, ZENTINELS, interval=SETTINGS.scan_interval, initial_delay=0.0)
+@kopf.timer(GROUP, VERSION, ZENTINELS, interval=SETTINGS.scan_interval, initial_delay=0.0, when=_mine)
 async def zentinel_pass(body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
     policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
     cluster_policies: kopf.Index[str, dict[str, Any]] = kwargs["cluster_policy_index"]
@@ -196,8 +210,10 @@ if SETTINGS.event_passes:
     # (core.watch_map), so nothing is logged for the rest of the cluster. The initial listing (event type
     # None) asks for nothing: the timer's first pass reads it all.
     @kopf.index(GROUP, VERSION, ZENTINELS)
-    def watched_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, watch_map.Watched] | None:
-        refs = watch_map.watched(body)
+    def watched_index(
+        namespace: str | None, name: str, body: kopf.Body, **_: Any
+    ) -> dict[str, watch_map.Watched] | None:
+        refs = watch_map.watched(body) if SHARD.owns(namespace, name) else None
         return {namespace or "": refs} if refs is not None else None
 
     @kopf.index("apps", "v1", "deployments")
@@ -236,29 +252,33 @@ if SETTINGS.event_passes:
     ):
         _watch(kind, group, plural)
 
-    def _new_generation_or_gone(event: kopf.RawEvent, **_: Any) -> bool:
-        obj = event["object"]
-        generation = (obj.get("metadata") or {}).get("generation")
-        return event["type"] == "DELETED" or (
-            event["type"] is not None and generation != (obj.get("status") or {}).get("observedGeneration")
-        )
 
-    @kopf.on.event(GROUP, VERSION, ZENTINELS, when=_new_generation_or_gone)
-    async def zentinel_changed(
-        event: kopf.RawEvent, memo: kopf.Memo, namespace: str | None, name: str, **_: Any
-    ) -> None:
-        """A new generation (a spec edit) is passed over at once; a deleted Zentinel is forgotten. The status the
-        passes write changes no generation, so it starts nothing."""
-        key = (namespace or "", name)
-        if event["type"] == "DELETED":
+def _new_generation_or_gone(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> bool:
+    """One of this shard's Zentinels, deleted or at a new generation."""
+    obj = event["object"]
+    generation = (obj.get("metadata") or {}).get("generation")
+    return SHARD.owns(namespace, name) and (
+        event["type"] == "DELETED"
+        or (event["type"] is not None and generation != (obj.get("status") or {}).get("observedGeneration"))
+    )
+
+
+@kopf.on.event(GROUP, VERSION, ZENTINELS, when=_new_generation_or_gone)
+async def zentinel_changed(event: kopf.RawEvent, memo: kopf.Memo, namespace: str | None, name: str, **_: Any) -> None:
+    """A deleted Zentinel is forgotten (what passes kept about it, and any pass owed to it); with event passes on,
+    a new generation (a spec edit) is passed over at once. The status the passes write changes no generation,
+    so it starts nothing."""
+    key = (namespace or "", name)
+    if event["type"] == "DELETED":
+        if memo.scheduler is not None:
             memo.scheduler.forget(key)
-            memo.passes.forget(*key)
-        else:
-            memo.scheduler.request(key)
+        memo.passes.forget(*key)
+    elif memo.scheduler is not None:
+        memo.scheduler.request(key)
 
 
 # ------------------------------------------------------------------------------- policies
-@kopf.timer(GROUP, VERSION, POLICIES, interval=max(SETTINGS.scan_interval, 5.0), initial_delay=0.0)
+@kopf.timer(GROUP, VERSION, POLICIES, interval=max(SETTINGS.scan_interval, 5.0), initial_delay=0.0, when=_coordinator)
 def policy_pass(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
     zentinels: kopf.Index[str, tuple[str, dict[str, str]]] = kwargs["zentinel_index"]
     policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
@@ -272,7 +292,9 @@ def policy_pass(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
     )
 
 
-@kopf.timer(GROUP, VERSION, CLUSTER_POLICIES, interval=max(SETTINGS.scan_interval, 5.0), initial_delay=0.0)
+@kopf.timer(
+    GROUP, VERSION, CLUSTER_POLICIES, interval=max(SETTINGS.scan_interval, 5.0), initial_delay=0.0, when=_coordinator
+)
 def cluster_policy_pass(body: kopf.Body, **kwargs: Any) -> None:
     zentinels: kopf.Index[str, tuple[str, dict[str, str]]] = kwargs["zentinel_index"]
     policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
@@ -287,13 +309,20 @@ def cluster_policy_pass(body: kopf.Body, **kwargs: Any) -> None:
 
 # ------------------------------------------------------------------------------- silences
 # State (Pending, Active, Expired) for people; the pass works activity out from the spec and the clock itself.
-@kopf.timer(GROUP, VERSION, SILENCES, interval=SETTINGS.scan_interval, initial_delay=0.0)
+@kopf.timer(GROUP, VERSION, SILENCES, interval=SETTINGS.scan_interval, initial_delay=0.0, when=_coordinator)
 def silence_pass(body: kopf.Body, **_: Any) -> None:
     silence_handlers.reconcile(body)
 
 
 # ------------------------------------------------------------------------------ incidents
-@kopf.on.event(GROUP, VERSION, INCIDENTS)
+def _incident_of_mine(event: kopf.RawEvent, **_: Any) -> bool:
+    obj = event["object"]
+    zentinel = ((obj.get("spec") or {}).get("zentinelRef") or {}).get("name")
+    return SHARD.owns((obj.get("metadata") or {}).get("namespace"), zentinel)
+
+
+# Each shard counts the open incidents of its own Zentinels, so the shards' gauges add up.
+@kopf.on.event(GROUP, VERSION, INCIDENTS, when=_incident_of_mine)
 def incident_seen(event: kopf.RawEvent, **_: Any) -> None:
     obj = event["object"]
     meta = obj.get("metadata", {})

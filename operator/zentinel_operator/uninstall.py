@@ -152,14 +152,20 @@ def _release_one(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zentinel-operator release-finalizers", description=__doc__.split("\n")[0])
     parser.add_argument("--namespace", required=True, help="the operator's namespace")
-    parser.add_argument("--deployment", required=True, help="the operator's Deployment, scaled to 0 first")
+    parser.add_argument(
+        "--deployment",
+        required=True,
+        action="append",
+        help="the operator's Deployment, scaled to 0 first (once per Deployment: one per shard)",
+    )
     parser.add_argument("--finalizer", required=True, help="kopf's finalizer, <kopfPrefix>/finalizer")
     parser.add_argument("--watch-namespaces", default="", help="comma-separated; empty: every namespace")
     parser.add_argument("--webhook-configuration", default="", help="ValidatingWebhookConfiguration to delete")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the pods to go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    stop_operator(args.namespace, args.deployment, args.timeout)
+    for deployment in args.deployment:
+        stop_operator(args.namespace, deployment, args.timeout)
     if args.webhook_configuration:
         delete_webhook_configuration(args.webhook_configuration)
     namespaces = [n.strip() for n in args.watch_namespaces.split(",") if n.strip()]

@@ -231,6 +231,29 @@ def wait_proven_good(edge: Edge) -> str:
     return good
 
 
+# A bad config rolled out crashes the first new pod: a ProcessCrash and, from its log, a ConfigError. The
+# rollback runs once, for whichever incident the pass saw first (the other waits for it), so either may own it.
+ROLLOUT_CRASH = ("ProcessCrash", "ConfigError")
+
+
+def rollback_started(edge: Edge) -> tuple[str, dict[str, Any]]:
+    """(owning category, record) of the rollback once it ran; no other incident of the crash ran one."""
+
+    def started() -> tuple[str, dict[str, Any]] | None:
+        for category in ROLLOUT_CRASH:
+            for state in ("Verifying", "Succeeded"):
+                if rec := edge.record(category, "configRollback", state):
+                    return category, rec
+        return None
+
+    found = wait_for(started, timeout=120, interval=0.25, what="the rollback")
+    assert found is not None
+    owner = found[0]
+    others = [c for c in ROLLOUT_CRASH if c != owner]
+    assert not any(edge.record(c, "configRollback", s) for c in others for s in ("Running", "Verifying", "Succeeded"))
+    return found
+
+
 def rollback_verified(edge: Edge, clock: Clock, good: str, category: str = "ProcessCrash") -> dict[str, Any]:
     """The incident's rollback Succeeded (verified), and the ConfigMap holds the last known good revision."""
     rec = wait_for(
@@ -271,14 +294,15 @@ def test_bad_config_rolled_out_crashes_new_pods_and_is_rolled_back(edge_factory:
     assert "CrashLoopBackOff" in evidence and "last exit 1 Error" in evidence, evidence
     assert "metrics server also binds" in evidence and "crash follows a config change" in evidence, evidence
 
-    rec = rollback_verified(edge, clock, good)
+    owner, _ = rollback_started(edge)
+    rec = rollback_verified(edge, clock, good, category=owner)
     wait_for(edge.all_ready, timeout=60, what="3 Ready pods")
     for ip in edge.ips():
         assert live_targets(ip) == sorted(edge.targets)
         assert realpods.get(f"http://{ip}:{realpods.HTTP_PORT}/api/x")[0] == 200
-    inc = edge.incident("ProcessCrash") or {}
-    assert condition(inc, "Mitigated")["status"] == "True"  # type: ignore[index]
-    clock.write(category="ProcessCrash", severity=inc["status"]["severity"], action=f"configRollback ({rec['target']})")
+    mitigated = edge.incident(owner) or {}
+    assert condition(mitigated, "Mitigated")["status"] == "True"  # type: ignore[index]
+    clock.write(category=owner, severity=inc["status"]["severity"], action=f"configRollback ({rec['target']})")
 
 
 def test_bad_config_rolled_out_under_auto_reload_restarts_the_crash_looping_pods_on_the_rollback(
@@ -286,11 +310,16 @@ def test_bad_config_rolled_out_under_auto_reload_restarts_the_crash_looping_pods
 ) -> None:
     # The demo's `crash`: AutoReload, and a restart puts new pods on the bad config. They crash-loop and
     # poll no file, so the rollback alone would reach them only at the kubelet's next back-off (up to
-    # 5 min in a cluster); the operator restarts them on the restored config.
-    edge = edge_factory(reload_mode="AutoReload", auto_reload=True, actions={"configRollback": {"mode": "Automatic"}})
+    # 5 min in a cluster); the operator restarts them on the restored config. The rollback waits for an
+    # approval here, given once the new pods crash-loop: else the old pods' rejected reload can get it rolled
+    # back (a ConfigError, at once with event passes) before any new pod has started on the bad config.
+    edge = edge_factory(
+        reload_mode="AutoReload", auto_reload=True, actions={"configRollback": {"mode": "NeedsApproval"}}
+    )
     good = wait_proven_good(edge)
     clock = Clock(
-        "bad config rolled out, AutoReload", "Process crash → config error → rollback → crash-looping pods restarted"
+        "bad config rolled out, AutoReload",
+        "Process crash → config error → rollback (approved) → crash-looping pods restarted",
     )
 
     clock.inject()
@@ -299,22 +328,36 @@ def test_bad_config_rolled_out_under_auto_reload_restarts_the_crash_looping_pods
     inc = wait_for(lambda: edge.incident("ProcessCrash"), timeout=90, interval=0.25, what="ProcessCrash incident")
     clock.mark("detect_s")
 
-    def rolled_back() -> dict[str, Any] | None:
-        for state in ("Verifying", "Succeeded"):
-            if rec := edge.record("ProcessCrash", "configRollback", state):
-                return rec
+    def crash_looping() -> list[str]:
+        return [
+            p["metadata"]["name"]
+            for p in edge.pods()
+            for c in (p.get("status") or {}).get("containerStatuses") or []
+            if ((c.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
+        ]
+
+    wait_for(crash_looping, timeout=90, interval=0.25, what="a new pod crash-looping on the bad config")
+
+    def pending() -> tuple[str, str] | None:
+        for category in ROLLOUT_CRASH:
+            if rec := edge.record(category, "configRollback", "PendingApproval"):
+                return (edge.incident(category) or {})["metadata"]["name"], rec["id"]
         return None
 
-    rec = wait_for(rolled_back, timeout=120, interval=0.25, what="the rollback")
-    assert rec is not None
+    found = wait_for(pending, timeout=60, interval=0.25, what="the rollback waiting for its approval")
+    assert found is not None
+    approval = {"spec": {"approvals": [{"actionId": found[1], "by": "e2e"}]}}
+    edge.kube.run("patch", "zinc", found[0], "-n", edge.namespace, "--type=merge", "-p", json.dumps(approval))
+
+    owner, rec = rollback_started(edge)
     assert "crash-looping pod(s) on it: " in rec["reason"], rec
     restarted = set(rec["reason"].rsplit(": ", 1)[1].split(", "))
-    rec = rollback_verified(edge, clock, good)
+    rec = rollback_verified(edge, clock, good, category=owner)
     assert not restarted & {p["metadata"]["name"] for p in edge.pods()}  # replaced, not waited for
     wait_for(edge.all_ready, timeout=60, what="3 Ready pods")
     for ip in edge.ips():
         assert realpods.get(f"http://{ip}:{realpods.HTTP_PORT}/api/x")[0] == 200
-    clock.write(category="ProcessCrash", severity=inc["status"]["severity"], action=f"configRollback ({rec['target']})")
+    clock.write(category=owner, severity=inc["status"]["severity"], action=f"configRollback ({rec['target']})")
 
 
 def test_bad_config_with_auto_reload_is_rejected_and_rolled_back(edge_factory: Callable[..., Edge]) -> None:

@@ -503,6 +503,41 @@ def test_leader_election_lease_rbac_pdb_and_active_only_services(helm: Path, tmp
         assert svc["spec"]["selector"]["zentinel.io/active"] == "true", svc["metadata"]["name"]
 
 
+def test_shards_get_a_deployment_a_lease_a_budget_and_an_intake_service_each(helm: Path, tmp_path: Path) -> None:
+    docs = render(
+        helm,
+        tmp_path,
+        {"shards": 3, "alertIntake": {"enabled": True, "tokenSecret": {"name": "am-token"}}},
+    )
+    deployments = {d["metadata"]["name"]: d for d in select(docs, "Deployment", namespace=NAMESPACE)}
+    names = [f"{FULLNAME}-shard-{i}" for i in range(3)]
+    assert sorted(deployments) == names
+    leases = []
+    for i, name in enumerate(names):
+        spec = deployments[name]["spec"]
+        assert spec["selector"]["matchLabels"]["zentinel.io/shard"] == str(i)
+        assert spec["template"]["metadata"]["labels"]["zentinel.io/shard"] == str(i)  # its pods, no other's
+        values = {e["name"]: e["value"] for e in spec["template"]["spec"]["containers"][0]["env"] if "value" in e}
+        s = config.load(values)
+        assert (s.shard_index, s.shard_count) == (i, 3)
+        leases.append(s.lease())
+        pdb = only(docs, "PodDisruptionBudget", name, NAMESPACE)
+        assert pdb["spec"]["selector"] == spec["selector"]
+        intake = only(docs, "Service", f"{FULLNAME}-metrics-shard-{i}", NAMESPACE)
+        assert intake["spec"]["selector"]["zentinel.io/shard"] == str(i)
+        assert intake["spec"]["selector"]["zentinel.io/active"] == "true"
+    # Each shard elects on its own Lease, and the operator may renew exactly those.
+    assert len(set(leases)) == 3
+    role = only(docs, "Role", f"{FULLNAME}-leader-election", NAMESPACE)
+    assert ("coordination.k8s.io", "leases", f"update[{','.join(leases)}]") in rules(role)
+    # The uninstall hook stops every shard's Deployment before it releases the finalizers.
+    job = only(docs, "Job")
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a.split("=", 1)[1] for a in args if a.startswith("--deployment=")] == names
+    hook_role = only(docs, "Role", f"{FULLNAME}-uninstall", NAMESPACE)
+    assert ("apps", "deployments", f"patch[{','.join(names)}]") in rules(hook_role)
+
+
 def test_one_replica_without_leader_election_recreates(helm: Path, tmp_path: Path) -> None:
     docs = render(helm, tmp_path, {"replicas": 1, "leaderElection": {"enabled": False}, **NO_HOOK})
     spec = only(docs, "Deployment", FULLNAME, NAMESPACE)["spec"]

@@ -45,6 +45,7 @@ from aiohttp import web
 from .. import k8s
 from ..core.redact import redact
 from ..core.selection import choose_governing
+from ..core.shards import Shard
 from ..core.snapshot import Finding
 from ..models.common import Category, Severity
 from ..models.policy import ZentinelIncidentPolicySpec
@@ -279,6 +280,20 @@ def ensure_incident(
     if created:
         log.info("alert intake: created %s/%s for %s %s", namespace, name, zentinel, category.value)
     return Opened(name, created=created)
+
+
+def sharded(opener: IncidentOpener, shard: Shard) -> IncidentOpener:
+    """``opener`` for the Zentinels of ``shard`` only: an alert about another shard's Zentinel is ignored here
+    (that shard's intake, which Alertmanager also posts to, opens it), so no two shards open one incident."""
+    if not shard.sharded:
+        return opener
+
+    async def open_incident(namespace: str, zentinel: str, category: Category, now: dt.datetime) -> Opened:
+        if not shard.owns(namespace, zentinel):
+            return Opened(None, reason=f"Zentinel {namespace}/{zentinel} is not of shard {shard}")
+        return await opener(namespace, zentinel, category, now)
+
+    return open_incident
 
 
 def k8s_opener(write: IncidentWriter) -> IncidentOpener:
