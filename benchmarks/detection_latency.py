@@ -512,13 +512,36 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 "p99": round(percentile(got, 99), 2) if got else None,
             }
         ratios: dict[str, float | None] = {}
-        for op in OPERATORS:
-            for prom in (p.name for p in PROM_SETTINGS):
-                a, b = per.get(op, {}).get("p50"), per.get(prom, {}).get("p50")
-                ratios[f"{prom} p50 / {op} p50"] = round(b / a, 1) if a and b else None
+        for q in ("p50", "p99"):
+            for op in OPERATORS:
+                for prom in (p.name for p in PROM_SETTINGS):
+                    a, b = per.get(op, {}).get(q), per.get(prom, {}).get(q)
+                    ratios[f"{prom} {q} / {op} {q}"] = round(b / a, 1) if a and b else None
         per["ratios"] = ratios
         out[fault] = per
     return out
+
+
+def table(summary: dict[str, dict[str, Any]]) -> str:
+    """Markdown: p50 / p99 seconds per fault and system, then the ratios (BENCHMARKS.md's tables)."""
+
+    def cell(f: str, s: str) -> str:
+        x = summary[f].get(s) or {}
+        if x.get("no_rule"):
+            return "no rule can see it"
+        if not x.get("notified"):
+            return f"none of {x.get('samples', 0)}"
+        missed = f" ({x['samples'] - x['notified']} missed)" if x["notified"] < x["samples"] else ""
+        return f"{x['p50']:.1f} / {x['p99']:.1f} (n={x['notified']}){missed}"
+
+    lines = ["| fault | " + " | ".join(SYSTEMS) + " |", "|---" * (len(SYSTEMS) + 1) + "|"]
+    lines += [f"| {f} | " + " | ".join(cell(f, s) for s in SYSTEMS) + " |" for f in FAULTS]
+    names = list(next(iter(summary.values()))["ratios"])
+    lines += ["", "| fault | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for f in FAULTS:
+        ratios = summary[f]["ratios"]
+        lines.append(f"| {f} | " + " | ".join("-" if ratios[n] is None else f"{ratios[n]}x" for n in names) + " |")
+    return "\n".join(lines)
 
 
 def plot(summary: dict[str, dict[str, Any]], rows: list[dict[str, Any]], out: Path) -> list[str]:
@@ -579,11 +602,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="JSON and PNGs go here")
     parser.add_argument("--warmup", type=float, default=45, help="seconds of traffic before each round's faults")
     parser.add_argument("--timeout", type=float, default=300, help="seconds a round waits for its notifications")
-    parser.add_argument("--replot", type=Path, default=None, help="only draw the PNGs again from this results JSON")
+    parser.add_argument(
+        "--replot", type=Path, default=None, help="only summarise, plot and tabulate this results JSON's samples again"
+    )
     args = parser.parse_args(argv)
-    if args.replot:
+    if args.replot:  # the summary again from the samples, the plots and the tables
         doc = json.loads(args.replot.read_text())
-        print(plot(doc["summary"], doc["samples"], args.replot.parent))
+        doc["summary"] = summarise(doc["samples"])
+        doc["plots"] = plot(doc["summary"], doc["samples"], args.replot.parent)
+        args.replot.write_text(json.dumps(doc, indent=2))
+        print(table(doc["summary"]))
         return 0
     tools.ensure(["k8s", "etcd", "kwok", "prometheus", "alertmanager"])
     if not tools.zentinel_binary().exists():
@@ -654,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "detection_latency.json").write_text(json.dumps(doc, indent=2))
     (args.out / "detection_latency.partial.json").unlink(missing_ok=True)
     print(json.dumps(summary, indent=2))
+    print(table(summary))
     log(f"wrote {args.out / 'detection_latency.json'} ({doc['wall_seconds']}s)")
     return 0
 
