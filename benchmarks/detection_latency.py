@@ -413,6 +413,28 @@ class LoadSampler:
         return {"min": min(s), "mean": round(statistics.mean(s), 2), "max": max(s)}
 
 
+def operator_figures(op: OperatorProcess) -> dict[str, float]:
+    """The operator's own counters so far (its /metrics): passes by trigger, pass seconds, CPU seconds."""
+    wanted = (
+        "zentinel_operator_passes_total",
+        "zentinel_operator_pass_seconds_sum",
+        "zentinel_operator_pass_seconds_count",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+    )
+    out: dict[str, float] = {}
+    try:
+        text = op.metrics()
+    except OSError as e:
+        log(f"operator metrics unreadable: {e}")
+        return {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.split("{")[0] in wanted:
+            out[name] = float(value)
+    return out
+
+
 def versions() -> dict[str, str]:
     def first_line(*cmd: str) -> str:
         try:
@@ -602,6 +624,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="JSON and PNGs go here")
     parser.add_argument("--warmup", type=float, default=45, help="seconds of traffic before each round's faults")
     parser.add_argument("--timeout", type=float, default=300, help="seconds a round waits for its notifications")
+    parser.add_argument("--logs", type=Path, default=None, help="keep the operators' logs in this directory")
     parser.add_argument(
         "--replot", type=Path, default=None, help="only summarise, plot and tabulate this results JSON's samples again"
     )
@@ -623,6 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     daemons: list[Daemon] = []
     operators: list[OperatorProcess] = []
     rows: list[dict[str, Any]] = []
+    rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="detection-latency-") as tmp, control_plane(Path(tmp)) as (cluster, kube):
         work = Path(tmp)
         receivers = Receivers().start()
@@ -648,10 +672,22 @@ def main(argv: list[str] | None = None) -> int:
             log(f"operators {', '.join(OPERATORS)} and {', '.join(s.name for s in PROM_SETTINGS)} running")
             for r in range(args.repeats):
                 rows += run_round(r, kube, receivers, work, warmup=args.warmup, timeout=args.timeout)
+                rounds.append(
+                    {
+                        "round": r,
+                        "load_average_1m_at_end": os.getloadavg()[0],
+                        "operators_so_far": {
+                            name: operator_figures(op) for name, op in zip(OPERATORS, operators, strict=True)
+                        },
+                    }
+                )
                 (args.out / "detection_latency.partial.json").write_text(json.dumps(rows, indent=1))
         finally:
             for op in operators:
                 op.stop()
+                if args.logs:
+                    args.logs.mkdir(parents=True, exist_ok=True)
+                    (args.logs / f"{op.log_dir.name}.log").write_text(op.logs())
             for d in reversed(daemons):
                 d.stop()
             receivers.stop()
@@ -676,6 +712,7 @@ def main(argv: list[str] | None = None) -> int:
         "prometheus_rules": alert_rules(PROM_SETTINGS[0]),
         "not_visible_to_prometheus": [f for f, (_, _, alert) in FAULTS.items() if alert is None],
         "summary": summary,
+        "rounds": rounds,
         "samples": rows,
     }
     doc["plots"] = plot(summary, rows, args.out)
