@@ -20,7 +20,7 @@ bad config under auto-reload (rejected, the old one keeps serving) and a certifi
 expiry. The faults but the 5xx share are injected with ``scripts/demo_real.py``'s code. A round's faults run
 concurrently, so one round takes about as long as its slowest system (common settings: minutes).
 
-    .venv/bin/python benchmarks/detection_latency.py                 # 3 rounds, about 20 minutes
+    .venv/bin/python benchmarks/detection_latency.py                 # 3 rounds, 16-17 minutes here
     .venv/bin/python benchmarks/detection_latency.py --repeats 1 --out /tmp/lat   # a short look
 
 Needs ``scripts/setup --bench`` (Alertmanager and matplotlib) and the real Zentinel. Traffic is the
