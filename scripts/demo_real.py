@@ -109,12 +109,13 @@ def traffic(kube: Kube, state: Path) -> None:
         print(f"[traffic] {rps:g} rps: {dict(counts)}", flush=True)
 
 
-def backends(kube: Kube) -> list[str]:
-    return sorted(p["metadata"]["name"] for p in kube.list("pods", NS, "app=api"))
+def backends(kube: Kube, namespace: str = NS) -> list[str]:
+    return sorted(p["metadata"]["name"] for p in kube.list("pods", namespace, "app=api"))
 
 
-def fault(kube: Kube, state: Path, name: str) -> None:
-    cm = kube.get("configmap", "edge-config", NS) or {}
+def fault(kube: Kube, state: Path, name: str, namespace: str = NS) -> None:
+    """Inject ``name`` into the edge of ``namespace`` (benchmarks/detection_latency.py injects into its own)."""
+    cm = kube.get("configmap", "edge-config", namespace) or {}
     text = str(cm.get("data", {}).get("zentinel.kdl", ""))
     if name in ("bad-config", "crash"):
         kube.run(
@@ -122,41 +123,41 @@ def fault(kube: Kube, state: Path, name: str) -> None:
             "configmap",
             "edge-config",
             "-n",
-            NS,
+            namespace,
             "--type=merge",
             "-p",
             json.dumps({"data": {"zentinel.kdl": text + BAD_BLOCK}}),
         )
         if name == "crash":
-            kube.run("rollout", "restart", "deployment/edge", "-n", NS)
+            kube.run("rollout", "restart", "deployment/edge", "-n", namespace)
         print(
             "[demo] wrote a config real Zentinel refuses" + (" and restarted the pods on it" if name == "crash" else "")
         )
     elif name == "dead-backend":
-        for pod in backends(kube):
-            realpods.set_backend_mode(kube, NS, pod, "refuse")
+        for pod in backends(kube, namespace):
+            realpods.set_backend_mode(kube, namespace, pod, "refuse")
         print("[demo] every backend refuses connections")
     elif name == "errors":
-        realpods.set_backend_mode(kube, NS, backends(kube)[0], "error")
-        print(f"[demo] backend {backends(kube)[0]} answers 500")
+        realpods.set_backend_mode(kube, namespace, backends(kube, namespace)[0], "error")
+        print(f"[demo] backend {backends(kube, namespace)[0]} answers 500")
     elif name == "slow":
-        for pod in backends(kube):
-            realpods.set_backend_mode(kube, NS, pod, "slow:1.5")
+        for pod in backends(kube, namespace):
+            realpods.set_backend_mode(kube, namespace, pod, "slow:1.5")
         print("[demo] every backend takes 1.5 s")
     elif name == "cert":
-        secret = kube.get("secret", "edge-ca", NS) or {}
+        secret = kube.get("secret", "edge-ca", namespace) or {}
         ca = CA.from_pem(base64.b64decode(secret["data"]["tls.crt"]), base64.b64decode(secret["data"]["tls.key"]))
         cert, key = leaf(ca, [SAN], days=2)
-        kube.apply(tls_secret("edge-tls", cert, key), NS)
-        kube.run("rollout", "restart", "deployment/edge", "-n", NS)
+        kube.apply(tls_secret("edge-tls", cert, key), namespace)
+        kube.run("rollout", "restart", "deployment/edge", "-n", namespace)
         print("[demo] the edge certificate now expires in 2 days (pods restarted to serve it)")
     elif name == "flood":
         (state / "traffic-rps").write_text("600")
         print("[demo] traffic raised to 600 requests/s (bounded; `scripts/demo recover` lowers it)")
     elif name == "recover":
         (state / "traffic-rps").write_text("30")
-        for pod in backends(kube):
-            realpods.set_backend_mode(kube, NS, pod, "ok")
+        for pod in backends(kube, namespace):
+            realpods.set_backend_mode(kube, namespace, pod, "ok")
         print("[demo] backends answer normally, traffic back to 30 requests/s")
     else:
         raise SystemExit(f"unknown fault {name!r}")

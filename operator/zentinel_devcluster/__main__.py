@@ -23,7 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build (or reuse from the cache) every binary the cluster needs")
-    b.add_argument("tools", nargs="*", help=f"only these, of {', '.join(tools.TOOLS)} (default: all)")
+    optional = [name for name in tools.TOOLS if name not in tools.default_tools()]
+    b.add_argument(
+        "tools",
+        nargs="*",
+        help=f"only these, of {', '.join(tools.TOOLS)} (default: all but the optional {', '.join(optional)})",
+    )
     sub.add_parser("build-zentinel", help="cargo install the real Zentinel (the data plane of the contract tests)")
     up = sub.add_parser("up", help="start the cluster (idempotent)")
     up.add_argument("--apiserver-port", type=int, default=None, help="default: a free port")

@@ -51,6 +51,15 @@ class Tool:
     ldflags: tuple[str, ...] = ()
     # Files copied out of the upstream module source after the build: (path in module, dest name).
     module_files: tuple[tuple[str, str], ...] = ()
+    # False: only built when named (``build alertmanager``, ``scripts/setup --bench``), never by the
+    # default ``build`` that CI and ``scripts/setup`` run.
+    default: bool = True
+    # Files the upstream module's source needs but its published zip lacks (paths in the module,
+    # e.g. a web UI's built assets that `go:embed` names). When set, the module is copied out of the
+    # module cache (which is read-only and which `-overlay` may not touch), these files are written
+    # into the copy as placeholders and the build uses it through a `replace` in a temporary modfile;
+    # the committed go.mod and go.sum stay as they are.
+    placeholder_files: tuple[str, ...] = ()
 
     @property
     def wrapper_dir(self) -> Path:
@@ -116,7 +125,29 @@ TOOLS: dict[str, Tool] = {
         binaries=("prometheus", "promtool"),
         ldflags=("-X github.com/prometheus/common/version.Version=3.16.0",),
     ),
+    # Alertmanager, only for benchmarks/detection_latency.py (Prometheus + Alertmanager's time to page,
+    # side by side with the operator's). Not a default tool: CI never builds it.
+    "alertmanager": Tool(
+        name="alertmanager",
+        module="github.com/prometheus/alertmanager",
+        version="v0.35.0",
+        packages=(
+            "github.com/prometheus/alertmanager/cmd/alertmanager",
+            "github.com/prometheus/alertmanager/cmd/amtool",
+        ),
+        binaries=("alertmanager", "amtool"),
+        ldflags=("-X github.com/prometheus/common/version.Version=0.35.0",),
+        default=False,
+        # Its web UI is embedded from ui/app/dist, built with npm and not in the module's zip; the
+        # benchmark uses only the API, so a placeholder page stands in for each UI.
+        placeholder_files=("ui/app/dist/elm/index.html", "ui/app/dist/mantine/index.html"),
+    ),
 }
+
+
+def default_tools() -> list[str]:
+    """The tools ``ensure()`` builds when given no names: every tool but the optional ones."""
+    return [name for name, tool in TOOLS.items() if tool.default]
 
 
 class ToolError(RuntimeError):
@@ -139,6 +170,8 @@ def _wrapper_hash(tool: Tool) -> str:
             h.update(path.read_bytes())
     h.update("\n".join(tool.ldflags).encode())
     h.update(repr(tool.module_files).encode())
+    if tool.placeholder_files:  # only when set: the other tools' cache directories keep their names
+        h.update(repr(tool.placeholder_files).encode())
     return h.hexdigest()[:12]
 
 
@@ -237,6 +270,30 @@ def _module_dir(tool: Tool, env: dict[str, str]) -> Path:
     return Path(info["Dir"])
 
 
+_PLACEHOLDER = "<!doctype html><title>not built</title><p>This build has no web UI (see hack/{name}/go.mod).\n"
+
+
+def _patched_module(tool: Tool, env: dict[str, str], work: Path) -> Path:
+    """Copy ``tool``'s module source into ``work`` with its placeholder files; return a modfile using it.
+
+    The modfile is the wrapper's go.mod plus a ``replace`` of the module by the copy (its go.sum is
+    copied next to it, as ``go build -modfile`` expects); the build deletes ``work`` with the staging.
+    """
+    src = _module_dir(tool, env)
+    copy = work / "module"
+    shutil.copytree(src, copy)
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+    for rel in tool.placeholder_files:
+        out = copy / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(_PLACEHOLDER.format(name=tool.name))
+    modfile = work / "build.mod"
+    modfile.write_text((tool.wrapper_dir / "go.mod").read_text() + f"\nreplace {tool.module} => {copy}\n")
+    shutil.copyfile(tool.wrapper_dir / "go.sum", work / "build.sum")
+    return modfile
+
+
 def build(tool: Tool, *, force: bool = False) -> Path:
     """Build ``tool`` into its cache directory unless a complete build is already there."""
     dest = tool_dir(tool)
@@ -252,6 +309,8 @@ def build(tool: Tool, *, force: bool = False) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "bin").mkdir(parents=True)
     cmd = ["go", "build", "-v", "-o", str(staging / "bin") + "/"]
+    if tool.placeholder_files:
+        cmd.append(f"-modfile={_patched_module(tool, env, staging / 'src')}")
     ldflags = ["-s", "-w", *tool.ldflags]
     cmd += ["-ldflags", " ".join(ldflags), *tool.packages]
     _run_with_progress(cmd, tool.wrapper_dir, env, label, total)
@@ -271,6 +330,7 @@ def build(tool: Tool, *, force: bool = False) -> Path:
     missing = [b for b in tool.binaries if not (staging / "bin" / b).exists()]
     if missing:
         raise ToolError(f"{label}: build finished but {missing} are missing from {staging / 'bin'}")
+    shutil.rmtree(staging / "src", ignore_errors=True)
     (staging / ".complete").write_text(json.dumps({"version": tool.version, "built": time.time()}))
     shutil.rmtree(dest, ignore_errors=True)
     staging.rename(dest)
@@ -278,9 +338,9 @@ def build(tool: Tool, *, force: bool = False) -> Path:
 
 
 def ensure(names: Sequence[str] | None = None, *, log: Callable[[str], None] = _log) -> dict[str, Path]:
-    """Make sure the named tools (default: all) are built; return name -> cache directory."""
+    """Make sure the named tools (default: every default tool) are built; return name -> cache directory."""
     result: dict[str, Path] = {}
-    for name in names or list(TOOLS):
+    for name in names or default_tools():
         tool = TOOLS[name]
         if is_built(tool):
             log(f"{tool.name} {tool.version}: cached at {tool_dir(tool)}")

@@ -55,17 +55,11 @@ def healthy_upstreams(emu: Any) -> None:
 
 
 def policy(retention: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "zentinel.io/v1alpha1",
-        "kind": "ZentinelIncidentPolicy",
-        "metadata": {"name": "edge"},
-        "spec": {
-            "selector": {"matchLabels": {"tier": "edge"}},
-            "lifecycle": {"resolveAfter": "3s", "reopenWindow": "10m"},
-            "remediation": {"defaultMode": "Off"},
-            "evidence": {"retention": retention, "logLines": 50, "maxBytes": 2_000_000},
-        },
-    }
+    return configs.edge_policy(
+        lifecycle={"resolveAfter": "3s", "reopenWindow": "10m"},
+        remediation={"defaultMode": "Off"},
+        evidence={"retention": retention, "logLines": 50, "maxBytes": 2_000_000},
+    )
 
 
 def zentinel() -> dict[str, Any]:

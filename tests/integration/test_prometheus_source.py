@@ -162,15 +162,7 @@ def operator_env(prometheus: PrometheusServer) -> dict[str, str]:
 
 
 def policy() -> dict[str, Any]:
-    return {
-        "apiVersion": "zentinel.io/v1alpha1",
-        "kind": "ZentinelIncidentPolicy",
-        "metadata": {"name": "edge"},
-        "spec": {
-            "selector": {"matchLabels": {"tier": "edge"}},
-            "lifecycle": {"resolveAfter": "3s", "reopenWindow": "10m"},
-        },
-    }
+    return configs.edge_policy(lifecycle={"resolveAfter": "3s", "reopenWindow": "10m"})
 
 
 def zentinel(name: str) -> dict[str, Any]:

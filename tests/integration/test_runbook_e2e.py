@@ -99,28 +99,21 @@ class Clock:
 
 
 def policy(actions: dict[str, Any], **remediation: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "zentinel.io/v1alpha1",
-        "kind": "ZentinelIncidentPolicy",
-        "metadata": {"name": "edge"},
-        "spec": {
-            "selector": {"matchLabels": {"tier": "edge"}},
-            # A test's traffic is tens of requests a second, judged every second: 5 is enough to judge.
-            "thresholds": {"minRequests": 5},
-            "lifecycle": {"resolveAfter": "5s", "reopenWindow": "10m"},
-            "receivers": [{"name": "oncall", "type": "Webhook", "url": "http://127.0.0.1:9/oncall"}],
-            "escalation": {s: {"primary": ["oncall"]} for s in ("sev1", "sev2", "sev3", "sev4")},
-            "remediation": {
-                "defaultMode": "Off",
-                "cooldown": "0s",
-                "provenGoodAfter": "3s",
-                "verifyTimeout": "60s",
-                "holdOffAfterChange": "0s",
-                "actions": actions,
-                **remediation,
-            },
+    return realpods.paging_policy(
+        "http://127.0.0.1:9/oncall",
+        # A test's traffic is tens of requests a second, judged every second: 5 is enough to judge.
+        thresholds={"minRequests": 5},
+        lifecycle={"resolveAfter": "5s", "reopenWindow": "10m"},
+        remediation={
+            "defaultMode": "Off",
+            "cooldown": "0s",
+            "provenGoodAfter": "3s",
+            "verifyTimeout": "60s",
+            "holdOffAfterChange": "0s",
+            "actions": actions,
+            **remediation,
         },
-    }
+    )
 
 
 @dataclasses.dataclass

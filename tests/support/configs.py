@@ -65,6 +65,16 @@ upstreams {
 """
 
 
+def edge_policy(**spec: Any) -> dict[str, Any]:
+    """The policy ``edge`` for the ``tier: edge`` Zentinels, with ``spec`` beside its selector."""
+    return {
+        "apiVersion": "zentinel.io/v1alpha1",
+        "kind": "ZentinelIncidentPolicy",
+        "metadata": {"name": "edge"},
+        "spec": {"selector": {"matchLabels": {"tier": "edge"}}, **spec},
+    }
+
+
 def configmap(name: str, text: str = GOOD, key: str = "zentinel.kdl") -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {key: text}}
 

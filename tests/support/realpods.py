@@ -18,6 +18,7 @@ from typing import Any
 
 from zentinel_devcluster import kubelet
 
+from . import configs
 from .kube import Kube, deployment_manifest, wait_for
 
 HTTP_PORT = 8080
@@ -219,6 +220,15 @@ def zentinel_object(
             "tls": tls or [],
         },
     }
+
+
+def paging_policy(receiver_url: str, **spec: Any) -> dict[str, Any]:
+    """A policy for the ``tier: edge`` Zentinels paging one webhook receiver (``oncall``) at every severity."""
+    return configs.edge_policy(
+        receivers=[{"name": "oncall", "type": "Webhook", "url": receiver_url}],
+        escalation={s: {"primary": ["oncall"]} for s in ("sev1", "sev2", "sev3", "sev4")},
+        **spec,
+    )
 
 
 def ready_pods(kube: Kube, namespace: str, app: str, count: int, timeout: float = 90) -> list[dict[str, Any]]:

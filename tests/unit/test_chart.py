@@ -1063,8 +1063,9 @@ def test_requirements_lock_pins_every_runtime_dependency() -> None:
         name = canonicalize_name(req.name)
         assert name in pins, f"{req.name} is not pinned in requirements.lock"
         assert req.specifier.contains(pins[name]), f"{req.name}=={pins[name]} does not satisfy {req.specifier}"
-    dev = {canonicalize_name(Requirement(d).name) for d in project["optional-dependencies"]["dev"]}
-    assert not dev & set(pins), f"dev tools in the runtime lock: {dev & set(pins)}"
+    extras = project["optional-dependencies"]
+    dev = {canonicalize_name(Requirement(d).name) for d in extras["dev"] + extras["bench"]}
+    assert not dev & set(pins), f"dev or bench tools in the runtime lock: {dev & set(pins)}"
 
 
 def test_hadolint() -> None:
