@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -9,6 +10,7 @@ import kopf
 
 from . import config, k8s, login, webhook
 from . import operator_metrics as metrics
+from .api import KubeApi
 from .core import watch_map
 from .core.policy_checks import check_policy_beyond_schema
 from .handlers import incidents
@@ -62,6 +64,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     metrics.serve(SETTINGS.metrics_port, SETTINGS.metrics_addr)
     memo.settings = SETTINGS
     memo.passes = zentinel_handlers.PassContext(
+        api=KubeApi(),
         operator_namespace=SETTINGS.operator_namespace(),
         gather=GatherSettings(
             scrape_timeout=SETTINGS.scrape_timeout,
@@ -90,7 +93,9 @@ async def start_alert_intake(memo: kopf.Memo, **_: Any) -> None:
     """Alertmanager's webhook (bearer token), PagerDuty's webhooks and Slack's buttons (signed), secrets from files."""
     memo.intake = None
     app = acks.build_intake(
-        SETTINGS, memo.passes.alerts, opener=intake.sharded(intake.k8s_opener(incidents.incident_for), SHARD)
+        SETTINGS,
+        memo.passes.alerts,
+        opener=intake.sharded(intake.k8s_opener(functools.partial(incidents.incident_for, api=memo.passes.api)), SHARD),
     )
     if app is not None:
         memo.intake = await intake.serve(SETTINGS.alert_intake_addr, SETTINGS.alert_intake_port, app=app)

@@ -18,6 +18,7 @@ from support.dataplane import Dataplane
 from support.kube import Kube, condition, deployment, open_incident, running_pods, wait_for
 from support.operator import OperatorProcess
 from zentinel_operator import k8s
+from zentinel_operator.api import KubeApi
 from zentinel_operator.core.snapshot import Finding
 from zentinel_operator.handlers.incidents import record
 from zentinel_operator.models.common import Category, Severity
@@ -238,11 +239,12 @@ def test_racing_creators_get_distinct_names(kube: Kube, namespace: str) -> None:
     """Two processes create incidents for the same day at once: create-by-name plus retry on 409."""
     script = textwrap.dedent(f"""
         import datetime as dt, json, sys
+        from zentinel_operator.api import KubeApi
         from zentinel_operator.handlers.incidents import create_incident
         from zentinel_operator.models.common import Category
         now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
-        names = [create_incident({namespace!r}, zentinel="edge-" + sys.argv[1], category=Category.HIGH_ERROR_RATE,
-                                 now=now, use_lock=False) for _ in range(8)]
+        names = [create_incident({namespace!r}, api=KubeApi(), zentinel="edge-" + sys.argv[1],
+                                 category=Category.HIGH_ERROR_RATE, now=now, use_lock=False) for _ in range(8)]
         print(json.dumps(names))
     """)
     env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig)}
@@ -314,6 +316,7 @@ def test_operator_stopping_in_a_reopen_neither_resolves_it_again_nor_reopens_twi
 
     def one_pass(seconds: int) -> None:
         record(
+            api=KubeApi(),
             namespace=namespace,
             zentinel="edge",
             zentinel_obj=None,

@@ -36,3 +36,11 @@ def test_other_conditions_are_kept_in_order() -> None:
     assert a is not None and a.reason == "R2"
     assert get_condition(conds, "C") is None
     assert not is_true(conds, "C")
+
+
+def test_the_observed_generation_is_kept_when_none_is_given() -> None:
+    conds = set_condition([], "A", True, "R", "", now=T0, generation=4)
+    again = set_condition(conds, "A", True, "R", "still", now=T1)
+    assert (again[0].observed_generation, again[0].last_transition_time) == (4, T0)
+    assert set_condition(again, "A", True, "R", "", now=T1, generation=5)[0].observed_generation == 5
+    assert set_condition([], "A", True, "R", "", now=T0)[0].observed_generation is None

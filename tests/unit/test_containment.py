@@ -68,17 +68,20 @@ def test_api_errors_are_described_by_kind_name_and_code_never_by_their_message(e
 class FakeAPI:
     """The executor's view of the API: a current config, one saved revision, and patches that may fail."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, deployment_error: Exception | None = None) -> None:
+    def __init__(self, *, deployment_error: Exception | None = None) -> None:
         self.configmaps = {
             "edge-config": {"data": {"zentinel.kdl": BAD}},
             f"edge-config-{config_revision(GOOD)}": {"data": {"zentinel.kdl": GOOD}},
         }
         self.deployment_error = deployment_error
         self.calls: list[str] = []
-        monkeypatch.setattr(k8s, "get_configmap", lambda ns, name: self.configmaps.get(name))
-        monkeypatch.setattr(k8s, "create_configmap", lambda ns, body: self.calls.append("create") or body)
-        monkeypatch.setattr(k8s, "patch_configmap", self.patch_configmap)
-        monkeypatch.setattr(k8s, "patch_deployment", self.patch_deployment)
+
+    def get_configmap(self, ns: str, name: str) -> dict[str, Any] | None:
+        return self.configmaps.get(name)
+
+    def create_configmap(self, ns: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append("create")
+        return body
 
     def patch_configmap(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("patch configmap")
@@ -100,19 +103,20 @@ def rollback_step() -> rem.Step:
     return rem.Step("execute", rem.Action.CONFIG_ROLLBACK, rec, params={"target": good, "current": bad})
 
 
-def exec_ctx(deployment: dict[str, Any] | None = None) -> executor.ExecContext:
+def exec_ctx(api: Any, deployment: dict[str, Any] | None = None) -> executor.ExecContext:
     return executor.ExecContext(
         zen=zen(lastKnownGoodRevision=config_revision(GOOD)),
         deployment=deployment,
         snapshot=snapshot(),
         policy=policy(),
         now=NOW,
+        api=api,
     )
 
 
-def test_a_deployment_gone_mid_rollback_fails_the_step_with_the_apis_reason(monkeypatch: pytest.MonkeyPatch) -> None:
-    api = FakeAPI(monkeypatch, deployment_error=GONE)
-    done = executor.execute(rollback_step(), exec_ctx())
+def test_a_deployment_gone_mid_rollback_fails_the_step_with_the_apis_reason() -> None:
+    api = FakeAPI(deployment_error=GONE)
+    done = executor.execute(rollback_step(), exec_ctx(api))
     assert done.state == rem.FAILED and done.failed_in == rem.FAILED_IN_ACTION
     assert done.reason == "Deployment edge not found (404)" and done.finished_at == NOW
     # The ConfigMap was written before the rollout failed: the record says what changed.
@@ -122,20 +126,19 @@ def test_a_deployment_gone_mid_rollback_fails_the_step_with_the_apis_reason(monk
     assert not rem.failed_verification(done)  # it never ran to verification: no ground to page the lead
 
 
-def test_the_same_rollback_without_an_api_error_is_verifying(monkeypatch: pytest.MonkeyPatch) -> None:
-    FakeAPI(monkeypatch)
-    done = executor.execute(rollback_step(), exec_ctx())
+def test_the_same_rollback_without_an_api_error_is_verifying() -> None:
+    done = executor.execute(rollback_step(), exec_ctx(FakeAPI()))
     assert done.state == rem.VERIFYING and done.failed_in is None
     assert done.after == config_revision(GOOD) and "rolling restart of Deployment edge" in (done.reason or "")
 
 
-def test_an_unexpected_error_in_an_action_is_a_failed_step_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    FakeAPI(monkeypatch)
+def test_an_unexpected_error_in_an_action_is_a_failed_step_too() -> None:
+    api = FakeAPI()
     rec = RemediationRecord(id="i/2/restart", action="restart", mode="Automatic", state=rem.RUNNING, started_at=NOW)
     crashing = snapshot(crashing=1)
     deployment = {"spec": {"selector": {"matchLabels": {"app": "edge"}}}}
-    monkeypatch.setattr(k8s, "list_pods", lambda ns, selector: (_ for _ in ()).throw(KeyError("metadata")))
-    ectx = executor.ExecContext(zen=zen(), deployment=deployment, snapshot=crashing, policy=policy(), now=NOW)
+    api.list_pods = lambda ns, selector: (_ for _ in ()).throw(KeyError("metadata"))
+    ectx = executor.ExecContext(zen=zen(), deployment=deployment, snapshot=crashing, policy=policy(), now=NOW, api=api)
     done = executor.execute(rem.Step("execute", rem.Action.RESTART, rec), ectx)
     assert (done.state, done.failed_in, done.reason) == (
         rem.FAILED,
@@ -143,13 +146,14 @@ def test_an_unexpected_error_in_an_action_is_a_failed_step_too(monkeypatch: pyte
         "unexpected error (KeyError)",
     )
     # The Deployment gone: said so, not a KeyError.
-    gone = executor.ExecContext(zen=zen(), deployment=None, snapshot=crashing, policy=policy(), now=NOW)
+    gone = executor.ExecContext(zen=zen(), deployment=None, snapshot=crashing, policy=policy(), now=NOW, api=api)
     done = executor.execute(rem.Step("execute", rem.Action.RESTART, rec), gone)
     assert (done.state, done.reason) == (rem.FAILED, "Deployment edge not found")
 
 
 def test_an_api_error_while_reverting_ends_the_revert(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(k8s, "get_configmap", lambda ns, name: (_ for _ in ()).throw(api_error(403, "Forbidden")))
+    api = FakeAPI()
+    monkeypatch.setattr(api, "get_configmap", lambda ns, name: (_ for _ in ()).throw(api_error(403, "Forbidden")))
     rec = RemediationRecord(
         id="i/0/rateLimit",
         action="rateLimit",
@@ -158,7 +162,7 @@ def test_an_api_error_while_reverting_ends_the_revert(monkeypatch: pytest.Monkey
         revert_at=NOW - dt.timedelta(seconds=1),
         undo={"edits": []},
     )
-    done = executor.revert(rec, exec_ctx())
+    done = executor.revert(rec, exec_ctx(api))
     assert (done.state, done.failed_in, done.revert_at) == (rem.FAILED, rem.FAILED_IN_REVERT, None)
     assert done.reason == "revert failed: API request forbidden (403)"
 
@@ -174,21 +178,30 @@ def incident(name: str, category: Category) -> ZentinelIncident:
     )
 
 
-def test_one_incidents_failed_status_write_stops_neither_the_others_nor_the_pass(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    written: list[str] = []
+class IncidentWrites:
+    """Status writes of incidents, the one of inc-1 refused; no ConfigMap to preview an edit on."""
 
-    def patch_status(plural: str, ns: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+    def __init__(self) -> None:
+        self.written: list[str] = []
+
+    def patch_incident_status(self, ns: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         if name == "inc-1":
             raise api_error(422, "Invalid", "zentinelincidents", name, causes=[{"field": "status.remediations"}])
-        written.append(name)
+        self.written.append(name)
         return {}
 
-    monkeypatch.setattr(k8s, "patch_custom_status", patch_status)
-    monkeypatch.setattr(k8s, "post_event", lambda *a, **kw: None)
+    def post_event(self, involved: dict[str, Any], **_: Any) -> None:
+        pass
+
+    def get_configmap(self, ns: str, name: str) -> None:
+        return None
+
+
+def test_one_incidents_failed_status_write_stops_neither_the_others_nor_the_pass() -> None:
+    api = IncidentWrites()
     findings = [finding(Category.HEALTH_CHECK_FAILURE), finding(Category.UPSTREAM_FAILURE)]
     out = handler.respond(
+        api=api,
         zen=zen(),
         observation=Observation(snapshot(unhealthy=1)),
         findings=findings,
@@ -197,7 +210,7 @@ def test_one_incidents_failed_status_write_stops_neither_the_others_nor_the_pass
         now=NOW,
         cluster_recent=0,
     )
-    assert written == ["inc-2"]
+    assert api.written == ["inc-2"]
     assert out.failures == ["inc-1: ZentinelIncident inc-1 is invalid: status.remediations (422)"]
     assert [r.state for r in out.incidents[1].status.remediations] == [rem.PENDING_APPROVAL]
     assert out.incidents[0].status.remediations == []  # as it was: planned again next pass

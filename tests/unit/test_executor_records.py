@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from support.fake_api import FakeApi
 from unit.test_remediation_plan import NOW, policy, snapshot, zen
 from zentinel_operator.core.snapshot import CertificateSignal
 from zentinel_operator.models.incident import CertificateChange, RemediationRecord
@@ -15,7 +16,7 @@ FP = "ab" * 32
 
 def exec_ctx(**snap_changes: object) -> ExecContext:
     snap = dataclasses.replace(snapshot(), **snap_changes)
-    return ExecContext(zen=zen(), deployment=None, snapshot=snap, policy=policy(), now=NOW)
+    return ExecContext(zen=zen(), deployment=None, snapshot=snap, policy=policy(), now=NOW, api=FakeApi())
 
 
 def record(action: str, **fields: object) -> RemediationRecord:

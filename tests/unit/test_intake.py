@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -383,7 +384,9 @@ async def test_serve_listens_on_a_real_port(state: intake.AlertState, opener: Op
 
 # ------------------------------------------------- the incident: chosen by the one incident writer
 class FakeIncidents:
-    """Zentinels, policies and incidents as the API would list them; creations recorded."""
+    """Zentinels, policies and incidents as the API would list them; creations recorded. The intake reads the
+    Zentinel and the policies through ``k8s``; the incident writer it is given reads and creates incidents
+    through this object (its ``IncidentApi``)."""
 
     def __init__(self) -> None:
         self.incidents: list[dict[str, Any]] = []
@@ -415,10 +418,18 @@ class FakeIncidents:
         assert plural == "zentinelclusterincidentpolicies"
         return self.cluster_policies
 
-    def create_custom(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    def list_incidents(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        return self.incidents
+
+    def create_incident(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         self.created.append(body)
         self.incidents.append(body)
         return body
+
+
+def writer(api: FakeIncidents) -> intake.IncidentWriter:
+    """The pass's incident writer on this API, as registration hands it to the intake."""
+    return functools.partial(incident_for, api=api)
 
 
 @pytest.fixture
@@ -426,7 +437,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeIncidents:
     from zentinel_operator import k8s
 
     fake = FakeIncidents()
-    for name in ("get_custom", "list_custom", "list_custom_all", "create_custom"):
+    for name in ("get_custom", "list_custom", "list_custom_all"):
         monkeypatch.setattr(k8s, name, getattr(fake, name))
     return fake
 
@@ -435,24 +446,24 @@ def test_an_alert_lands_on_the_open_incident_of_its_category(api: FakeIncidents)
     api.incident("inc-20261127-002", Category.EXTERNAL_ALERT)
     api.incident("inc-20261127-001", Category.EXTERNAL_ALERT)
     api.incident("inc-20261127-003", Category.PROCESS_CRASH)
-    opened = intake.ensure_incident(incident_for, "shop", "edge", Category.EXTERNAL_ALERT, T0)
+    opened = intake.ensure_incident(writer(api), "shop", "edge", Category.EXTERNAL_ALERT, T0)
     assert opened == intake.Opened("inc-20261127-001") and api.created == []  # the first by name, as the pass picks
 
 
 def test_an_alert_reopens_inside_the_policys_window_and_creates_outside_it(api: FakeIncidents) -> None:
     api.incident("inc-20261127-001", Category.EXTERNAL_ALERT, resolved_at=T0 - dt.timedelta(minutes=30))
-    assert intake.ensure_incident(incident_for, "shop", "edge", Category.EXTERNAL_ALERT, T0) == intake.Opened(
+    assert intake.ensure_incident(writer(api), "shop", "edge", Category.EXTERNAL_ALERT, T0) == intake.Opened(
         "inc-20261127-001"
     )
     later = T0 + dt.timedelta(hours=1)
-    opened = intake.ensure_incident(incident_for, "shop", "edge", Category.EXTERNAL_ALERT, later)
+    opened = intake.ensure_incident(writer(api), "shop", "edge", Category.EXTERNAL_ALERT, later)
     assert opened == intake.Opened("inc-20261127-002", created=True)
     [body] = api.created
     assert body["spec"]["source"] == "alertmanager" and body["spec"]["category"] == "ExternalAlert"
 
 
 def test_an_alert_for_an_unknown_zentinel_opens_nothing(api: FakeIncidents) -> None:
-    assert intake.ensure_incident(incident_for, "shop", "ghost", Category.EXTERNAL_ALERT, T0) == intake.Opened(
+    assert intake.ensure_incident(writer(api), "shop", "ghost", Category.EXTERNAL_ALERT, T0) == intake.Opened(
         None, reason="no Zentinel shop/ghost"
     )
     assert api.created == []
@@ -460,7 +471,7 @@ def test_an_alert_for_an_unknown_zentinel_opens_nothing(api: FakeIncidents) -> N
 
 async def test_the_operators_opener_writes_through_the_writer_it_is_given(api: FakeIncidents) -> None:
     """Registration hands the intake the pass's incident writer: the opener creates with it, off the loop."""
-    open_incident = intake.k8s_opener(incident_for)
+    open_incident = intake.k8s_opener(writer(api))
     assert await open_incident("shop", "edge", Category.EXTERNAL_ALERT, T0) == intake.Opened(
         "inc-20261127-001", created=True
     )
@@ -483,7 +494,7 @@ def test_an_alert_follows_the_governing_policy_of_either_scope(
     )
     api.cluster_policies = [{"metadata": {"name": "c"}, "spec": {"lifecycle": {"reopenWindow": cluster_window}}}]
     api.incident("inc-20261127-001", Category.EXTERNAL_ALERT, resolved_at=T0 - dt.timedelta(minutes=30))
-    opened = intake.ensure_incident(incident_for, "shop", "edge", Category.EXTERNAL_ALERT, T0)
+    opened = intake.ensure_incident(writer(api), "shop", "edge", Category.EXTERNAL_ALERT, T0)
     assert opened == (
         intake.Opened("inc-20261127-001") if reopened else intake.Opened("inc-20261127-002", created=True)
     )

@@ -296,6 +296,17 @@ def test_duplicate_ids() -> None:
     assert "duplicate route id 'api'" in errors_of(dup_route)
 
 
+def test_ids_are_required_and_a_node_without_one_is_skipped() -> None:
+    no_up_id = MINIMAL + 'upstreams {\n    upstream {\n        target "10.0.0.3:80"\n    }\n}\n'
+    c = check_config(no_up_id)
+    assert 'line 24: an upstream needs an id, e.g. upstream "api" { ... }' in c.errors
+    assert list(c.upstreams) == ["api"]
+    no_route_id = MINIMAL.replace("routes {\n", 'routes {\n    route {\n        upstream "api"\n    }\n')
+    c = check_config(no_route_id)
+    assert any(e.endswith('a route needs an id, e.g. route "api" { ... }') for e in c.errors)
+    assert c.routes == check_config(MINIMAL).routes
+
+
 def test_route_upstream_must_exist() -> None:
     msg = errors_of(MINIMAL.replace('        upstream "api"\n    }', '        upstream "ap"\n    }'))
     assert "line 14: route 'api' uses upstream 'ap', which is not defined (defined upstreams: api)" in msg

@@ -22,35 +22,27 @@ def set_condition(
     """Return a new list with ``type_`` set; other conditions are kept in order."""
     if isinstance(status, bool):
         status = ConditionStatus.TRUE if status else ConditionStatus.FALSE
-    result: list[Condition] = []
-    found = False
-    for cond in conditions:
-        if cond.type != type_:
-            result.append(cond)
-            continue
-        found = True
-        transition = cond.last_transition_time if cond.status == status and cond.last_transition_time else now
-        result.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=transition,
-                observed_generation=generation if generation is not None else cond.observed_generation,
-            )
+
+    def made(previous: Condition | None) -> Condition:
+        """The condition as set, after ``previous`` (None: it is new)."""
+        transition, observed = now, generation
+        if previous is not None:
+            if previous.status == status and previous.last_transition_time:
+                transition = previous.last_transition_time
+            if generation is None:
+                observed = previous.observed_generation
+        return Condition(
+            type=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            last_transition_time=transition,
+            observed_generation=observed,
         )
-    if not found:
-        result.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=now,
-                observed_generation=generation,
-            )
-        )
+
+    result = [made(cond) if cond.type == type_ else cond for cond in conditions]
+    if all(cond.type != type_ for cond in conditions):
+        result.append(made(None))
     return result
 
 
@@ -69,4 +61,4 @@ READY = "Ready"
 def pod_ready(pod: Mapping[str, Any]) -> bool:
     """A pod as the API returns it has its ``Ready`` condition ``True``."""
     conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return any(c.get("type") == READY and c.get("status") == "True" for c in conditions)

@@ -85,6 +85,17 @@ class Outcome:
 
 
 @dataclasses.dataclass(frozen=True)
+class _Step:
+    """One step's outcome as it is made, and what each of its parts is recorded with."""
+
+    out: Outcome
+    category: Category
+    now: dt.datetime
+    policy: ZentinelIncidentPolicySpec
+    generation: int | None
+
+
+@dataclasses.dataclass(frozen=True)
 class HumanInput:
     """What people asked of the incident through kubectl, annotations or the CLI."""
 
@@ -190,7 +201,7 @@ def _state(status: ZentinelIncidentStatus, remediating: bool) -> IncidentState:
 
 
 def _receivers_notified(status: ZentinelIncidentStatus, policy: ZentinelIncidentPolicySpec) -> tuple[str, ...]:
-    levels = policy.escalation.for_severity(status.severity or Severity.SEV4)
+    levels = policy.escalation.for_severity(status.effective_severity)
     names: list[str] = list(levels.primary)
     for esc in status.escalations:
         names += esc.receivers
@@ -269,26 +280,23 @@ def step(
     st = status.model_copy(deep=True)
     st.observed_generation = generation
     out = Outcome(status=st)
+    s = _Step(out, category, now, policy, generation)
     severity = st.severity or (finding.severity if finding else Severity.SEV4)
 
     if st.resolved_at is not None:
         if finding is not None and can_reopen(st, now=now, policy=policy):
-            _reopen(out, finding, now=now, policy=policy, generation=generation, category=category)
+            _reopen(s, finding)
         st.state = _state(st, remediating=False)
         return out
 
     # --- people first: a manual resolution ends everything else.
     if human.resolved_by:
         _resolve(
-            out,
-            category,
+            s,
             by=human.resolved_by,
             reason="ResolvedByUser",
             message=f"Resolved by {human.resolved_by}"
             + (f": {human.resolution_note}" if human.resolution_note else ""),
-            now=now,
-            policy=policy,
-            generation=generation,
         )
         return out
 
@@ -324,46 +332,29 @@ def step(
         st.findings = [_record(finding)]
         if st.mitigated_at is not None or recurred:
             _cond(st, MITIGATED, False, "SignalReturned", finding.summary, now, generation)
-        _severity_from_finding(out, finding, category, now=now, policy=policy, generation=generation)
+        _severity_from_finding(s, finding)
     elif st.healthy_since is None:
         st.healthy_since = now
         _cond(st, MITIGATED, True, "SignalsHealthy", "The signal is gone; watching before resolving", now, generation)
         add_timeline(st, policy, now, "SignalsHealthy", "The signal is gone")
     elif now - st.healthy_since >= parse_duration(policy.lifecycle.resolve_after):
         held = format_duration(now - st.healthy_since)
-        _resolve(
-            out,
-            category,
-            by="operator",
-            reason="SignalsHealthy",
-            message=f"Signals healthy for {held}",
-            now=now,
-            policy=policy,
-            generation=generation,
-        )
+        _resolve(s, by="operator", reason="SignalsHealthy", message=f"Signals healthy for {held}")
         return out
 
     # --- a person's severity override
-    _apply_override(out, human, category, now=now, policy=policy, generation=generation)
+    _apply_override(s, human)
 
     # --- escalation per the matrix
-    _escalate(out, category, now=now, policy=policy, generation=generation)
-    _page_added_receivers(out, category, now=now, policy=policy)
+    _escalate(s)
+    _page_added_receivers(s)
 
     st.state = _state(st, remediating)
     return out
 
 
-def _severity_from_finding(
-    out: Outcome,
-    finding: Finding,
-    category: Category,
-    *,
-    now: dt.datetime,
-    policy: ZentinelIncidentPolicySpec,
-    generation: int | None,
-) -> None:
-    st = out.status
+def _severity_from_finding(s: _Step, finding: Finding) -> None:
+    out, st, now, policy = s.out, s.out.status, s.now, s.policy
     current = st.severity or finding.severity
     if finding.severity.worse_than(current):
         st.severity = finding.severity
@@ -406,16 +397,8 @@ def _severity_from_finding(
         st.candidate_since = None
 
 
-def _apply_override(
-    out: Outcome,
-    human: HumanInput,
-    category: Category,
-    *,
-    now: dt.datetime,
-    policy: ZentinelIncidentPolicySpec,
-    generation: int | None,
-) -> None:
-    st = out.status
+def _apply_override(s: _Step, human: HumanInput) -> None:
+    out, st, now, policy = s.out, s.out.status, s.now, s.policy
     if human.severity_override is None or human.severity_override == st.severity:
         return
     if not human.severity_override_reason:
@@ -436,57 +419,28 @@ def _apply_override(
     out.events.append(EventNote("SeverityOverridden", f"{old_text} -> {human.severity_override.value}"))
 
 
-def _escalate(
-    out: Outcome,
-    category: Category,
-    *,
-    now: dt.datetime,
-    policy: ZentinelIncidentPolicySpec,
-    generation: int | None,
-) -> None:
-    st = out.status
-    severity = st.severity or Severity.SEV4
+def _escalate(s: _Step) -> None:
+    st, now, policy = s.out.status, s.now, s.policy
+    severity = st.effective_severity
     levels = policy.escalation.for_severity(severity)
     level_rank = _LEVEL_RANK.get(st.escalation_level, 0)
     # Unacknowledged past the response target: the secondary.
     if st.acknowledged_at is None and st.response_due_at is not None and now >= st.response_due_at and level_rank < 2:
-        receivers = tuple(levels.secondary) or tuple(levels.primary)
+        receivers = levels.past_primary()
         target = format_duration(response_target(policy, severity))
         note = "" if levels.secondary else f"; no secondary for {severity.value}, primary paged again"
         message = f"Not acknowledged within the {severity.value} response target ({target}){note}"
-        _escalate_to(
-            out,
-            category,
-            LEVEL_SECONDARY,
-            receivers,
-            "ResponseTargetMissed",
-            message,
-            now=now,
-            policy=policy,
-            generation=generation,
-        )
+        _escalate_to(s, LEVEL_SECONDARY, receivers, "ResponseTargetMissed", message)
         level_rank = 2
     # Unresolved too long: management (runbook: SEV1, director if > 30 min).
     if levels.management_after and st.detected_at is not None and level_rank < 3:
         after = parse_duration(levels.management_after)
         if now - st.detected_at >= after:
             message = f"{severity.value} unresolved after {format_duration(after)}: management informed"
-            _escalate_to(
-                out,
-                category,
-                LEVEL_MANAGEMENT,
-                tuple(levels.management),
-                "ManagementNotified",
-                message,
-                now=now,
-                policy=policy,
-                generation=generation,
-            )
+            _escalate_to(s, LEVEL_MANAGEMENT, tuple(levels.management), "ManagementNotified", message)
 
 
-def _page_added_receivers(
-    out: Outcome, category: Category, *, now: dt.datetime, policy: ZentinelIncidentPolicySpec
-) -> None:
+def _page_added_receivers(s: _Step) -> None:
     """Receivers added to the policy get the open incidents they now cover that nobody was paged for.
 
     Covered: the incident's levels reached so far (primary, then secondary and management once
@@ -497,17 +451,17 @@ def _page_added_receivers(
     receiver gets its later pages (escalation, a raised severity, a reopening). Each such page is an
     ``escalations`` entry at ``now`` naming the new receivers, so it is owed (and sent) once.
     """
-    st = out.status
+    out, st, now, policy = s.out, s.out.status, s.now, s.policy
     if st.acknowledged_at is not None or st.resolved_at is not None:
         return
     if any(d.state == DeliveryState.DELIVERED.value and d.event in ("trigger", "escalate") for d in st.deliveries):
         return
-    severity = st.severity or Severity.SEV4
+    severity = st.effective_severity
     levels = policy.escalation.for_severity(severity)
     rank = _LEVEL_RANK.get(st.escalation_level, 1)
-    reached = [(LEVEL_PRIMARY, levels.primary)]
+    reached: list[tuple[str, Sequence[str]]] = [(LEVEL_PRIMARY, levels.primary)]
     if rank >= 2:
-        reached.append((LEVEL_SECONDARY, levels.secondary or levels.primary))
+        reached.append((LEVEL_SECONDARY, levels.past_primary()))
     if rank >= 3:
         reached.append((LEVEL_MANAGEMENT, levels.management))
     known = {r.name for r in policy.receivers}
@@ -525,21 +479,10 @@ def _page_added_receivers(
         out.events.append(EventNote("ReceiversPaged", message, "Warning"))
 
 
-def _escalate_to(
-    out: Outcome,
-    category: Category,
-    level: str,
-    receivers: tuple[str, ...],
-    reason: str,
-    message: str,
-    *,
-    now: dt.datetime,
-    policy: ZentinelIncidentPolicySpec,
-    generation: int | None,
-) -> None:
+def _escalate_to(s: _Step, level: str, receivers: tuple[str, ...], reason: str, message: str) -> None:
     """Record one escalation level: status, condition, timeline, the page, the event, the metric."""
-    st = out.status
-    severity = st.severity or Severity.SEV4
+    out, st, category, now, policy, generation = s.out, s.out.status, s.category, s.now, s.policy, s.generation
+    severity = st.effective_severity
     st.escalation_level = level
     st.escalations.append(EscalationRecord(level=level, at=now, reason=message, receivers=list(receivers)))
     _cond(st, ESCALATED, True, reason, message, now, generation)
@@ -549,19 +492,9 @@ def _escalate_to(
     out.metrics.append(MetricNote("escalated", severity, category, level=level))
 
 
-def _resolve(
-    out: Outcome,
-    category: Category,
-    *,
-    by: str,
-    reason: str,
-    message: str,
-    now: dt.datetime,
-    policy: ZentinelIncidentPolicySpec,
-    generation: int | None,
-) -> None:
-    st = out.status
-    severity = st.severity or Severity.SEV4
+def _resolve(s: _Step, *, by: str, reason: str, message: str) -> None:
+    out, st, category, now, policy, generation = s.out, s.out.status, s.category, s.now, s.policy, s.generation
+    severity = st.effective_severity
     st.resolved_at = now
     st.resolved_by = by
     st.healthy_since = st.healthy_since or now
@@ -580,16 +513,8 @@ def _resolve(
     out.notifications.append(Notification("resolve", LEVEL_PRIMARY, _receivers_notified(st, policy), severity, message))
 
 
-def _reopen(
-    out: Outcome,
-    finding: Finding,
-    *,
-    now: dt.datetime,
-    policy: ZentinelIncidentPolicySpec,
-    generation: int | None,
-    category: Category,
-) -> None:
-    st = out.status
+def _reopen(s: _Step, finding: Finding) -> None:
+    out, st, category, now, policy, generation = s.out, s.out.status, s.category, s.now, s.policy, s.generation
     resolved_for = format_duration(now - st.resolved_at) if st.resolved_at else "?"
     st.resolved_at = None
     st.resolved_by = None
@@ -600,7 +525,7 @@ def _reopen(
     st.last_seen_at = now
     st.summary = finding.summary
     st.findings = [_record(finding)]
-    if finding.severity.worse_than(st.severity or Severity.SEV4):
+    if finding.severity.worse_than(st.effective_severity):
         st.severity = finding.severity
         st.severity_reason = f"raised on reopening: {finding.summary}"
     severity = st.severity or finding.severity
@@ -659,15 +584,13 @@ def escalate_now(
     """Page the secondary at once (remediation refused or exhausted), if not already past that level."""
     st = status.model_copy(deep=True)
     out = Outcome(status=st)
-    severity = st.severity or Severity.SEV4
+    severity = st.effective_severity
     if _LEVEL_RANK.get(st.escalation_level, 0) >= 2:
         add_timeline(st, policy, now, "Escalated", f"{message} (already escalated)")
         return out
     levels = policy.escalation.for_severity(severity)
-    receivers = tuple(levels.secondary) or tuple(levels.primary)
-    _escalate_to(
-        out, category, LEVEL_SECONDARY, receivers, reason, message, now=now, policy=policy, generation=generation
-    )
+    receivers = levels.past_primary()
+    _escalate_to(_Step(out, category, now, policy, generation), LEVEL_SECONDARY, receivers, reason, message)
     return out
 
 

@@ -297,7 +297,7 @@ def pagerduty_payload(incident: ZentinelIncident, event: str, level: str, *, rou
     body["payload"] = {
         "summary": _cut(summary, 1024),
         "source": f"{ns}/{zen}",
-        "severity": PAGERDUTY_SEVERITY[st.severity or Severity.SEV4],
+        "severity": PAGERDUTY_SEVERITY[st.effective_severity],
         "timestamp": _iso(st.detected_at),
         "component": zen,
         "group": ns,
@@ -358,7 +358,7 @@ def severity_history(incident: ZentinelIncident | ZentinelIncidentStatus) -> lis
 
 
 def severity_at(incident: ZentinelIncident | ZentinelIncidentStatus, when: dt.datetime) -> Severity:
-    current = (incident.status if isinstance(incident, ZentinelIncident) else incident).severity or Severity.SEV4
+    current = (incident.status if isinstance(incident, ZentinelIncident) else incident).effective_severity
     history = severity_history(incident)
     before = [sev for t, sev in history if t <= when]
     if before:
@@ -384,7 +384,7 @@ def alertmanager_payload(
     """
     st = incident.status
     ns, zen = incident.metadata.namespace, incident.spec.zentinel_ref.name
-    current = st.severity or Severity.SEV4
+    current = st.effective_severity
     resolved = event == RESOLVE or st.resolved_at is not None
     reopened = [t.time for t in st.timeline if t.type == "Reopened"]
     starts = reopened[-1] if reopened else st.detected_at
@@ -490,7 +490,7 @@ def _pages(st: ZentinelIncidentStatus, policy: ZentinelIncidentPolicySpec) -> li
     for entry in st.timeline:
         if entry.type == "SeverityRaised":
             m = _CHANGED_RE.match(entry.message)
-            severity = Severity(m.group(1)) if m else (st.severity or Severity.SEV4)
+            severity = Severity(m.group(1)) if m else st.effective_severity
         elif entry.type == "Reopened":
             severity = severity_at(st, entry.time)
         else:

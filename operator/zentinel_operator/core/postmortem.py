@@ -355,7 +355,7 @@ class ActionItem:
 
 def action_items(incident: ZentinelIncident, *, now: dt.datetime) -> list[ActionItem]:
     st = incident.status
-    severity = st.severity or Severity.SEV4
+    severity = st.effective_severity
     base = st.resolved_at or now
     due = base + ACTION_DUE.get(severity, ACTION_DUE_DEFAULT)
     items: list[ActionItem] = []

@@ -2,8 +2,9 @@
 
 Synchronous (the official client): the Zentinel pass runs :func:`record` in a worker thread. The
 lifecycle decisions are :mod:`zentinel_operator.core.lifecycle`'s; this module reads the current
-objects, calls it, and writes only what changed. Incidents carry labels for their Zentinel,
-category and fingerprint, so one list call per pass finds them all.
+objects through the :class:`~zentinel_operator.api.IncidentApi` it is given, calls it, and writes only
+what changed. Incidents carry labels for their Zentinel, category and fingerprint, so one list call per
+pass finds them all.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import k8s
+from ..api import IncidentApi
 from ..core import lifecycle as lc
 from ..core.patches import merge_patch
 from ..core.silences import record_silences
@@ -36,7 +38,6 @@ from ..names import (
     LABEL_FINGERPRINT,
     LABEL_ZENTINEL,
 )
-from ..names import INCIDENTS as PLURAL
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def _day(now: dt.datetime) -> dt.date:
 def create_incident(
     namespace: str,
     *,
+    api: IncidentApi,
     zentinel: str,
     category: Category,
     now: dt.datetime,
@@ -73,7 +75,7 @@ def create_incident(
     fp = lc.fingerprint(zentinel, category)
     lock = _create_lock if use_lock else threading.Lock()
     with lock:
-        existing = [i["metadata"]["name"] for i in k8s.list_custom(PLURAL, namespace)]
+        existing = [i["metadata"]["name"] for i in api.list_incidents(namespace)]
         name = lc.next_incident_name(_day(now), existing)
         for _ in range(1000):
             body = {
@@ -97,7 +99,7 @@ def create_incident(
                 },
             }
             try:
-                k8s.create_custom(PLURAL, namespace, body)
+                api.create_incident(namespace, body)
             except Exception as e:
                 if k8s.is_conflict(e):
                     name = lc.name_after(name)
@@ -115,23 +117,27 @@ def _parse(obj: Mapping[str, Any]) -> ZentinelIncident | None:
         return None
 
 
-def write_status(obj: Mapping[str, Any], new: ZentinelIncidentStatus) -> bool:
+def write_status(api: IncidentApi, obj: Mapping[str, Any], new: ZentinelIncidentStatus) -> bool:
     """Patch what differs from the stored status (not from a parsed copy, whose defaults hide absent fields)."""
     patch = merge_patch(dict(obj.get("status") or {}), new.dump())
     if not patch:
         return False
     meta = obj["metadata"]
-    k8s.patch_custom_status(PLURAL, meta["namespace"], meta["name"], patch)
+    api.patch_incident_status(meta["namespace"], meta["name"], patch)
     return True
 
 
 def _post_events(
-    obj: Mapping[str, Any], zentinel_obj: Mapping[str, Any] | None, events: Iterable[lc.EventNote], now: dt.datetime
+    api: IncidentApi,
+    obj: Mapping[str, Any],
+    zentinel_obj: Mapping[str, Any] | None,
+    events: Iterable[lc.EventNote],
+    now: dt.datetime,
 ) -> None:
     for ev in events:
         involved = {"apiVersion": API_VERSION, "kind": KIND_INCIDENT, "metadata": obj["metadata"]}
         try:
-            k8s.post_event(involved, reason=ev.reason, message=ev.message, type_=ev.type, now=now)
+            api.post_event(involved, reason=ev.reason, message=ev.message, type_=ev.type, now=now)
             if zentinel_obj is not None and ev.reason in {
                 "IncidentDetected",
                 "IncidentResolved",
@@ -139,14 +145,14 @@ def _post_events(
                 "IncidentReopened",
             }:
                 name = obj["metadata"]["name"]
-                k8s.post_event(
+                api.post_event(
                     dict(zentinel_obj), reason=ev.reason, message=f"{name}: {ev.message}", type_=ev.type, now=now
                 )
         except Exception as e:  # events are best effort; the incident status is the record
             log.warning("could not post event %s: %s", ev.reason, e)
 
 
-def _consume_manual_resolution(obj: Mapping[str, Any]) -> None:
+def _consume_manual_resolution(api: IncidentApi, obj: Mapping[str, Any]) -> None:
     """A reopened incident must not be resolved again by the request that resolved it last time."""
     meta = obj["metadata"]
     spec = obj.get("spec") or {}
@@ -158,22 +164,26 @@ def _consume_manual_resolution(obj: Mapping[str, Any]) -> None:
     if stale:
         patch["metadata"] = {"annotations": stale}
     if patch:
-        k8s.patch_custom(PLURAL, meta["namespace"], meta["name"], patch)
+        api.patch_incident(meta["namespace"], meta["name"], patch)
+
+
+@dataclasses.dataclass
+class _Pass:
+    """What every incident of one :func:`record` pass is advanced with, and what the pass did so far."""
+
+    api: IncidentApi
+    policy: ZentinelIncidentPolicySpec
+    now: dt.datetime
+    zentinel_obj: Mapping[str, Any] | None
+    remediating: set[Category]
+    silences: Sequence[ZentinelSilence]
+    result: Recorded
 
 
 def _advance(
-    obj: Mapping[str, Any],
-    model: ZentinelIncident,
-    *,
-    finding: Finding | None,
-    signal_known: bool,
-    policy: ZentinelIncidentPolicySpec,
-    now: dt.datetime,
-    zentinel_obj: Mapping[str, Any] | None,
-    result: Recorded,
-    remediating: bool,
-    silences: Sequence[ZentinelSilence],
+    p: _Pass, obj: Mapping[str, Any], model: ZentinelIncident, *, finding: Finding | None, signal_known: bool
 ) -> ZentinelIncident:
+    api, policy, now, result = p.api, p.policy, p.now, p.result
     category = model.spec.category
     generation = (obj.get("metadata") or {}).get("generation")
     if model.status.detected_at is None:
@@ -191,19 +201,19 @@ def _advance(
             now=now,
             policy=policy,
             generation=generation,
-            remediating=remediating,
+            remediating=category in p.remediating,
             signal_known=signal_known,
         )
     if any(e.reason == "IncidentReopened" for e in outcome.events):
         # Before the status that reopens: were the operator stopped between the two writes the other way round, the
         # next pass would find an open incident with the old request and resolve it again. This way round it finds
         # the incident still resolved with no request, and reopens it once.
-        _consume_manual_resolution(obj)
+        _consume_manual_resolution(api, obj)
     # Silences are recorded with the step's status, in the same write: a page the step calls for is held from
     # the start (the dispatcher reads silencedBy from the incident it is given).
-    status = record_silences(model.model_copy(update={"status": outcome.status}), silences, now=now, policy=policy)
-    write_status(obj, status)
-    _post_events(obj, zentinel_obj, outcome.events, now)
+    status = record_silences(model.model_copy(update={"status": outcome.status}), p.silences, now=now, policy=policy)
+    write_status(api, obj, status)
+    _post_events(api, obj, p.zentinel_obj, outcome.events, now)
     name = obj["metadata"]["name"]
     result.notifications += [(name, n) for n in outcome.notifications]
     result.metrics += outcome.metrics
@@ -217,9 +227,9 @@ def _advance(
 Pair = tuple[dict[str, Any], ZentinelIncident]
 
 
-def _listed(namespace: str, zentinel: str) -> list[Pair]:
+def _listed(api: IncidentApi, namespace: str, zentinel: str) -> list[Pair]:
     """This Zentinel's incidents (malformed ones left out), by name."""
-    items = k8s.list_custom(PLURAL, namespace, f"{LABEL_ZENTINEL}={zentinel}")
+    items = api.list_incidents(namespace, f"{LABEL_ZENTINEL}={zentinel}")
     parsed = [(obj, m) for obj in items if (m := _parse(obj)) is not None]
     parsed.sort(key=lambda pair: pair[0]["metadata"]["name"])
     return parsed
@@ -248,20 +258,22 @@ def incident_for(
     zentinel: str,
     category: Category,
     *,
+    api: IncidentApi,
     policy: ZentinelIncidentPolicySpec,
     now: dt.datetime,
     source: str = "operator",
 ) -> tuple[str, bool]:
     """``(name, created)``: the incident that will carry a signal of this category, chosen as :func:`record`
     chooses (open, else reopenable, else created with ``source``). Its status is written by the next pass."""
-    found = _carrier(_listed(namespace, zentinel), zentinel, category, policy=policy, now=now)
+    found = _carrier(_listed(api, namespace, zentinel), zentinel, category, policy=policy, now=now)
     if found is not None:
         return str(found[0]["metadata"]["name"]), False
-    return create_incident(namespace, zentinel=zentinel, category=category, now=now, source=source), True
+    return create_incident(namespace, api=api, zentinel=zentinel, category=category, now=now, source=source), True
 
 
 def record(
     *,
+    api: IncidentApi,
     namespace: str,
     zentinel: str,
     zentinel_obj: Mapping[str, Any] | None,
@@ -275,9 +287,9 @@ def record(
 ) -> Recorded:
     """One pass for one Zentinel: every finding lands on exactly one incident of its fingerprint; each open
     incident's ``silencedBy`` follows the ``silences`` (of its namespace) that hold it."""
-    remediating = remediating or set()
     result = Recorded()
-    parsed = _listed(namespace, zentinel)
+    p = _Pass(api, policy, now, zentinel_obj, remediating or set(), silences, result)
+    parsed = _listed(api, namespace, zentinel)
     handled: set[str] = set()
 
     for finding in findings:
@@ -286,24 +298,13 @@ def record(
         if found is not None:
             obj, model = found
         else:
-            name = create_incident(namespace, zentinel=zentinel, category=cat, now=now)
+            name = create_incident(namespace, api=api, zentinel=zentinel, category=cat, now=now)
             result.created.append(name)
-            obj = k8s.get_custom(PLURAL, namespace, name) or {}
+            obj = api.get_incident(namespace, name) or {}
             model = ZentinelIncident.model_validate(obj)
             parsed.append((obj, model))
         handled.add(obj["metadata"]["name"])
-        _advance(
-            obj,
-            model,
-            finding=finding,
-            signal_known=True,
-            policy=policy,
-            now=now,
-            zentinel_obj=zentinel_obj,
-            result=result,
-            remediating=cat in remediating,
-            silences=silences,
-        )
+        _advance(p, obj, model, finding=finding, signal_known=True)
 
     for obj, model in parsed:
         if obj["metadata"]["name"] in handled:
@@ -316,16 +317,5 @@ def record(
             known = cat in observable
         else:  # an Alertmanager incident: its signal is what Alertmanager last said (unknown after a restart)
             known = bool(alerts is not None and alerts.known(namespace, zentinel, cat))
-        _advance(
-            obj,
-            model,
-            finding=None,
-            signal_known=known,
-            policy=policy,
-            now=now,
-            zentinel_obj=zentinel_obj,
-            result=result,
-            remediating=cat in remediating,
-            silences=silences,
-        )
+        _advance(p, obj, model, finding=None, signal_known=known)
     return result

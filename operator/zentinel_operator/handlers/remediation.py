@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import checkpoints, k8s, leader
 from .. import operator_metrics as metrics
+from ..api import Api
 from ..core import lifecycle as lc
 from ..core import remediation as rem
 from ..core import zconfig
@@ -24,7 +25,6 @@ from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.silence import ZentinelSilence
 from ..models.zentinel import RemediationLedgerEntry, Zentinel
 from ..names import API_VERSION, KIND_INCIDENT
-from ..names import INCIDENTS as PLURAL
 from ..remediation import executor
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,10 @@ def _replace(records: list[RemediationRecord], rec: RemediationRecord) -> list[R
     return [*records, rec]
 
 
-def _write(inc: ZentinelIncident, old: ZentinelIncidentStatus, new: ZentinelIncidentStatus) -> None:
+def _write(api: Api, inc: ZentinelIncident, old: ZentinelIncidentStatus, new: ZentinelIncidentStatus) -> None:
     patch = merge_patch(old.dump(), new.dump())
     if patch:
-        k8s.patch_custom_status(PLURAL, inc.metadata.namespace, inc.metadata.name, patch)
+        api.patch_incident_status(inc.metadata.namespace, inc.metadata.name, patch)
 
 
 def _describe(rec: RemediationRecord) -> str:
@@ -83,6 +83,7 @@ def _describe(rec: RemediationRecord) -> str:
 
 def respond(
     *,
+    api: Api,
     zen: Zentinel,
     observation: Observation,
     findings: Sequence[Finding],
@@ -93,17 +94,18 @@ def respond(
     silences: Sequence[ZentinelSilence] = (),
 ) -> Responded:
     """Plan, guard, act and verify for each open incident, from the pass's observation (its snapshot, the
-    Deployment as read, whether the operator wrote the current config)."""
+    Deployment as read, whether the operator wrote the current config). Every read and write goes through
+    ``api``."""
     snapshot = observation.snapshot
     deployment = observation.deployment
     out = Responded()
     by_cat = {f.category: f for f in findings}
-    ectx = executor.ExecContext(zen=zen, deployment=deployment, snapshot=snapshot, policy=policy, now=now)
+    ectx = executor.ExecContext(zen=zen, deployment=deployment, snapshot=snapshot, policy=policy, now=now, api=api)
     valid_targets: dict[str, bool] = {}
     lkg = zen.status.last_known_good_revision
     if lkg:
         try:
-            text = executor.revision_text(zen, lkg)
+            text = executor.revision_text(api, zen, lkg)
         except Exception as e:  # unreadable now: not a target this pass (a rollback is refused, not attempted)
             out.failures.append(f"saved revision {lkg}: {k8s.describe_error(e)}")
             log.warning("remediation for %s/%s: %s", zen.metadata.namespace, zen.metadata.name, out.failures[-1])
@@ -128,7 +130,7 @@ def respond(
             silenced=remediation_hold(inc, silences, now),
         )
         try:
-            all_incidents[index] = _respond_one(inc, base, by_cat, ectx, out)
+            all_incidents[index] = _respond_one(api, inc, base, by_cat, ectx, out)
         except Exception as e:  # one incident's trouble stops neither the others nor the pass
             out.failures.append(f"{inc.metadata.name}: {k8s.describe_error(e)}")
             log.warning("remediation of %s/%s failed: %s", inc.metadata.namespace, inc.metadata.name, out.failures[-1])
@@ -143,6 +145,7 @@ def respond(
 
 
 def _respond_one(
+    api: Api,
     inc: ZentinelIncident,
     ctx: rem.Context,
     by_cat: Mapping[Category, Finding],
@@ -158,9 +161,9 @@ def _respond_one(
     st = old.model_copy(deep=True)
     try:
         for step in steps:
-            st = _apply(step, inc, st, ectx, finding, ctx.policy, out)
+            st = _apply(api, step, inc, st, ectx, finding, ctx.policy, out)
     finally:
-        _write(inc, old, st)  # what the steps before a failure did is recorded, so nothing is done twice
+        _write(api, inc, old, st)  # what the steps before a failure did is recorded, so nothing is done twice
     return inc.model_copy(update={"status": st})
 
 
@@ -176,6 +179,7 @@ def _still_acting(inc: ZentinelIncident) -> bool:
 class _Apply:
     """One step of one incident, with what carrying it out needs."""
 
+    api: Api
     step: rem.Step
     rec: RemediationRecord  # the step's record (every step but a refusal-escalation has one)
     inc: ZentinelIncident
@@ -198,6 +202,7 @@ class _Apply:
 
 
 def _apply(
+    api: Api,
     step: rem.Step,
     inc: ZentinelIncident,
     st: ZentinelIncidentStatus,
@@ -212,7 +217,7 @@ def _apply(
         return _escalate(step, inc, st, ectx.now, policy, out)
     if step.record is None:
         return st
-    return _BY_KIND[step.kind](_Apply(step, step.record, inc, st, ectx, finding, policy, out))
+    return _BY_KIND[step.kind](_Apply(api, step, step.record, inc, st, ectx, finding, policy, out))
 
 
 def _revert(a: _Apply) -> ZentinelIncidentStatus:
@@ -250,11 +255,11 @@ def _verify(a: _Apply) -> ZentinelIncidentStatus:
         metrics.REMEDIATIONS.labels(rec.action, rem.SUCCEEDED).inc()
         generation = a.inc.metadata.generation
         st = lc.mark_mitigated(st, action=rec.action, now=now, policy=a.policy, generation=generation)
-        k8s_event(a.inc, "RemediationSucceeded", _describe(rec), "Normal", now)
+        _post_event(a.api, a.inc, "RemediationSucceeded", _describe(rec), "Normal", now)
     elif state == rem.FAILED:
         metrics.REMEDIATIONS.labels(rec.action, rem.FAILED).inc()
         st = lc.note_action(st, message=f"Did not help: {_describe(rec)}", now=now, policy=a.policy)
-        k8s_event(a.inc, "RemediationFailed", _describe(rec), "Warning", now)
+        _post_event(a.api, a.inc, "RemediationFailed", _describe(rec), "Warning", now)
     return st
 
 
@@ -317,7 +322,7 @@ def _execute(a: _Apply) -> ZentinelIncidentStatus:
         before_write = st.model_copy(deep=True)
         st.remediations = _replace(st.remediations, running)
         st = lc.note_action(st, message=f"Starting {_describe(running)}", now=now, policy=a.policy)
-        _write(inc, before_write, st)
+        _write(a.api, inc, before_write, st)
         inc = inc.model_copy(update={"status": st})
         st = st.model_copy(deep=True)
         rec = running
@@ -327,7 +332,8 @@ def _execute(a: _Apply) -> ZentinelIncidentStatus:
         checkpoints.reached("acted", f"{name} {rec.action} {rec.id}")
     st.remediations = _replace(st.remediations, done)
     metrics.REMEDIATIONS.labels(done.action, done.state).inc()
-    k8s_event(
+    _post_event(
+        a.api,
         inc,
         "Remediation" + ("DryRun" if done.state == rem.DRY_RUN else done.state),
         _describe(done),
@@ -356,10 +362,10 @@ def _with_preview(step: rem.Step, rec: RemediationRecord, ectx: executor.ExecCon
     return rec.model_copy(update={"diff": preview.diff, "before": preview.before, "after": preview.after})
 
 
-def k8s_event(inc: ZentinelIncident, reason: str, message: str, type_: str, now: dt.datetime) -> None:
+def _post_event(api: Api, inc: ZentinelIncident, reason: str, message: str, type_: str, now: dt.datetime) -> None:
     meta: Mapping[str, Any] = {"name": inc.metadata.name, "namespace": inc.metadata.namespace, "uid": inc.metadata.uid}
     try:
-        k8s.post_event(
+        api.post_event(
             {"apiVersion": API_VERSION, "kind": KIND_INCIDENT, "metadata": dict(meta)},
             reason=reason,
             message=message,

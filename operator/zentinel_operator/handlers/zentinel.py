@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from .. import k8s
 from .. import operator_metrics as metrics
+from ..api import Api, KubeApi
 from ..core import lifecycle as lc
 from ..core.durations import parse_duration
 from ..core.lifecycle import EventNote
@@ -56,6 +57,7 @@ class PassContext:
     # The resourceVersion of each Zentinel as the last pass left it (read, or written by its status patch): a
     # watched copy with that version is current, and the pass need not read the Zentinel again.
     versions: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+    api: Api = dataclasses.field(default_factory=KubeApi)  # what incidents and remediation read and write through
 
     def http(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
@@ -198,6 +200,7 @@ async def reconcile(
     try:
         recorded = await asyncio.to_thread(
             incidents.record,
+            api=ctx.api,
             namespace=ns,
             zentinel=name,
             zentinel_obj=dict(body),
@@ -229,7 +232,7 @@ async def reconcile(
             last_known_good=zen.status.last_known_good_revision,
         )
         try:
-            await asyncio.to_thread(_keep_revisions, zen, hist, observation.config_text)
+            await asyncio.to_thread(_keep_revisions, ctx.api, zen, hist, observation.config_text)
             zen_now = zen.model_copy(
                 update={
                     "status": zen.status.model_copy(
@@ -250,6 +253,7 @@ async def reconcile(
         try:
             responded = await asyncio.to_thread(
                 remediation.respond,
+                api=ctx.api,
                 zen=zen_now,
                 observation=observation,
                 findings=findings,
@@ -338,9 +342,9 @@ def _post_event(body: Mapping[str, Any], event: EventNote, now: dt.datetime) -> 
         log.warning("could not post event %s: %s", event.reason, k8s.describe_error(e))
 
 
-def _keep_revisions(zen: Zentinel, hist: HistoryUpdate, text: str | None) -> None:
+def _keep_revisions(api: Api, zen: Zentinel, hist: HistoryUpdate, text: str | None) -> None:
     if hist.new_snapshot and text is not None:
-        executor.save_revision(zen, hist.new_snapshot, text)
+        executor.save_revision(api, zen, hist.new_snapshot, text)
     for revision in hist.pruned:
         k8s.delete_configmap(zen.metadata.namespace, snapshot_name(zen.metadata.name, revision))
 

@@ -249,6 +249,11 @@ class ZentinelIncidentStatus(KModel):
     postmortem: str | None = Field(default=None, description="ConfigMap holding the post-mortem draft.")
     postmortem_due: dt.datetime | None = Field(default=None, description="SEV1/SEV2: 48 h after resolution.")
 
+    @property
+    def effective_severity(self) -> Severity:
+        """The severity, counted as SEV4 (the lowest) while none is set."""
+        return self.severity or Severity.SEV4
+
 
 class ZentinelIncident(KModel, CRDInfo):
     kind: ClassVar[str] = names.KIND_INCIDENT

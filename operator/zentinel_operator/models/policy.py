@@ -220,6 +220,10 @@ class EscalationLevels(KModel):
         default=None, description="Unresolved this long: management is told (runbook: SEV1 after 30 min)."
     )
 
+    def past_primary(self) -> tuple[str, ...]:
+        """Who a page past the primary goes to: the secondary, else the primary again."""
+        return tuple(self.secondary) or tuple(self.primary)
+
 
 class EscalationMatrix(KModel):
     """The runbook's escalation matrix; receivers are named from `receivers`."""

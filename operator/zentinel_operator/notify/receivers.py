@@ -151,31 +151,32 @@ def _check_url(url: str, receiver: Receiver) -> str:
 
 async def resolve_endpoint(namespace: str, receiver: Receiver, read: SecretReader = read_secret) -> Endpoint:
     """Read the receiver's secrets and work out the URL, headers and routing key."""
-    secrets: list[str] = []
+    secrets: list[str] = []  # every value read from a Secret, scrubbed from the error texts
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     routing_key: str | None = None
-    if receiver.type == ReceiverType.SLACK:
+
+    async def secret(ref: SecretKeyRef) -> str:
+        value = await read(namespace, ref)
+        secrets.append(value)
+        return value
+
+    async def secret_or_url(needs: str) -> str:
+        """The URL from the receiver's Secret (the URL is a secret then), else its ``url``."""
         if receiver.secret_ref is not None:
-            url = await read(namespace, receiver.secret_ref)
-            secrets.append(url)
-        elif receiver.url:
-            url = receiver.url
-        else:
-            raise NotifyError(f"receiver {receiver.name!r}: Slack needs secretRef (the webhook URL)", permanent=True)
+            return await secret(receiver.secret_ref)
+        if receiver.url:
+            return receiver.url
+        raise NotifyError(f"receiver {receiver.name!r}: {needs}", permanent=True)
+
+    if receiver.type == ReceiverType.SLACK:
+        url = await secret_or_url("Slack needs secretRef (the webhook URL)")
     elif receiver.type == ReceiverType.PAGERDUTY:
         if receiver.secret_ref is None:
             raise NotifyError(f"receiver {receiver.name!r}: PagerDuty needs secretRef (routing key)", permanent=True)
-        routing_key = await read(namespace, receiver.secret_ref)
-        secrets.append(routing_key)
+        routing_key = await secret(receiver.secret_ref)
         url = receiver.url or PAGERDUTY_EVENTS_URL
     elif receiver.type == ReceiverType.WEBHOOK:
-        if receiver.secret_ref is not None:
-            url = await read(namespace, receiver.secret_ref)
-            secrets.append(url)
-        elif receiver.url:
-            url = receiver.url
-        else:
-            raise NotifyError(f"receiver {receiver.name!r}: Webhook needs url or secretRef", permanent=True)
+        url = await secret_or_url("Webhook needs url or secretRef")
     elif receiver.type == ReceiverType.ALERTMANAGER:
         if not receiver.url:
             raise NotifyError(f"receiver {receiver.name!r}: Alertmanager needs url", permanent=True)
@@ -184,9 +185,7 @@ async def resolve_endpoint(namespace: str, receiver: Receiver, read: SecretReade
     else:  # pragma: no cover - the enum is closed
         raise NotifyError(f"receiver {receiver.name!r}: unknown type", permanent=True)
     if receiver.token_secret_ref is not None and receiver.type in (ReceiverType.WEBHOOK, ReceiverType.ALERTMANAGER):
-        token = await read(namespace, receiver.token_secret_ref)
-        secrets.append(token)
-        headers["Authorization"] = f"Bearer {token}"
+        headers["Authorization"] = f"Bearer {await secret(receiver.token_secret_ref)}"
     return Endpoint(url=_check_url(url, receiver), headers=headers, routing_key=routing_key, secrets=tuple(secrets))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .. import k8s
 from ..core.certs import (
     fingerprint_sha256,
     issue_from_ca,
@@ -25,7 +24,7 @@ from .context import ActionError, ExecContext
 def rotate_one(ref: TLSRef, ctx: ExecContext, dry: bool) -> tuple[str, CertificateChange]:
     """Re-issue one certificate; returns (the fingerprint before, what was issued)."""
     ns = ctx.zen.metadata.namespace
-    secret = k8s.get_secret(ns, ref.secret_name)
+    secret = ctx.api.get_secret(ns, ref.secret_name)
     data = dict((secret or {}).get("data") or {})
     current = read_tls_secret(data)
     before = fingerprint_sha256(current.cert_pem) if current.cert_pem and not current.error else "none"
@@ -34,7 +33,7 @@ def rotate_one(ref: TLSRef, ctx: ExecContext, dry: bool) -> tuple[str, Certifica
         name = ref.issuer.certificate_name or ""
         if not dry:
             now = ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ")
-            cert = k8s.get_other_custom("cert-manager.io", "v1", "certificates", ns, name)
+            cert = ctx.api.get_certificate(ns, name)
             if cert is None:
                 raise ActionError(f"cert-manager Certificate {name} does not exist")
             conds = [c for c in (cert.get("status") or {}).get("conditions") or [] if c.get("type") != "Issuing"]
@@ -48,14 +47,12 @@ def rotate_one(ref: TLSRef, ctx: ExecContext, dry: bool) -> tuple[str, Certifica
                     "observedGeneration": cert["metadata"].get("generation"),
                 }
             )
-            k8s.patch_cluster_custom_status(
-                "cert-manager.io", "v1", "certificates", ns, name, {"status": {"conditions": conds}}
-            )
+            ctx.api.patch_certificate_status(ns, name, {"status": {"conditions": conds}})
         return before, CertificateChange(name=ref.name, issuer=ref.issuer.type)
     template = current.cert_pem if current.cert_pem and not current.error else None
     validity = dt.timedelta(days=90)
     if ref.issuer.type == IssuerType.CA_SECRET:
-        ca_secret = k8s.get_secret(ns, ref.issuer.ca_secret_name or "")
+        ca_secret = ctx.api.get_secret(ns, ref.issuer.ca_secret_name or "")
         ca = read_tls_secret(dict((ca_secret or {}).get("data") or {}))
         if ca.cert_pem is None or ca.key_pem is None:
             raise ActionError(f"CA Secret {ref.issuer.ca_secret_name} has no tls.crt and tls.key")
@@ -104,7 +101,7 @@ def rotate_one(ref: TLSRef, ctx: ExecContext, dry: bool) -> tuple[str, Certifica
         new_data = tls_secret_data(issued)
         if ca_pem is None:
             new_data.pop("ca.crt", None)
-        k8s.replace_secret_data(
+        ctx.api.replace_secret_data(
             ns, ref.secret_name, new_data, ((secret or {}).get("metadata") or {}).get("resourceVersion")
         )
     return before, after
@@ -128,7 +125,7 @@ def rotate(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, list[Cert
     how = ""
     if installed and not dry:
         # Zentinel reloads certificates with a config reload; a rolling restart is the sure way.
-        k8s.patch_deployment(
+        ctx.api.patch_deployment(
             ctx.zen.metadata.namespace,
             ctx.zen.spec.workload.name,
             {

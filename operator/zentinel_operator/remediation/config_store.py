@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import k8s
+from ..api import ActionApi
 from ..core import zconfig
 from ..core.remediation import Action, Step
 from ..core.revisions import snapshot_name
@@ -24,8 +24,8 @@ from .context import ActionError, ExecContext
 from .workload import rollout_complete
 
 
-def read_config(zen: Zentinel) -> tuple[str, dict[str, Any]]:
-    cm = k8s.get_configmap(zen.metadata.namespace, zen.spec.config.config_map_name)
+def read_config(api: ActionApi, zen: Zentinel) -> tuple[str, dict[str, Any]]:
+    cm = api.get_configmap(zen.metadata.namespace, zen.spec.config.config_map_name)
     if cm is None:
         raise ActionError(f"ConfigMap {zen.spec.config.config_map_name} does not exist")
     text = (cm.get("data") or {}).get(zen.spec.config.key)
@@ -34,7 +34,7 @@ def read_config(zen: Zentinel) -> tuple[str, dict[str, Any]]:
     return str(text), cm
 
 
-def save_revision(zen: Zentinel, revision: str, text: str) -> None:
+def save_revision(api: ActionApi, zen: Zentinel, revision: str, text: str) -> None:
     """Keep an immutable copy of one config revision, owned by the Zentinel (create-or-409)."""
     body = {
         "apiVersion": "v1",
@@ -63,20 +63,20 @@ def save_revision(zen: Zentinel, revision: str, text: str) -> None:
         "immutable": True,
         "data": {zen.spec.config.key: text},
     }
-    k8s.create_configmap(zen.metadata.namespace, body)
+    api.create_configmap(zen.metadata.namespace, body)
 
 
-def revision_text(zen: Zentinel, revision: str) -> str | None:
-    cm = k8s.get_configmap(zen.metadata.namespace, snapshot_name(zen.metadata.name, revision))
+def revision_text(api: ActionApi, zen: Zentinel, revision: str) -> str | None:
+    cm = api.get_configmap(zen.metadata.namespace, snapshot_name(zen.metadata.name, revision))
     text = ((cm or {}).get("data") or {}).get(zen.spec.config.key)
     return None if text is None else str(text)
 
 
-def deliver(zen: Zentinel, revision: str, record_id: str) -> str:
+def deliver(api: ActionApi, zen: Zentinel, revision: str, record_id: str) -> str:
     """Make the running pods pick up the new config, per the Zentinel's reload mode."""
     if zen.spec.config.reload_mode == ReloadMode.AUTO_RELOAD:
         return "auto-reload (Zentinel polls the file)"
-    k8s.patch_deployment(
+    api.patch_deployment(
         zen.metadata.namespace,
         zen.spec.workload.name,
         {"spec": {"template": {"metadata": {"annotations": {ANN_CONFIG_REVISION: revision, ANN_RESTART: record_id}}}}},
@@ -84,16 +84,16 @@ def deliver(zen: Zentinel, revision: str, record_id: str) -> str:
     return f"rolling restart of Deployment {zen.spec.workload.name}"
 
 
-def write_config(zen: Zentinel, new_text: str, record_id: str) -> tuple[str, str, str]:
+def write_config(api: ActionApi, zen: Zentinel, new_text: str, record_id: str) -> tuple[str, str, str]:
     """Write ``new_text`` (only if it validates) and deliver it; return (before rev, after rev, how)."""
     check = zconfig.check_config(new_text)
     if not check.valid:
         raise ActionError("refusing to write a config that does not validate: " + "; ".join(check.errors[:3]))
-    current, _ = read_config(zen)
+    current, _ = read_config(api, zen)
     before = zconfig.config_revision(current)
     after = check.revision
     if current != new_text:
-        k8s.patch_configmap(
+        api.patch_configmap(
             zen.metadata.namespace,
             zen.spec.config.config_map_name,
             {
@@ -101,16 +101,16 @@ def write_config(zen: Zentinel, new_text: str, record_id: str) -> tuple[str, str
                 "data": {zen.spec.config.key: new_text},
             },
         )
-    how = deliver(zen, after, record_id)
+    how = deliver(api, zen, after, record_id)
     return before, after, how
 
 
-def config_in_place(zen: Zentinel, deployment: dict[str, Any] | None, revision: str | None) -> bool:
+def config_in_place(api: ActionApi, zen: Zentinel, deployment: dict[str, Any] | None, revision: str | None) -> bool:
     """The ConfigMap holds ``revision`` and, with rolling restarts, the rollout for it completed."""
     if revision is None:
         return False
     try:
-        text, _ = read_config(zen)
+        text, _ = read_config(api, zen)
     except ActionError:
         return False
     if zconfig.config_revision(text) != revision:

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from ..api import ActionApi
 from ..core.snapshot import Snapshot
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import Zentinel
@@ -22,3 +23,4 @@ class ExecContext:
     snapshot: Snapshot
     policy: ZentinelIncidentPolicySpec
     now: dt.datetime
+    api: ActionApi  # every read and write of an action goes through it

@@ -93,18 +93,18 @@ def _config_rollback(
     step: Step, rec: RemediationRecord, ctx: ExecContext, progress: dict[str, Any]
 ) -> RemediationRecord:
     target = str(step.params["target"])
-    good = revision_text(ctx.zen, target)
+    good = revision_text(ctx.api, ctx.zen, target)
     if good is None:
         raise ActionError(f"the saved copy of revision {target} is gone")
-    current, _ = read_config(ctx.zen)
+    current, _ = read_config(ctx.api, ctx.zen)
     diff = zconfig.unified_diff(current, good, ctx.zen.spec.config.key)
     before = zconfig.config_revision(current)
     if rec.state == DRY_RUN:
         return _dry_run(rec, diff=diff, before=before, after=target, now=ctx.now)
     change = ConfigChange(from_revision=before, to_revision=target)
     progress.update(diff=diff, before=before, after=target, config=change)
-    save_revision(ctx.zen, before, current)  # the bad revision stays retrievable
-    _, after, how = write_config(ctx.zen, good, rec.id)
+    save_revision(ctx.api, ctx.zen, before, current)  # the bad revision stays retrievable
+    _, after, how = write_config(ctx.api, ctx.zen, good, rec.id)
     reason = f"rolled back to last known good; delivered by {how}{workload.restart_crash_looping(ctx)}"
     change = ConfigChange(from_revision=before, to_revision=after)
     return rec.model_copy(update={**progress, "state": VERIFYING, "after": after, "config": change, "reason": reason})
@@ -113,7 +113,7 @@ def _config_rollback(
 def _config_edit(step: Step, rec: RemediationRecord, ctx: ExecContext, progress: dict[str, Any]) -> RemediationRecord:
     """Eject targets, rate-limit routes, set connection limits: a temporary KDL edit with its undo."""
     assert step.action is not None
-    current, _ = read_config(ctx.zen)
+    current, _ = read_config(ctx.api, ctx.zen)
     new, diff, undos = config_store.edit_text(step.action, current, step, ctx)
     before = zconfig.config_revision(current)
     after = zconfig.config_revision(new)
@@ -122,7 +122,7 @@ def _config_edit(step: Step, rec: RemediationRecord, ctx: ExecContext, progress:
     if rec.state == DRY_RUN:
         return _dry_run(rec, diff=diff, before=before, after=after, now=ctx.now)
     progress.update(diff=diff, before=before, after=after, undo={"edits": undos}, revert_at=revert_at)
-    _, after, how = write_config(ctx.zen, new, rec.id)
+    _, after, how = write_config(ctx.api, ctx.zen, new, rec.id)
     reason = f"temporary change, delivered by {how}"
     change = ConfigChange(from_revision=before, to_revision=after)
     return rec.model_copy(update={**progress, "state": VERIFYING, "after": after, "config": change, "reason": reason})
@@ -195,13 +195,13 @@ def already_done(rec: RemediationRecord, ctx: ExecContext) -> dict[str, Any] | N
     if action == Action.CONFIG_ROLLBACK and rec.config is not None:
         source, target = rec.config.from_revision, rec.config.to_revision
         try:
-            current, _ = read_config(ctx.zen)
+            current, _ = read_config(ctx.api, ctx.zen)
         except ActionError:
             return None
         if zconfig.config_revision(current) != target:
             return None
         # Made again when it was made already: the same annotations, so no second rollout.
-        how = config_store.deliver(ctx.zen, target, rec.id)
+        how = config_store.deliver(ctx.api, ctx.zen, target, rec.id)
         return {
             "before": source,
             "after": target,
@@ -220,7 +220,7 @@ def already_done(rec: RemediationRecord, ctx: ExecContext) -> dict[str, Any] | N
     for ref in ctx.zen.spec.tls:
         if rec.target and ref.name not in rec.target:
             continue
-        secret = k8s.get_secret(ctx.zen.metadata.namespace, ref.secret_name)
+        secret = ctx.api.get_secret(ctx.zen.metadata.namespace, ref.secret_name)
         leaf = read_tls_secret(dict((secret or {}).get("data") or {})).cert_pem
         if leaf is None:
             return None
@@ -246,7 +246,7 @@ def effect_in_place(rec: RemediationRecord, ctx: ExecContext) -> bool:
     action = Action(rec.action)
     if action in CONFIG_ACTIONS:
         revision = rec.config.to_revision if rec.config else None
-        return config_store.config_in_place(ctx.zen, ctx.deployment, revision) and live_gap(rec, ctx) is None
+        return config_store.config_in_place(ctx.api, ctx.zen, ctx.deployment, revision) and live_gap(rec, ctx) is None
     if action in (Action.RESTART, Action.MEMORY_LIMIT):
         if rec.deleted_pods:
             gone = set(rec.deleted_pods)
@@ -272,7 +272,7 @@ def live_gap(rec: RemediationRecord, ctx: ExecContext) -> str | None:
     if Action(rec.action) not in CONFIG_ACTIONS or not ctx.zen.spec.config.verify_live:
         return None
     try:
-        text, _ = read_config(ctx.zen)
+        text, _ = read_config(ctx.api, ctx.zen)
     except ActionError as e:
         return str(e)
     pods = [p.name for p in ctx.snapshot.pods if p.process_running and not p.deleting]
@@ -283,13 +283,13 @@ def revert(rec: RemediationRecord, ctx: ExecContext) -> RemediationRecord:
     """Undo a temporary config edit (anchored on the KDL, so other edits since then are kept)."""
     edits = list(((rec.undo or {}).get("edits")) or [])
     try:
-        current, _ = read_config(ctx.zen)
+        current, _ = read_config(ctx.api, ctx.zen)
         new = current
         for raw in reversed(edits):
             new = zconfig.revert(new, zconfig.UndoRecord.from_dict(raw), name=ctx.zen.spec.config.key).text
         diff = zconfig.unified_diff(current, new, ctx.zen.spec.config.key)
         if new != current:
-            write_config(ctx.zen, new, rec.id + "/revert")
+            write_config(ctx.api, ctx.zen, new, rec.id + "/revert")
     except Exception as e:  # an API error as much as an edit that no longer applies: terminal, not retried each pass
         out = failed(rec, e, now=ctx.now, stage=FAILED_IN_REVERT)
         return out.model_copy(update={"reason": f"revert failed: {(out.reason or '')[:500]}", "revert_at": None})

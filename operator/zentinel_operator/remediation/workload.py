@@ -27,7 +27,7 @@ def rollout_complete(deployment: dict[str, Any] | None, template_ok: Any = None)
 
 def pdb_allows(ctx: ExecContext) -> tuple[bool, str]:
     labels = ((ctx.deployment or {}).get("spec", {}).get("template", {}).get("metadata", {}) or {}).get("labels") or {}
-    for pdb in k8s.list_pdbs(ctx.zen.metadata.namespace):
+    for pdb in ctx.api.list_pdbs(ctx.zen.metadata.namespace):
         sel = (pdb.get("spec") or {}).get("selector") or {}
         match = sel.get("matchLabels") or {}
         if match and all(labels.get(k) == v for k, v in match.items()):
@@ -43,13 +43,13 @@ def delete_pods(ctx: ExecContext, names: list[str]) -> None:
         raise ActionError(f"Deployment {ctx.zen.spec.workload.name} not found")
     raw = {
         p["metadata"]["name"]: p["metadata"].get("uid")
-        for p in k8s.list_pods(
+        for p in ctx.api.list_pods(
             ctx.zen.metadata.namespace, k8s.label_selector_string(ctx.deployment["spec"]["selector"])
         )
     }
     for name in names:
         if name in raw:
-            k8s.delete_pod(ctx.zen.metadata.namespace, name, raw[name])
+            ctx.api.delete_pod(ctx.zen.metadata.namespace, name, raw[name])
 
 
 def restart_crash_looping(ctx: ExecContext) -> str:
@@ -83,7 +83,7 @@ def restart(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, str, lis
     if not ok:
         raise ActionError(why)
     if not dry:
-        k8s.patch_deployment(
+        ctx.api.patch_deployment(
             ctx.zen.metadata.namespace,
             ctx.zen.spec.workload.name,
             {"spec": {"template": {"metadata": {"annotations": {ANN_RESTART: step.record.id if step.record else ""}}}}},
@@ -103,7 +103,7 @@ def memory(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str]:
         ctx.zen.spec.workload.container or (ctx.deployment or {})["spec"]["template"]["spec"]["containers"][0]["name"]
     )
     if not dry:
-        k8s.patch_deployment(
+        ctx.api.patch_deployment(
             ctx.zen.metadata.namespace,
             ctx.zen.spec.workload.name,
             {

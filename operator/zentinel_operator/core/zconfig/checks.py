@@ -9,7 +9,7 @@ import difflib
 import hashlib
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from zentinel_operator.core import kdl
@@ -105,6 +105,22 @@ class ConfigCheck:
 
 def _at(node: KdlNode) -> str:
     return f"line {node.line}: "
+
+
+def _identified(
+    top: Sequence[KdlNode], block: str, kind: str, a_kind: str, seen: Collection[str], errors: list[str]
+) -> Iterator[tuple[str, KdlNode]]:
+    """Each ``kind`` node of the ``block`` blocks with its id, as Zentinel's parser takes them: one without an
+    id, or with an id ``seen`` already (the caller's, as it grows), is an error and is skipped."""
+    for parent in (n for n in top if n.name == block):
+        for node in parent.children_named(kind):
+            nid = node.first_arg
+            if not isinstance(nid, str):
+                errors.append(f'{_at(node)}{a_kind} needs an id, e.g. {kind} "api" {{ ... }}')
+            elif nid in seen:
+                errors.append(f"{_at(node)}duplicate {kind} id '{nid}'")
+            else:
+                yield nid, node
 
 
 def _int_value(v: Scalar) -> int | None:
@@ -311,41 +327,31 @@ def check_config(text: str) -> ConfigCheck:
     # -- upstreams ------------------------------------------------------------------------------
     upstreams: dict[str, tuple[str, ...]] = {}
     health_checks: dict[str, HealthCheck] = {}
-    for block in (n for n in top if n.name == "upstreams"):
-        for up in block.children_named("upstream"):
-            uid = up.first_arg
-            if not isinstance(uid, str):
-                errors.append(f'{_at(up)}an upstream needs an id, e.g. upstream "api" {{ ... }}')
+    for uid, up in _identified(top, "upstreams", "upstream", "an upstream", upstreams, errors):
+        addrs = _upstream_targets(up)
+        upstreams[uid] = tuple(addrs)
+        check = _http_health_check(up)
+        if check is not None:
+            health_checks[uid] = check
+        if not addrs and up.child("discovery") is None:
+            errors.append(f"{_at(up)}upstream '{uid}' has no targets (add target \"host:port\" or a discovery block)")
+        for dup in sorted({a for a in addrs if addrs.count(a) > 1}):
+            warnings.append(f"{_at(up)}upstream '{uid}' lists target '{dup}' {addrs.count(dup)} times")
+        for t in target_nodes(up):
+            addr = target_address(t)
+            if addr is None:
+                warnings.append(f"{_at(t)}a target of upstream '{uid}' has no address and is skipped by Zentinel")
                 continue
-            if uid in upstreams:
-                errors.append(f"{_at(up)}duplicate upstream id '{uid}'")
-                continue
-            addrs = _upstream_targets(up)
-            upstreams[uid] = tuple(addrs)
-            check = _http_health_check(up)
-            if check is not None:
-                health_checks[uid] = check
-            if not addrs and up.child("discovery") is None:
+            problem = _address_problem(addr)
+            if problem:
+                errors.append(f"{_at(t)}upstream '{uid}' target '{addr}' is not host:port: {problem}")
+        shorthand = up.child("address")
+        if shorthand is not None and not target_nodes(up) and isinstance(shorthand.first_arg, str):
+            problem = _address_problem(shorthand.first_arg)
+            if problem:
                 errors.append(
-                    f"{_at(up)}upstream '{uid}' has no targets (add target \"host:port\" or a discovery block)"
+                    f"{_at(shorthand)}upstream '{uid}' address '{shorthand.first_arg}' is not host:port: {problem}"
                 )
-            for dup in sorted({a for a in addrs if addrs.count(a) > 1}):
-                warnings.append(f"{_at(up)}upstream '{uid}' lists target '{dup}' {addrs.count(dup)} times")
-            for t in target_nodes(up):
-                addr = target_address(t)
-                if addr is None:
-                    warnings.append(f"{_at(t)}a target of upstream '{uid}' has no address and is skipped by Zentinel")
-                    continue
-                problem = _address_problem(addr)
-                if problem:
-                    errors.append(f"{_at(t)}upstream '{uid}' target '{addr}' is not host:port: {problem}")
-            shorthand = up.child("address")
-            if shorthand is not None and not target_nodes(up) and isinstance(shorthand.first_arg, str):
-                problem = _address_problem(shorthand.first_arg)
-                if problem:
-                    errors.append(
-                        f"{_at(shorthand)}upstream '{uid}' address '{shorthand.first_arg}' is not host:port: {problem}"
-                    )
 
     # -- filters ----------------------------------------------------------------------------------
     filter_ids: set[str] = set()
@@ -359,59 +365,51 @@ def check_config(text: str) -> ConfigCheck:
     routes: list[str] = []
     route_upstreams: dict[str, str | None] = {}
     route_rate_limits: dict[str, RouteRateLimit] = {}
-    for block in (n for n in top if n.name == "routes"):
-        for r in block.children_named("route"):
-            rid = r.first_arg
-            if not isinstance(rid, str):
-                errors.append(f'{_at(r)}a route needs an id, e.g. route "api" {{ ... }}')
-                continue
-            if rid in route_upstreams:
-                errors.append(f"{_at(r)}duplicate route id '{rid}'")
-                continue
-            routes.append(rid)
-            up_node = r.child("upstream")
-            up_ref = up_node.first_arg if up_node is not None and isinstance(up_node.first_arg, str) else None
-            route_upstreams[rid] = up_ref
-            is_static = r.child("static-files") is not None
-            is_builtin = r.child("builtin-handler") is not None
-            if up_ref is not None and is_static:
-                errors.append(f"{_at(r)}route '{rid}' has both 'upstream' and 'static-files'; a route serves one kind")
-            elif up_ref is not None and up_ref not in upstreams and up_node is not None:
-                available = ", ".join(sorted(upstreams)) or "none"
-                missing.append(
-                    f"{_at(up_node)}route '{rid}' uses upstream '{up_ref}', which is not defined "
-                    f"(defined upstreams: {available})"
+    for rid, r in _identified(top, "routes", "route", "a route", route_upstreams, errors):
+        routes.append(rid)
+        up_node = r.child("upstream")
+        up_ref = up_node.first_arg if up_node is not None and isinstance(up_node.first_arg, str) else None
+        route_upstreams[rid] = up_ref
+        is_static = r.child("static-files") is not None
+        is_builtin = r.child("builtin-handler") is not None
+        if up_ref is not None and is_static:
+            errors.append(f"{_at(r)}route '{rid}' has both 'upstream' and 'static-files'; a route serves one kind")
+        elif up_ref is not None and up_ref not in upstreams and up_node is not None:
+            available = ", ".join(sorted(upstreams)) or "none"
+            missing.append(
+                f"{_at(up_node)}route '{rid}' uses upstream '{up_ref}', which is not defined "
+                f"(defined upstreams: {available})"
+            )
+        elif up_ref is None and not is_static and not is_builtin:
+            warnings.append(f"{_at(r)}route '{rid}' has no upstream, static-files or builtin-handler")
+        for fid in route_filter_ids(r):
+            if fid not in filter_ids:
+                missing.append(f"{_at(r)}route '{rid}' uses filter '{fid}', which is not defined")
+        policies = r.child("policies")
+        rl = policies.child("rate-limit") if policies is not None else None
+        if rl is not None:
+            rps_node = rl.child("requests-per-second")
+            rps = _int_value(rps_node.first_arg) if rps_node is not None else None
+            burst_node = rl.child("burst")
+            burst = _int_value(burst_node.first_arg) if burst_node is not None else None
+            key_node = rl.child("key")
+            rl_key = key_node.first_arg if key_node is not None else "client-ip"
+            if rps is None:
+                errors.append(
+                    f"{_at(rl)}route '{rid}' rate-limit needs requests-per-second as a whole number, "
+                    "e.g. requests-per-second 100"
                 )
-            elif up_ref is None and not is_static and not is_builtin:
-                warnings.append(f"{_at(r)}route '{rid}' has no upstream, static-files or builtin-handler")
-            for fid in route_filter_ids(r):
-                if fid not in filter_ids:
-                    missing.append(f"{_at(r)}route '{rid}' uses filter '{fid}', which is not defined")
-            policies = r.child("policies")
-            rl = policies.child("rate-limit") if policies is not None else None
-            if rl is not None:
-                rps_node = rl.child("requests-per-second")
-                rps = _int_value(rps_node.first_arg) if rps_node is not None else None
-                burst_node = rl.child("burst")
-                burst = _int_value(burst_node.first_arg) if burst_node is not None else None
-                key_node = rl.child("key")
-                rl_key = key_node.first_arg if key_node is not None else "client-ip"
-                if rps is None:
-                    errors.append(
-                        f"{_at(rl)}route '{rid}' rate-limit needs requests-per-second as a whole number, "
-                        "e.g. requests-per-second 100"
-                    )
-                key_problem = rate_limit_key_problem(rl_key)
-                if key_problem:
-                    errors.append(f"{_at(key_node or rl)}route '{rid}' rate-limit: {key_problem}")
-                if rps is not None and not key_problem:
-                    route_rate_limits[rid] = RouteRateLimit(rps, burst if burst is not None else rps, str(rl_key))
-                shadowing = [f for f in route_filter_ids(r) if f in rl_filters]
-                if shadowing:
-                    warnings.append(
-                        f"{_at(rl)}route '{rid}' also uses rate-limit filter '{shadowing[0]}', which Zentinel "
-                        "registers after the route's policies rate-limit and so replaces it"
-                    )
+            key_problem = rate_limit_key_problem(rl_key)
+            if key_problem:
+                errors.append(f"{_at(key_node or rl)}route '{rid}' rate-limit: {key_problem}")
+            if rps is not None and not key_problem:
+                route_rate_limits[rid] = RouteRateLimit(rps, burst if burst is not None else rps, str(rl_key))
+            shadowing = [f for f in route_filter_ids(r) if f in rl_filters]
+            if shadowing:
+                warnings.append(
+                    f"{_at(rl)}route '{rid}' also uses rate-limit filter '{shadowing[0]}', which Zentinel "
+                    "registers after the route's policies rate-limit and so replaces it"
+                )
 
     return ConfigCheck(
         valid=not errors,
