@@ -511,9 +511,17 @@ def warm_up(op: BenchOperator, size: int, timeout: float) -> dict[str, Any]:
 
 
 def pod_faults(
-    bench: Bench, watch: IncidentWatch, count: int, rng: random.Random, timeout: float
+    bench: Bench,
+    watch: IncidentWatch,
+    count: int,
+    rng: random.Random,
+    timeout: float,
+    after_recovery: Callable[[], float],
 ) -> list[dict[str, Any]]:
-    """Crash loops in one pod of a random Zentinel, one after another; each recovered once detected."""
+    """Crash loops in one pod of a random Zentinel, one after another; each recovered once detected.
+
+    ``after_recovery``: the operator's passes so far (a fleet smaller than ``count`` waits for one more).
+    """
     samples = []
     fleet = names(bench.size)
     chosen = rng.sample(fleet, min(count, len(fleet)))
@@ -532,8 +540,10 @@ def pod_faults(
         if seen:
             with contextlib.suppress(kubernetes.client.ApiException):
                 bench.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "zentinelincidents", seen[0])
-        if bench.size < count:
-            time.sleep(16)  # one timer pass on the recovered pod before the same Zentinel is crashed again
+        if bench.size < count:  # one pass on the recovered pod before the same Zentinel is crashed again
+            passes = after_recovery()
+            with contextlib.suppress(AssertionError):
+                wait_for(lambda passes=passes: after_recovery() > passes, timeout=30, interval=0.5, what="a pass")
     return samples
 
 
@@ -695,7 +705,9 @@ class Bench:
                     )
                     if self.size > 1:
                         worker.start()
-                    pod = pod_faults(self, watch, args.pod_faults, rng, args.pod_timeout)
+                    pod = pod_faults(
+                        self, watch, args.pod_faults, rng, args.pod_timeout, lambda: op.passes().get("count", 0)
+                    )
                     if self.size > 1:
                         worker.join()
                     else:  # one Zentinel: the metric fault after the crashes, not on top of one
@@ -841,6 +853,87 @@ def plot(results: dict[str, Any], out: Path) -> list[Path]:
     return paths
 
 
+def report(results: dict[str, Any]) -> str:
+    """The figures of a run's JSON as Markdown tables (for BENCHMARKS.md)."""
+    sizes = sorted(results["sizes"], key=int)
+    out = [
+        "| Zentinels | pods | cluster up (s) | Deployments applied (s) | pods Running (s) | emulators (s) "
+        "| Prometheus scraping all (s) | load avg before |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for size in sizes:
+        e = results["sizes"][size]
+        st = e.get("setup", {})
+        out.append(
+            f"| {size} | {int(size) * REPLICAS} | {st.get('cluster_s')} | {st.get('apply_deployments_s')} "
+            f"| {st.get('pods_running_s')} | {st.get('emulators_s')} | {st.get('prometheus_s', '-')} "
+            f"| {' '.join(f'{x:.2f}' for x in e.get('load_average_before', []))} |"
+        )
+
+    def rows() -> Iterator[tuple[str, dict[str, Any], str]]:
+        for size in sizes:
+            for c in results["sizes"][size].get("configs", []):
+                yield size, c, f"{c['source']}, events {'on' if c['event_passes'] else 'off'}"
+
+    def mean_pass(w: dict[str, Any]) -> str:
+        p = w.get("passes", {})
+        return f"{p['sum'] / p['count']:.3f}" if p.get("count") else "-"
+
+    out += [
+        "",
+        "| Zentinels | operator | CPU steady (cores) | CPU fault (cores) | RSS steady (MiB) | peak RSS (MiB) "
+        "| passes/min steady (timer+event) | mean pass (s) | kube-apiserver CPU steady (cores) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size, c, label in rows():
+        s, f = c["steady"], c["fault"]
+        per_min = 60 / s["seconds"]
+        passes = s.get("passes", {})
+        out.append(
+            f"| {size} | {label} | {s['cpu_cores']['operator']} | {f['cpu_cores']['operator']} "
+            f"| {s['rss_mib']['operator']} | {f['peak_rss_mib']['operator']} "
+            f"| {passes.get('timer', 0) * per_min:.0f}+{passes.get('event', 0) * per_min:.0f} | {mean_pass(s)} "
+            f"| {s['cpu_cores']['kube-apiserver']} |"
+        )
+    for phase in ("steady", "fault"):
+        out += [
+            "",
+            f"| Zentinels | operator | {phase}: writes/min | reads/min | watches opened/min "
+            "| the operator's requests per minute (audit log, its user) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for size, c, label in rows():
+            ops = c[phase]["operator_requests_per_minute"]
+            watches = sum(v for k, v in ops.items() if k.startswith("watch "))
+            detail = ", ".join(f"{k} {v:g}" for k, v in ops.items())
+            out.append(f"| {size} | {label} | {writes(ops)} | {reads(ops)} | {watches:g} | {detail} |")
+    out += [
+        "",
+        "| Zentinels | operator | steady: all clients minus idle (apiserver_request_total, per minute) "
+        "| fault: all clients minus idle |",
+        "|---|---|---|---|",
+    ]
+    for size, c, label in rows():
+        cells = []
+        for phase in ("steady", "fault"):
+            rates = c[phase].get("all_clients_minus_idle_per_minute", {})
+            cells.append(", ".join(f"{k} {v:g}" for k, v in rates.items()) or "0")
+        out.append(f"| {size} | {label} | {cells[0]} | {cells[1]} |")
+    out += [
+        "",
+        "| Zentinels | operator | crash loop: n | p50 (s) | p99 (s) | max (s) | missed "
+        "| 5xx share: n | p50 (s) | p99 (s) | max (s) | missed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size, c, label in rows():
+        p, m = c["pod_fault_latency"], c["metric_fault_latency"]
+        out.append(
+            f"| {size} | {label} | {p['n']} | {p['p50_s']} | {p['p99_s']} | {p['max_s']} | {p['missed']} "
+            f"| {m['n']} | {m['p50_s']} | {m['p99_s']} | {m['max_s']} | {m['missed']} |"
+        )
+    return "\n".join(out) + "\n"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--sizes", default="1,100,1000", help="fleet sizes, comma-separated (Zentinels of 3 pods)")
@@ -852,6 +945,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "recorded in the JSON)",
     )
     p.add_argument("--window", type=float, default=60, help="seconds of the quiet window")
+    p.add_argument("--idle-window", type=float, default=30, help="seconds of the window without the operator")
     p.add_argument("--pod-faults", type=int, default=10, help="crash loops injected per run, one after another")
     p.add_argument("--metric-faults", type=int, default=3, help="Zentinels whose 5xx share is raised per run")
     p.add_argument("--pod-timeout", type=float, default=60, help="seconds a crash may take to be detected")
@@ -860,10 +954,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--quick", action="store_true", help="sizes 1,10, a 20 s window, 3 crashes, 1 metric fault")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="directory for JSON and PNGs")
+    p.add_argument("--report", type=Path, help="print a run's JSON as Markdown tables, and nothing else")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the emulator child process
     args = p.parse_args(argv)
     if args.quick:
-        args.sizes, args.window, args.pod_faults, args.metric_faults = "1,10", 20, 3, 1
+        args.sizes, args.window, args.idle_window, args.pod_faults, args.metric_faults = "1,10", 20, 15, 3, 1
     return args
 
 
@@ -871,6 +966,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.serve:
         serve()
+        return
+    if args.report:
+        print(report(json.loads(args.report.read_text())), end="")
         return
     sizes = [int(s) for s in args.sizes.split(",") if s]
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
@@ -902,7 +1000,7 @@ def main(argv: list[str] | None = None) -> None:
                 if "Prometheus" in sources:
                     entry["setup"]["prometheus_s"] = bench.start_prometheus()
                 bench.set_source(sources[0])
-                entry["idle"] = bench.idle(args.window)
+                entry["idle"] = bench.idle(args.idle_window)
                 baseline = entry["idle"]["all_clients_requests_per_minute"]
                 say(f"  idle (no operator): {baseline}")
                 entry["configs"] = []
@@ -925,6 +1023,7 @@ def main(argv: list[str] | None = None) -> None:
     for path in plot(results, args.out):
         say(f"wrote {path}")
     say(f"wrote {json_path}")
+    print(report(results))
 
 
 if __name__ == "__main__":
