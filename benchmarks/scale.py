@@ -853,14 +853,19 @@ def plot(results: dict[str, Any], out: Path) -> list[Path]:
     return paths
 
 
+def head(*cells: str) -> list[str]:
+    """A blank line, a Markdown table's header row (``cells`` joined) and its rule."""
+    header = "".join(cells)
+    return ["", header, "|" + "---|" * (header.count("|") - 1)]
+
+
 def report(results: dict[str, Any]) -> str:
     """The figures of a run's JSON as Markdown tables (for BENCHMARKS.md)."""
     sizes = sorted(results["sizes"], key=int)
-    out = [
+    out = head(
         "| Zentinels | pods | cluster up (s) | Deployments applied (s) | pods Running (s) | emulators (s) "
-        "| Prometheus scraping all (s) | load avg before |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+        "| Prometheus scraping all (s) | load avg before |"
+    )[1:]
     for size in sizes:
         e = results["sizes"][size]
         st = e.get("setup", {})
@@ -879,12 +884,10 @@ def report(results: dict[str, Any]) -> str:
         p = w.get("passes", {})
         return f"{p['sum'] / p['count']:.3f}" if p.get("count") else "-"
 
-    out += [
-        "",
+    out += head(
         "| Zentinels | operator | CPU steady (cores) | CPU fault (cores) | RSS steady (MiB) | peak RSS (MiB) "
-        "| passes/min steady (timer+event) | mean pass (s) | kube-apiserver CPU steady (cores) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+        "| passes/min steady (timer+event) | mean pass (s) | kube-apiserver CPU steady (cores) |"
+    )
     for size, c, label in rows():
         s, f = c["steady"], c["fault"]
         per_min = 60 / s["seconds"]
@@ -896,35 +899,29 @@ def report(results: dict[str, Any]) -> str:
             f"| {s['cpu_cores']['kube-apiserver']} |"
         )
     for phase in ("steady", "fault"):
-        out += [
-            "",
+        out += head(
             f"| Zentinels | operator | {phase}: writes/min | reads/min | watches opened/min "
-            "| the operator's requests per minute (audit log, its user) |",
-            "|---|---|---|---|---|---|",
-        ]
+            "| the operator's requests per minute (audit log, its user) |"
+        )
         for size, c, label in rows():
             ops = c[phase]["operator_requests_per_minute"]
             watches = sum(v for k, v in ops.items() if k.startswith("watch "))
             detail = ", ".join(f"{k} {v:g}" for k, v in ops.items())
             out.append(f"| {size} | {label} | {writes(ops)} | {reads(ops)} | {watches:g} | {detail} |")
-    out += [
-        "",
+    out += head(
         "| Zentinels | operator | steady: all clients minus idle (apiserver_request_total, per minute) "
-        "| fault: all clients minus idle |",
-        "|---|---|---|---|",
-    ]
+        "| fault: all clients minus idle |"
+    )
     for size, c, label in rows():
         cells = []
         for phase in ("steady", "fault"):
             rates = c[phase].get("all_clients_minus_idle_per_minute", {})
             cells.append(", ".join(f"{k} {v:g}" for k, v in rates.items()) or "0")
         out.append(f"| {size} | {label} | {cells[0]} | {cells[1]} |")
-    out += [
-        "",
+    out += head(
         "| Zentinels | operator | crash loop: n | p50 (s) | p99 (s) | max (s) | missed "
-        "| 5xx share: n | p50 (s) | p99 (s) | max (s) | missed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+        "| 5xx share: n | p50 (s) | p99 (s) | max (s) | missed |"
+    )
     for size, c, label in rows():
         p, m = c["pod_fault_latency"], c["metric_fault_latency"]
         out.append(
