@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -267,14 +268,34 @@ def names(size: int) -> list[str]:
     return [f"z{i:04d}" for i in range(size)]
 
 
-def apply_docs(kube: Kube, docs: list[dict[str, Any]], chunk: int = 250) -> None:
-    """Server-side apply, ``chunk`` objects per kubectl run (a List: one request per object)."""
-    for i in range(0, len(docs), chunk):
-        items = {"apiVersion": "v1", "kind": "List", "items": docs[i : i + chunk]}
-        kube.run("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(items))
+class Applier:
+    """Server-side apply through the API client, 8 objects in flight (one kubectl run of 250 objects took
+    over 120 s on the loaded machine)."""
+
+    APPLY = "application/apply-patch+yaml"  # JSON is YAML
+
+    def __init__(self, client: Any) -> None:
+        self.core = kubernetes.client.CoreV1Api(client)
+        self.apps = kubernetes.client.AppsV1Api(client)
+        self.custom = kubernetes.client.CustomObjectsApi(client)
+
+    def apply(self, doc: dict[str, Any]) -> None:
+        name, ns = doc["metadata"]["name"], doc["metadata"]["namespace"]
+        opts: dict[str, Any] = {"field_manager": "zentinel-scale-bench", "force": True, "_content_type": self.APPLY}
+        if doc["kind"] == "Deployment":
+            self.apps.patch_namespaced_deployment(name, ns, doc, **opts)
+        elif doc["kind"] == "ConfigMap":
+            self.core.patch_namespaced_config_map(name, ns, doc, **opts)
+        else:
+            self.custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "zentinels", name, doc, **opts)
+
+    def apply_all(self, docs: list[dict[str, Any]]) -> None:
+        with ThreadPoolExecutor(8) as pool:
+            for _ in pool.map(self.apply, docs):
+                pass
 
 
-def create_fleet(kube: Kube, core: Any, size: int) -> dict[str, Any]:
+def create_fleet(kube: Kube, applier: Applier, size: int) -> dict[str, Any]:
     """Deployments first (pods take longest), the shared ConfigMap; returns the running pods and timings."""
     started = time.monotonic()
     kube.run("create", "namespace", NAMESPACE)
@@ -286,12 +307,12 @@ def create_fleet(kube: Kube, core: Any, size: int) -> dict[str, Any]:
         d = deployment(name, replicas=REPLICAS)
         d["metadata"]["namespace"] = NAMESPACE
         deployments.append(d)
-    apply_docs(kube, [cm, *deployments])
+    applier.apply_all([cm, *deployments])
     applied = time.monotonic()
     want = size * REPLICAS
 
     def running() -> list[Any]:
-        pods = core.list_namespaced_pod(NAMESPACE).items
+        pods = applier.core.list_namespaced_pod(NAMESPACE).items
         ok = [p for p in pods if p.status.phase == "Running" and p.status.pod_ip and not p.metadata.deletion_timestamp]
         return ok if len(ok) == want else []
 
@@ -608,7 +629,8 @@ class Bench:
         self.core = kubernetes.client.CoreV1Api(client)
         self.custom = kubernetes.client.CustomObjectsApi(client)
         self.client_kube = ClientKube(self.core)
-        fleet = create_fleet(self.kube, self.core, self.size)
+        self.applier = Applier(client)
+        fleet = create_fleet(self.kube, self.applier, self.size)
         pods = [client.sanitize_for_serialization(p) for p in fleet.pop("pods")]
         self.pods_of: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         for p in pods:
@@ -647,7 +669,7 @@ class Bench:
     def set_source(self, source: str) -> float:
         started = time.monotonic()
         if source != self.source:
-            apply_docs(self.kube, [zentinel(z, source) for z in names(self.size)])
+            self.applier.apply_all([zentinel(z, source) for z in names(self.size)])
             self.source = source
         return round(time.monotonic() - started, 1)
 
