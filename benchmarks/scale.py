@@ -973,7 +973,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--quick", action="store_true", help="sizes 1,10, a 20 s window, 3 crashes, 1 metric fault")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="directory for JSON and PNGs")
-    p.add_argument("--report", type=Path, help="print a run's JSON as Markdown tables, and nothing else")
+    p.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        help="print the JSON of runs as Markdown tables (sizes merged, a later file's size winning) and plot them "
+        "into --out; nothing is run",
+    )
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the emulator child process
     args = p.parse_args(argv)
     if args.quick:
@@ -987,7 +993,14 @@ def main(argv: list[str] | None = None) -> None:
         serve()
         return
     if args.report:
-        print(report(json.loads(args.report.read_text())), end="")
+        merged: dict[str, Any] = {"sizes": {}}
+        for path in args.report:
+            run = json.loads(path.read_text())
+            merged["sizes"].update({k: v for k, v in run["sizes"].items() if v.get("configs")})
+        print(report(merged), end="")
+        args.out.mkdir(parents=True, exist_ok=True)
+        for png in plot(merged, args.out):
+            print(f"wrote {png}", file=sys.stderr)
         return
     sizes = [int(s) for s in args.sizes.split(",") if s]
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
