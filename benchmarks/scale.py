@@ -493,6 +493,12 @@ class IncidentWatch:
                     return None
                 self._cond.wait(left)
 
+    def categories(self, start: float, seconds: float) -> dict[str, int]:
+        """Incidents first seen in a window, by category (the injected faults' and any others)."""
+        with self._cond:
+            seen = list(self.seen.values())
+        return dict(collections.Counter(cat for _, _, cat, at in seen if start <= at <= start + seconds))
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -708,7 +714,11 @@ class Bench:
         try:
             with operator_running(op):
                 assert op.proc is not None
-                pids = {"operator": op.proc.pid, "kube-apiserver": self.cluster.pids()["kube-apiserver"]}
+                pids = {
+                    "operator": op.proc.pid,
+                    "kube-apiserver": self.cluster.pids()["kube-apiserver"],
+                    "emulators": self.emulators.proc.pid,
+                }
                 out.update(warm_up(op, self.size, timeout=args.warm_up_timeout))
                 say(f"  warm: {out['warm_up_s']} s, passes {out['passes']}")
                 before = op.passes()
@@ -716,6 +726,7 @@ class Bench:
                     time.sleep(args.window)
                 out["steady"] = steady.figures(baseline)
                 out["steady"]["passes"] = delta_passes(op.passes(), before)
+                out["steady"]["incidents_opened"] = watch.categories(steady.started, steady.seconds)
                 say(f"  steady: {brief(out['steady'])}")
                 before = op.passes()
                 with Window(self.cluster, pids) as faulty:
@@ -736,6 +747,7 @@ class Bench:
                         metric.extend(metric_faults(self, watch, args.metric_faults, rng, args.metric_timeout))
                 out["fault"] = faulty.figures(baseline)
                 out["fault"]["passes"] = delta_passes(op.passes(), before)
+                out["fault"]["incidents_opened"] = watch.categories(faulty.started, faulty.seconds)
                 out["pod_fault_latency"] = latency_figures(pod)
                 out["metric_fault_latency"] = latency_figures(metric)
                 say(f"  fault: {brief(out['fault'])}")
@@ -908,7 +920,8 @@ def report(results: dict[str, Any]) -> str:
 
     out += head(
         "| Zentinels | operator | CPU steady (cores) | CPU fault (cores) | RSS steady (MiB) | peak RSS (MiB) "
-        "| passes/min steady (timer+event) | mean pass (s) | kube-apiserver CPU steady (cores) |"
+        "| passes/min steady (timer+event) | mean pass (s) | kube-apiserver CPU steady (cores) "
+        "| emulators CPU steady (cores) | incidents opened, steady window |"
     )
     for size, c, label in rows():
         s, f = c["steady"], c["fault"]
@@ -918,7 +931,8 @@ def report(results: dict[str, Any]) -> str:
             f"| {size} | {label} | {s['cpu_cores']['operator']} | {f['cpu_cores']['operator']} "
             f"| {s['rss_mib']['operator']} | {f['peak_rss_mib']['operator']} "
             f"| {passes.get('timer', 0) * per_min:.0f}+{passes.get('event', 0) * per_min:.0f} | {mean_pass(s)} "
-            f"| {s['cpu_cores']['kube-apiserver']} |"
+            f"| {s['cpu_cores']['kube-apiserver']} | {s['cpu_cores'].get('emulators', '-')} "
+            f"| {', '.join(f'{k} {v}' for k, v in s.get('incidents_opened', {}).items()) or '-'} |"
         )
     for phase in ("steady", "fault"):
         out += head(
