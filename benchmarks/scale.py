@@ -58,7 +58,7 @@ from support.emulator import EmulatorFleet  # noqa: E402
 from support.kube import Kube, deployment, wait_for  # noqa: E402
 from support.operator import OperatorProcess  # noqa: E402
 from zentinel_devcluster import tools  # noqa: E402
-from zentinel_devcluster.cluster import Cluster  # noqa: E402
+from zentinel_devcluster.cluster import NODE_NAME, Cluster  # noqa: E402
 from zentinel_devcluster.pki import CA  # noqa: E402
 from zentinel_operator import config as operator_config  # noqa: E402
 
@@ -629,6 +629,10 @@ class Bench:
         self.kube = Kube(tools.binary("kubectl"), self.cluster.kubeconfig)
         self.kube.run("apply", "--server-side", "-f", str(REPO / "crds"))
         self.kube.run("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+        # The kwok node says it holds 500 pods (zentinel_devcluster.cluster); a fleet of 1,000 needs 3,000.
+        pods = str(max(500, self.size * REPLICAS + 100))
+        capacity = {"status": {"capacity": {"pods": pods}, "allocatable": {"pods": pods}}}
+        self.kube.run("patch", "node", NODE_NAME, "--subresource=status", "--type=merge", "-p", json.dumps(capacity))
         cluster_s = time.monotonic() - started
         client = kubernetes.config.new_client_from_config(config_file=str(self.cluster.kubeconfig))
         client.configuration.connection_pool_maxsize = 16
