@@ -708,6 +708,7 @@ class Bench:
         out["apply_source_s"] = self.set_source(source)
         self.clear_incidents()
         env = {"ZENTINEL_OPERATOR_EVENT_PASSES": "true" if events else "false"}
+        env.update(kv.split("=", 1) for kv in args.operator_env)
         if source == "Prometheus" and self.prometheus is not None:
             env["ZENTINEL_OPERATOR_PROMETHEUS_URL"] = self.prometheus.url
         log_dir = self.workdir / f"operator-{source}-{'events' if events else 'timer'}"
@@ -991,6 +992,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--metric-timeout", type=float, default=120, help="seconds a 5xx rise may take to be detected")
     p.add_argument("--warm-up-timeout", type=float, default=180, help="seconds to wait for two passes per Zentinel")
     p.add_argument("--seed", type=int, default=13)
+    p.add_argument(
+        "--operator-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an operator setting to add (e.g. ZENTINEL_OPERATOR_LEADER_ELECTION=false); may be repeated",
+    )
     p.add_argument("--quick", action="store_true", help="sizes 1,10, a 20 s window, 3 crashes, 1 metric fault")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="directory for JSON and PNGs")
     p.add_argument(
