@@ -32,6 +32,9 @@ def listening(port: int) -> bool:
 class OperatorProcess:
     """The operator as a real process (``python -m zentinel_operator run``) against the cluster."""
 
+    # kopf's debug log (``--verbose``) for tests; a benchmark turns it off, as the chart's default does.
+    verbose = True
+
     def __init__(self, kubeconfig: Path, namespace: str, log_dir: Path, extra_env: dict[str, str]) -> None:
         self.kubeconfig = kubeconfig
         self.namespace = namespace
@@ -70,7 +73,7 @@ class OperatorProcess:
         self.starts += 1
         out = self.log_file.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "zentinel_operator", "run", "--verbose"],
+            [sys.executable, "-m", "zentinel_operator", "run", *(["--verbose"] if self.verbose else [])],
             env=self.env(),
             stdout=out,
             stderr=subprocess.STDOUT,
