@@ -120,3 +120,23 @@ def test_a_config_change_and_a_secret_change_are_passed_over_at_once(
         what="ConfigValid=True again",
     )
     assert passes(operator, "timer") == 1
+
+
+def test_a_crash_after_its_last_incident_was_deleted_is_a_new_incident(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any]
+) -> None:
+    # A person deletes the incident of a crash that recovered; the pod crash-loops again: a new incident.
+    dp = start_edge(kube, namespace, dataplanes)
+    dp.traffic(rps=50, error_share=0.0)
+    first_pass_done(kube, namespace, operator)
+    pod = running_pods(kube, namespace, "app=edge", 3)[0]
+    crash.crash_loop(kube, pod, restarts=4)
+    first = wait_for(lambda: incident(kube, namespace, "ProcessCrash"), timeout=60, what="ProcessCrash")
+    crash.recover(kube, pod, restarts=4)
+    kube.run("delete", "zinc", first["metadata"]["name"], "-n", namespace)
+    wait_for(lambda: _unchanged_over(operator, 2.0), timeout=60, what="event passes settled")
+
+    crash.crash_loop(kube, pod, restarts=8)
+    again = wait_for(lambda: incident(kube, namespace, "ProcessCrash"), timeout=60, what="a new ProcessCrash")
+    assert again["metadata"]["uid"] != first["metadata"]["uid"]
+    assert passes(operator, "timer") == 1  # found by an event pass

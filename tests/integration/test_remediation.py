@@ -38,7 +38,10 @@ def policy(resolve_after: str = "3s", **remediation: Any) -> dict[str, Any]:
         "remediation": {
             "defaultMode": "Off",
             "cooldown": "0s",
-            "provenGoodAfter": "2s",
+            # Long enough that the test's crash of the pods on a bad config (kubectl calls from the Keeper's
+            # thread, seconds apart on a loaded machine) lands before the bad revision could be proven good:
+            # event passes see the new revision the moment it is written.
+            "provenGoodAfter": "10s",
             "verifyTimeout": "2m",
             "holdOffAfterChange": "0s",
             **remediation,
