@@ -9,6 +9,8 @@ from unit.test_remediation_plan import NOW, policy, snapshot, zen
 from zentinel_operator.core.snapshot import CertificateSignal
 from zentinel_operator.models.incident import CertificateChange, RemediationRecord
 from zentinel_operator.models.zentinel import IssuerType
+from zentinel_operator.names import ANN_TLS
+from zentinel_operator.remediation.certificates import rolled_for
 from zentinel_operator.remediation.executor import ExecContext, effect_in_place
 
 FP = "ab" * 32
@@ -32,16 +34,49 @@ def test_a_restart_of_stuck_pods_is_in_place_once_the_pods_it_deleted_are_gone()
     assert not effect_in_place(record("restart", after="deleted edge-9"), ctx)
 
 
-def test_a_rotation_is_in_place_when_the_secret_and_the_pods_hold_what_it_installed() -> None:
-    cert = CertificateSignal(name="edge", secret="edge-tls", present=True, fingerprint=FP, served_matches=True)
-    installed = [CertificateChange(name="edge", issuer=IssuerType.CA_SECRET, fingerprint=FP)]
-    assert effect_in_place(record("certificateRotation", certificates=installed), exec_ctx(certificates=(cert,)))
-    stale = dataclasses.replace(cert, fingerprint="cd" * 32)
-    assert not effect_in_place(record("certificateRotation", certificates=installed), exec_ctx(certificates=(stale,)))
-    unserved = dataclasses.replace(cert, served_matches=False)
-    assert not effect_in_place(
-        record("certificateRotation", certificates=installed), exec_ctx(certificates=(unserved,))
-    )
+def rolled(annotation: str | None, *, done: bool = True) -> dict[str, object]:
+    """A Deployment whose pod template carries ``annotation`` as its certificate annotation."""
+    ann = {ANN_TLS: annotation} if annotation is not None else {}
+    status = {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}
+    if not done:  # the rolling restart is half way: an old pod is still there
+        status = {**status, "replicas": 4, "updatedReplicas": 2}
+    return {
+        "metadata": {"name": "edge", "generation": 2},
+        "spec": {"replicas": 3, "template": {"metadata": {"annotations": ann}}},
+        "status": status,
+    }
+
+
+def test_a_rotation_is_in_place_when_the_secret_the_rollout_and_the_pods_hold_what_it_installed() -> None:
+    cert = CertificateSignal(name="public", secret="edge-tls", present=True, fingerprint=FP, served_matches=True)
+    installed = [CertificateChange(name="public", issuer=IssuerType.CA_SECRET, fingerprint=FP)]
+    rec = record("certificateRotation", certificates=installed)
+    ours = rolled(rolled_for({"public": FP}))
+
+    def in_place(cert: CertificateSignal, deployment: dict[str, object] | None = ours, port: bool = False) -> bool:
+        ctx = dataclasses.replace(exec_ctx(certificates=(cert,)), deployment=deployment)
+        if port:
+            tls = [t.model_copy(update={"port": 8443}) for t in ctx.zen.spec.tls]
+            spec = ctx.zen.spec.model_copy(update={"tls": tls})
+            ctx = dataclasses.replace(ctx, zen=ctx.zen.model_copy(update={"spec": spec}))
+        return effect_in_place(rec, ctx)
+
+    assert in_place(cert) and in_place(cert, port=True)
+    assert not in_place(dataclasses.replace(cert, fingerprint="cd" * 32))  # the Secret holds something else
+    assert not in_place(dataclasses.replace(cert, served_matches=False))  # a pod serves another certificate
+    # No handshake with the new certificate yet (an event pass right after the Secret was written):
+    # where the certificate has a TLS port, that is not proof; without one, the finished rollout is.
+    unprobed = dataclasses.replace(cert, served_matches=None)
+    assert not in_place(unprobed, port=True)
+    assert in_place(unprobed)
+    # The rolling restart that loads it: not finished, not this rotation's, or no Deployment.
+    assert not in_place(cert, rolled(rolled_for({"public": FP}), done=False))
+    assert not in_place(cert, rolled(rolled_for({"public": "cd" * 32})))
+    assert not in_place(cert, rolled(None))
+    assert not in_place(cert, None)
+    # The certificate was not read this pass: nothing shows it is there.
+    ctx = dataclasses.replace(exec_ctx(certificates=()), deployment=ours)
+    assert not effect_in_place(rec, ctx)
 
 
 def test_a_cert_manager_reissue_has_no_fingerprint_and_counts_as_requested() -> None:

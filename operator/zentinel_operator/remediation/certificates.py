@@ -107,6 +107,12 @@ def rotate_one(ref: TLSRef, ctx: ExecContext, dry: bool) -> tuple[str, Certifica
     return before, after
 
 
+def rolled_for(installed: dict[str, str]) -> str:
+    """The pod template annotation (:data:`ANN_TLS`) of a rolling restart that loads these certificates
+    (name -> fingerprint): a rotation's verification waits for the rollout of this template."""
+    return ",".join(f"{k}={v[:16]}" for k, v in sorted(installed.items()))
+
+
 def rotate(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, list[CertificateChange]]:
     names = [str(n) for n in step.params.get("certificates", [])]  # type: ignore[attr-defined]
     befores, afters = [], []
@@ -133,7 +139,7 @@ def rotate(step: Step, ctx: ExecContext, dry: bool) -> tuple[str, str, list[Cert
                     "template": {
                         "metadata": {
                             "annotations": {
-                                ANN_TLS: ",".join(f"{k}={v[:16]}" for k, v in sorted(installed.items())),
+                                ANN_TLS: rolled_for(installed),
                                 ANN_RESTART: step.record.id if step.record else "",
                             }
                         }

@@ -32,7 +32,7 @@ from ..core.remediation import (
 )
 from ..models.incident import CertificateChange, ConfigChange, RemediationRecord
 from ..models.zentinel import IssuerType
-from ..names import ANN_RESTART
+from ..names import ANN_RESTART, ANN_TLS
 from . import certificates, config_store, workload
 from .config_store import read_config, revision_text, save_revision, write_config
 from .context import ActionError, ExecContext
@@ -254,13 +254,32 @@ def effect_in_place(rec: RemediationRecord, ctx: ExecContext) -> bool:
             return not (gone & live) and all(p.ready for p in ctx.snapshot.pods if not p.deleting) and bool(live)
         return workload.rollout_complete(ctx.deployment, lambda ann: ann.get(ANN_RESTART) == rec.id)
     if action == Action.CERTIFICATE_ROTATION:
-        changes = rec.certificates or []
-        installed = {c.name: c.fingerprint for c in changes if c.fingerprint}
-        for cert in ctx.snapshot.certificates:
-            if cert.name in installed and (cert.fingerprint != installed[cert.name] or cert.served_matches is False):
-                return False
-        return bool(installed) or any(c.issuer == IssuerType.CERT_MANAGER for c in changes)
+        return rotation_in_place(rec, ctx)
     return False
+
+
+def rotation_in_place(rec: RemediationRecord, ctx: ExecContext) -> bool:
+    """A rotation is in place when the Secrets hold what it installed, the rolling restart that loads them
+    has finished, and every pod that answered a handshake on a certificate's TLS port served the new one.
+
+    The handshake's answer must be about the new certificate (``served_matches`` True): an event pass
+    right after the Secret was written has no handshake with it yet (None), and the old pods still serve
+    the old one, so that is not in place. A certificate without a TLS port cannot be probed: the finished
+    rollout is the proof. A cert-manager re-issue has no fingerprint: the request is what is in place."""
+    changes = rec.certificates or []
+    installed = {c.name: c.fingerprint for c in changes if c.fingerprint}
+    if not installed:
+        return any(c.issuer == IssuerType.CERT_MANAGER for c in changes)
+    probed = {t.name for t in ctx.zen.spec.tls if t.port is not None}
+    seen = {c.name: c for c in ctx.snapshot.certificates}
+    for name, fingerprint in installed.items():
+        cert = seen.get(name)
+        if cert is None or cert.fingerprint != fingerprint:
+            return False
+        if cert.served_matches is False or (name in probed and cert.served_matches is not True):
+            return False
+    want = certificates.rolled_for(installed)
+    return workload.rollout_complete(ctx.deployment, lambda ann: ann.get(ANN_TLS) == want)
 
 
 def live_gap(rec: RemediationRecord, ctx: ExecContext) -> str | None:
