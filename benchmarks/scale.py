@@ -57,15 +57,13 @@ from support import configs, crash  # noqa: E402
 from support.emulator import EmulatorFleet  # noqa: E402
 from support.kube import Kube, deployment, wait_for  # noqa: E402
 from support.operator import OperatorProcess  # noqa: E402
-from zentinel_devcluster import tools  # noqa: E402
+from zentinel_devcluster import audit, tools  # noqa: E402
 from zentinel_devcluster.cluster import NODE_NAME, Cluster  # noqa: E402
-from zentinel_devcluster.pki import CA  # noqa: E402
 from zentinel_operator import config as operator_config  # noqa: E402
 
 NAMESPACE = "bench"
 REPLICAS = 3
 ADMIN_PORT = 9090
-OPERATOR_USER = "zentinel-bench-operator"
 GROUP, VERSION = "zentinel.io", "v1alpha1"
 RPS_PER_POD = 20
 FAULT_SHARE = 0.5  # of answers 5xx: past the SEV2 (and SEV1) rung
@@ -88,45 +86,15 @@ def say(text: str) -> None:
 
 
 class BenchCluster(Cluster):
-    """The dev cluster with an audit log of the operator's user, and a controller-manager allowed 200 qps
-    (its default 20 takes minutes to create 3,000 pods)."""
-
-    @property
-    def audit_log(self) -> Path:
-        return self.state_dir / "audit.log"
+    """The dev cluster (whose API server keeps an audit log of the audited user, ``zentinel_devcluster.audit``,
+    which the operator runs as here), with a controller-manager allowed 200 qps (its default 20 takes minutes to
+    create 3,000 pods)."""
 
     def _spawn(self, name: str, args: Sequence[str], *, python: bool = False) -> None:
         args = list(args)
-        if name == "kube-apiserver":
-            policy = self.state_dir / "audit-policy.json"
-            policy.write_text(
-                json.dumps(
-                    {
-                        "apiVersion": "audit.k8s.io/v1",
-                        "kind": "Policy",
-                        "omitStages": ["RequestReceived"],
-                        "rules": [{"level": "Metadata", "users": [OPERATOR_USER]}, {"level": "None"}],
-                    }
-                )
-            )
-            args += [
-                f"--audit-policy-file={policy}",
-                f"--audit-log-path={self.audit_log}",
-                "--audit-log-format=json",
-                "--audit-log-maxsize=0",
-            ]
-        elif name == "kube-controller-manager":
+        if name == "kube-controller-manager":
             args += ["--kube-api-qps=200", "--kube-api-burst=400"]
         super()._spawn(name, args, python=python)
-
-    def operator_kubeconfig(self) -> Path:
-        """A kubeconfig of a user of its own (in system:masters), so the audit log can tell its requests."""
-        ca = CA.load(self.pki / "ca.crt", self.pki / "ca.key")
-        ca.issue_to(self.pki, "bench-operator", OPERATOR_USER, organizations=("system:masters",), client=True)
-        path = self.state_dir / "bench-operator.kubeconfig"
-        path.write_text(self._kubeconfig_text(self.server, "bench-operator"))
-        path.chmod(0o600)
-        return path
 
     def request_totals(self) -> dict[tuple[str, str], float]:
         """``apiserver_request_total`` summed by (verb, resource[/subresource]), all clients."""
@@ -144,29 +112,6 @@ class BenchCluster(Cluster):
             resource = labels.get("resource", "") + (f"/{labels['subresource']}" if labels.get("subresource") else "")
             totals[(labels.get("verb", "?"), resource or "(non-resource)")] += float(value)
         return dict(totals)
-
-
-def audit_counts(log: Path, start: int, end: int) -> dict[tuple[str, str], int]:
-    """The operator's requests in the audit log between two byte offsets, by (verb, resource[/subresource]).
-
-    A watch counts once, when it opens (stage ResponseStarted); every other request when it completes.
-    """
-    counts: dict[tuple[str, str], int] = collections.Counter()
-    with log.open("rb") as f:
-        f.seek(start)
-        data = f.read(max(0, end - start))
-    for line in data.splitlines():
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
-        verb, stage = ev.get("verb", "?"), ev.get("stage")
-        if (verb == "watch") != (stage == "ResponseStarted") or stage not in ("ResponseStarted", "ResponseComplete"):
-            continue
-        ref = ev.get("objectRef") or {}
-        resource = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
-        counts[(verb, resource or ev.get("requestURI", "?").split("?")[0])] += 1
-    return dict(counts)
 
 
 def per_minute(counts: dict[tuple[str, str], float], seconds: float) -> dict[str, float]:
@@ -228,7 +173,7 @@ class Window:
         self.memory = {name: memory_mib(pid) for name, pid in self.pids.items()}
         time.sleep(1)  # the last requests' audit lines and counters
         self.all_clients = delta(self.cluster.request_totals(), self.totals)
-        self.operator = audit_counts(self.cluster.audit_log, self.audit_start, self.cluster.audit_log.stat().st_size)
+        self.operator = audit.counts(self.cluster.audit_log, self.audit_start, self.cluster.audit_log.stat().st_size)
 
     def figures(self, baseline: dict[str, float] | None = None) -> dict[str, Any]:
         all_rate = per_minute(self.all_clients, self.seconds)
@@ -649,7 +594,7 @@ class Bench:
         self.emulators = Emulators([p["status"]["podIP"] for p in pods], self.workdir / "emulators.log")
         emulators_s = time.monotonic() - t
         self.targets = {(NAMESPACE, p["metadata"]["name"]): f"{p['status']['podIP']}:{ADMIN_PORT}" for p in pods}
-        self.operator_kubeconfig = self.cluster.operator_kubeconfig()
+        self.operator_kubeconfig = self.cluster.audited_kubeconfig
         self.source: str | None = None
         self.prometheus: BenchPrometheus | None = None
         return {

@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from . import kubelet, tools
+from . import audit, kubelet, tools
 from .pki import CA, service_account_keypair
 
 NODE_NAME = "kwok-node-0"
@@ -219,6 +219,9 @@ class Cluster:
         self.logs = self.state_dir / "logs"
         self.kubeconfig = self.state_dir / "kubeconfig"
         self.developer_kubeconfig = self.state_dir / "kubeconfig-developer"
+        # The user whose every request the API server writes to ``audit_log`` (see ``audit``).
+        self.audited_kubeconfig = self.state_dir / "kubeconfig-audited"
+        self.audit_log = self.logs / "audit.log"
         self.state_file = self.state_dir / "state.json"
         self.pods_dir = self.state_dir / "process-pods"
 
@@ -431,6 +434,7 @@ class Cluster:
         )
         ca.issue_to(self.pki, "admin", "zentinel-admin", organizations=("system:masters",), client=True)
         ca.issue_to(self.pki, "developer", "developer", client=True)
+        ca.issue_to(self.pki, "audited", audit.AUDITED_USER, organizations=("system:masters",), client=True)
         ca.issue_to(self.pki, "controller-manager", "system:kube-controller-manager", client=True)
         ca.issue_to(self.pki, "scheduler", "system:kube-scheduler", client=True)
         # kwok updates node and pod status for every node it manages: it acts as the kubelet.
@@ -482,6 +486,9 @@ class Cluster:
         server = f"https://{LOOPBACK}:{ports.apiserver}"
         self.kubeconfig.write_text(self._kubeconfig_text(server, "admin"))
         self.developer_kubeconfig.write_text(self._kubeconfig_text(server, "developer"))
+        if (self.pki / "audited.crt").exists():  # a cluster made before it had no audited user
+            self.audited_kubeconfig.write_text(self._kubeconfig_text(server, "audited"))
+            self.audited_kubeconfig.chmod(0o600)
         for user in ("controller-manager", "scheduler", "kwok", "process-kubelet"):
             (self.state_dir / f"{user}.kubeconfig").write_text(self._kubeconfig_text(server, user))
         for p in (self.kubeconfig, self.developer_kubeconfig):
@@ -527,6 +534,8 @@ class Cluster:
 
     def _start_apiserver(self, ports: Ports) -> None:
         p = self.pki
+        audit_policy = self.state_dir / "audit-policy.json"
+        audit_policy.write_text(json.dumps(audit.policy()))
         self._spawn(
             "kube-apiserver",
             [
@@ -551,6 +560,10 @@ class Cluster:
                 "--endpoint-reconciler-type=none",
                 "--allow-privileged=true",
                 "--profiling=false",
+                f"--audit-policy-file={audit_policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=0",
                 "--v=1",
             ],
         )

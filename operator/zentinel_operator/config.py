@@ -28,6 +28,12 @@ class Settings(BaseModel):
         default=0.5, ge=0, le=60, description="Seconds one burst of changes is gathered into one event pass."
     )
     event_concurrency: int = Field(default=4, ge=1, description="Event passes running at once, over all Zentinels.")
+    reads_resync: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds a quiet Zentinel's timer passes reuse what they read from the API server while no "
+        "watch event concerns it (0: read every pass; with event passes only).",
+    )
     scrape_timeout: float = Field(default=3.0, gt=0, description="Seconds per admin-endpoint request.")
     scrape_concurrency: int = Field(default=32, ge=1, description="Admin-endpoint requests in flight at most.")
     scrape_max_bytes: int = Field(default=8_000_000, ge=1024, description="Largest metrics page read.")

@@ -70,6 +70,8 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
             scrape_timeout=SETTINGS.scrape_timeout,
             scrape_concurrency=SETTINGS.scrape_concurrency,
             scrape_max_bytes=SETTINGS.scrape_max_bytes,
+            # Reads are reused only where the watches of the event passes report every change to them.
+            reads_resync=SETTINGS.reads_resync if SETTINGS.event_passes else 0.0,
         ),
     )
     if SETTINGS.prometheus_url:
@@ -227,9 +229,7 @@ if SETTINGS.event_passes:
     ) -> dict[str, tuple[str, dict[str, Any]]]:
         return {namespace or "": (name, dict(spec.get("selector") or {}))}
 
-    def _concerned(kind: watch_map.Kind, event: kopf.RawEvent, kwargs: dict[str, Any]) -> list[str]:
-        if event.get("type") is None:
-            return []
+    def _concerned(kind: watch_map.Kind, kwargs: dict[str, Any]) -> list[str]:
         ns = kwargs.get("namespace") or ""
         zentinels = list(kwargs["watched_index"].get(ns, []))
         if not zentinels:
@@ -238,13 +238,17 @@ if SETTINGS.event_passes:
         return watch_map.concerned(kind, kwargs["name"], dict(kwargs.get("labels") or {}), zentinels, selectors)
 
     def _watch(kind: watch_map.Kind, group: str, plural: str) -> None:
-        def concerns(event: kopf.RawEvent, **kwargs: Any) -> bool:
-            return bool(_concerned(kind, event, kwargs))
+        def concerns(**kwargs: Any) -> bool:
+            return bool(_concerned(kind, kwargs))
 
         async def changed(event: kopf.RawEvent, memo: kopf.Memo, **kwargs: Any) -> None:
+            # Every event makes what the passes read out of date, a (re)listing's too (event type None: after a
+            # watch is restarted, the changes it missed come so); only real changes start a pass.
             ns = kwargs.get("namespace") or ""
-            for zentinel in _concerned(kind, event, kwargs):
-                memo.scheduler.request((ns, zentinel))
+            for zentinel in _concerned(kind, kwargs):
+                memo.passes.changed(ns, zentinel)
+                if event.get("type") is not None:
+                    memo.scheduler.request((ns, zentinel))
 
         kopf.on.event(group, "v1", plural, id=f"{plural}-changed", when=concerns)(changed)
 
@@ -328,9 +332,12 @@ def _incident_of_mine(event: kopf.RawEvent, **_: Any) -> bool:
 
 # Each shard counts the open incidents of its own Zentinels, so the shards' gauges add up.
 @kopf.on.event(GROUP, VERSION, INCIDENTS, when=_incident_of_mine)
-def incident_seen(event: kopf.RawEvent, **_: Any) -> None:
+def incident_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     obj = event["object"]
     meta = obj.get("metadata", {})
+    zentinel = ((obj.get("spec") or {}).get("zentinelRef") or {}).get("name")
+    if zentinel:  # a quiet pass's list of this Zentinel's incidents is out of date
+        memo.passes.changed(meta.get("namespace", ""), zentinel)
     if event["type"] == "DELETED":
         metrics.OPEN_INCIDENTS.forget(meta.get("namespace", ""), meta.get("name", ""))
     else:

@@ -26,7 +26,9 @@ ZENTINEL_OBJ = {
 }
 
 
-def record(api: FakeApi, *findings: Any, now: dt.datetime = NOW, observable: set[Category] | None = None) -> Any:
+def record(
+    api: FakeApi, *findings: Any, now: dt.datetime = NOW, observable: set[Category] | None = None, listed: Any = None
+) -> Any:
     return incidents.record(
         api=api,
         namespace="shop",
@@ -36,6 +38,7 @@ def record(api: FakeApi, *findings: Any, now: dt.datetime = NOW, observable: set
         findings=list(findings),
         observable=observable if observable is not None else {f.category for f in findings},
         now=now,
+        listed=listed,
     )
 
 

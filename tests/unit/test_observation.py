@@ -139,13 +139,18 @@ class FakeCluster:
         return out
 
 
-@pytest.fixture
-def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
-    fake = FakeCluster()
+def install(fake: FakeCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake answers gather's reads: the API's and the pods' endpoints'."""
     for name in ("get_deployment", "list_pods", "get_configmap", "pod_log"):
         monkeypatch.setattr(k8s, name, getattr(fake, name))
     monkeypatch.setattr(evidence_io, "list_events", fake.list_events)
     monkeypatch.setattr(gather, "fetch_many", fake.fetch_many)
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
+    fake = FakeCluster()
+    install(fake, monkeypatch)
     return fake
 
 

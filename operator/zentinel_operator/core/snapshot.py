@@ -180,6 +180,17 @@ class CertificateSignal:
     served_matches: bool | None = None  # a handshake against a pod served this certificate
     fingerprint: str | None = None  # sha256 of the leaf in the Secret
 
+    def at(self, now: dt.datetime) -> CertificateSignal:
+        """The same certificate judged at ``now``: the days left counted again (a read reused by a later pass)."""
+        if self.not_after is None:
+            return self
+        return dataclasses.replace(self, days_left=days_until(self.not_after, now))
+
+
+def days_until(moment: dt.datetime, now: dt.datetime) -> float:
+    """Days (fractional) from ``now`` to ``moment``; negative once it has passed."""
+    return (moment - now).total_seconds() / 86400.0
+
 
 @dataclasses.dataclass(frozen=True)
 class ConfigSignal:

@@ -55,6 +55,9 @@ class Recorded:
     notifications: list[tuple[str, lc.Notification]] = dataclasses.field(default_factory=list)
     metrics: list[lc.MetricNote] = dataclasses.field(default_factory=list)
     created: list[str] = dataclasses.field(default_factory=list)
+    # The incidents as listed, when the pass found nothing and none was open: nothing was written, and a later
+    # quiet pass may use this list instead of listing again while no watch event says an incident changed.
+    quiet_list: list[Pair] | None = None
 
 
 def _day(now: dt.datetime) -> dt.date:
@@ -284,12 +287,21 @@ def record(
     remediating: set[Category] | None = None,
     alerts: Any = None,
     silences: Sequence[ZentinelSilence] = (),
+    listed: list[Pair] | None = None,
 ) -> Recorded:
     """One pass for one Zentinel: every finding lands on exactly one incident of its fingerprint; each open
-    incident's ``silencedBy`` follows the ``silences`` (of its namespace) that hold it."""
+    incident's ``silencedBy`` follows the ``silences`` (of its namespace) that hold it.
+
+    ``listed``: a quiet pass's list (``Recorded.quiet_list``), used instead of listing when there are no findings
+    and none of it is open, the only case in which nothing is written."""
     result = Recorded()
     p = _Pass(api, policy, now, zentinel_obj, remediating or set(), silences, result)
-    parsed = _listed(api, namespace, zentinel)
+    findings = list(findings)
+    if listed is not None and (findings or any(lc.is_open(m.status) for _, m in listed)):
+        listed = None
+    parsed = list(listed) if listed is not None else _listed(api, namespace, zentinel)
+    if not findings and not any(lc.is_open(m.status) for _, m in parsed):
+        result.quiet_list = list(parsed)
     handled: set[str] = set()
 
     for finding in findings:

@@ -74,6 +74,12 @@ class PassContext:
     def memory(self, namespace: str, name: str) -> PassMemory:
         return self.memories.setdefault((namespace, name), PassMemory())
 
+    def changed(self, namespace: str, name: str) -> None:
+        """A watch event concerns this Zentinel: its passes read again what they kept (``PassMemory.changed``)."""
+        memory = self.memories.get((namespace, name))
+        if memory is not None:
+            memory.changed()
+
     def forget(self, namespace: str, name: str) -> None:
         """The Zentinel is gone: drop what passes kept about it."""
         self.memories.pop((namespace, name), None)
@@ -197,6 +203,7 @@ async def reconcile(
         findings = ctx.alerts.merge(ns, name, findings)
     observable = observable_categories(snapshot) if snapshot is not None else set()
     recorded: incidents.Recorded | None = None
+    changes = memory.changes  # before the incidents are listed: a change from now on makes the list out of date
     try:
         recorded = await asyncio.to_thread(
             incidents.record,
@@ -210,7 +217,9 @@ async def reconcile(
             now=now,
             alerts=ctx.alerts,
             silences=held_by,
+            listed=_quiet_incidents(memory, now, ctx.gather.reads_resync),
         )
+        memory.incidents = (changes, now, recorded.quiet_list) if recorded.quiet_list is not None else None
         metrics.observe(recorded.metrics)
     except Exception as e:
         failed("Incidents", e)
@@ -340,6 +349,17 @@ def _post_event(body: Mapping[str, Any], event: EventNote, now: dt.datetime) -> 
         k8s.post_event(involved, reason=event.reason, message=event.message, type_=event.type, now=now)
     except Exception as e:  # events are best effort; the condition is the record
         log.warning("could not post event %s: %s", event.reason, k8s.describe_error(e))
+
+
+def _quiet_incidents(memory: PassMemory, now: dt.datetime, resync: float) -> list[incidents.Pair] | None:
+    """A quiet pass's incident list, while no watch event has concerned this Zentinel since it was listed and the
+    resync period has not run out (see ``signals.gather.ApiReads``); None: list again."""
+    if resync <= 0 or memory.incidents is None:
+        return None
+    changes, listed_at, listed = memory.incidents
+    if changes != memory.changes or (now - listed_at).total_seconds() >= resync:
+        return None
+    return list(listed)
 
 
 def _keep_revisions(api: Api, zen: Zentinel, hist: HistoryUpdate, text: str | None) -> None:

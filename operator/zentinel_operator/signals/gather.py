@@ -70,6 +70,31 @@ class PassMemory:
     config_changed_at: dt.datetime | None = None
     want_live_config: bool = False  # a config change awaits verification: read each pod's /admin/config
     endpoints: Endpoints | None = None  # what the last full pass read from the pods' endpoints
+    # Watch events concerning this Zentinel so far (``changed``): a read made at an earlier count is out of date.
+    changes: int = 0
+    reads: ApiReads | None = None  # what the last full pass read from the API server, while it is current
+    # The Incidents stage's quiet list: (changes when it was listed, when, the list), see handlers.zentinel
+    incidents: tuple[int, dt.datetime, Any] | None = None
+
+    def changed(self) -> None:
+        """A watch event concerns this Zentinel: what its passes read from the API server is out of date."""
+        self.changes += 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiReads:
+    """What a quiet full pass read from the API server (the Deployment, the pods, the config, the certificates),
+    reused by the next timer passes instead of reading again (:func:`reusable`).
+
+    The watches that start event passes report every change to these objects (``PassMemory.changed``); until
+    one comes, the objects are as read. That is an informer's contract, kept by kopf's watches, without a
+    second copy of every object: only what the pass read, parsed (of a Secret, the inspected certificate, never
+    its key). A resync period bounds the reuse as an informer's does."""
+
+    kube: dict[str, Any]
+    changes: int  # PassMemory.changes when the read began
+    generation: int | None  # the Zentinel's, whose spec names what is read
+    read_at: dt.datetime
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +121,7 @@ class GatherSettings:
     scrape_max_bytes: int = 8_000_000
     log_tail_lines: int = 200
     config_log_window: float = 300.0  # seconds after a config change during which every pod's log is read
+    reads_resync: float = 0.0  # seconds a quiet full pass's API reads are reused (0: never; needs the watches)
 
 
 def _pods(
@@ -270,8 +296,14 @@ def _kube_part(
     log_lines: int = 0,
     full: bool = True,
 ) -> dict[str, Any]:
-    """The workload and its pods (without them there is no snapshot: this raises), then the optional parts."""
+    """The workload and its pods (without them there is no snapshot: this raises), then the optional parts.
+
+    A full pass reuses the last full pass's reads while they are current and quiet (:func:`reusable`)."""
     ns = zen.metadata.namespace
+    if full and (kept := reusable(memory, zen, now, settings)) is not None:
+        return _reused(kept, zen, memory, now)
+    changes = memory.changes  # before any read: a change from now on makes what is read out of date
+    before = len(failures)
     no_certificates: tuple[CertificateSignal, ...] = ()
     deployment = k8s.get_deployment(ns, zen.spec.workload.name)
     workload, pods, raw = _pods(zen, deployment, memory, remember=full)
@@ -279,7 +311,7 @@ def _kube_part(
     config = _part(failures, "config", lambda: _config(zen, memory, now), None)
     changed = _config_changed_lately(memory, now, settings)
     matches, reads = _logs(ns, pods, settings.log_tail_lines, config_changed=changed, keep_lines=log_lines)
-    return {
+    part = {
         "deployment": deployment,
         "workload": workload,
         "pods": pods,
@@ -289,6 +321,56 @@ def _kube_part(
         "log_reads": reads,
         "certificates": _part(failures, "certificates", lambda: _certificates(zen, now), no_certificates),
     }
+    if full:
+        quiet = len(failures) == before and _quiet(part, changed)
+        memory.reads = ApiReads(part, changes, zen.metadata.generation, now) if quiet else None
+    return part
+
+
+def _quiet(part: dict[str, Any], config_changed: bool) -> bool:
+    """Whether a read may be reused: all read, no log read (no troubled pod, no config change lately), the
+    Deployment there and not rolling out. Anything else is read again by every pass, as without reuse."""
+    workload: WorkloadSignal = part["workload"]
+    pods: tuple[PodSignal, ...] = part["pods"]
+    return (
+        part["deployment"] is not None
+        and part["config"] is not None
+        and not part["log_reads"]
+        and not config_changed
+        and not workload.rolling_out
+        and not any(p.troubled for p in pods)
+    )
+
+
+def reusable(memory: PassMemory, zen: Zentinel, now: dt.datetime, settings: GatherSettings) -> ApiReads | None:
+    """The last full pass's reads, if a pass may use them instead of reading: reuse is on, no watch event has
+    concerned this Zentinel since the read began, its spec is the one read for, and the resync period has not
+    run out."""
+    reads = memory.reads
+    if settings.reads_resync <= 0 or reads is None:
+        return None
+    if reads.changes != memory.changes or reads.generation != zen.metadata.generation:
+        return None
+    if (now - reads.read_at).total_seconds() >= settings.reads_resync:
+        return None
+    return reads
+
+
+def _reused(reads: ApiReads, zen: Zentinel, memory: PassMemory, now: dt.datetime) -> dict[str, Any]:
+    """A reused read as this pass would have made it: the config judged against the Zentinel's status now, the
+    certificates' days left counted to now."""
+    part = dict(reads.kube)
+    config: _Config = part["config"]
+    signal = config.signal
+    if signal.present and signal.revision is not None:
+        signal = dataclasses.replace(
+            signal,
+            changed_at=memory.config_changed_at or _first_seen(zen, signal.revision, now),
+            last_known_good=zen.status.last_known_good_revision,
+        )
+    part["config"] = dataclasses.replace(config, signal=signal)
+    part["certificates"] = tuple(c.at(now) for c in part["certificates"])
+    return part
 
 
 async def _served(

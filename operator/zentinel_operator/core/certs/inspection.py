@@ -12,7 +12,7 @@ from typing import NamedTuple
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from ..snapshot import CertificateSignal
+from ..snapshot import CertificateSignal, days_until
 from .chains import chain_problem, signature_verifies, validity_error, walk_chain
 from .pem import (
     CA_CRT,
@@ -28,8 +28,6 @@ from .pem import (
     self_issued,
     spki,
 )
-
-_SECONDS_PER_DAY = 86400.0
 
 
 class TlsSecretContents(NamedTuple):
@@ -80,7 +78,7 @@ def inspect_certificate(
         return CertificateSignal(name=name, secret=secret, present=True, error=str(exc))
     leaf = chain[0]
     not_after = leaf.not_valid_after_utc
-    days_left = (not_after - now).total_seconds() / _SECONDS_PER_DAY
+    days_left = days_until(not_after, now)
 
     key_matches: bool | None = None
     if key_pem is None:
