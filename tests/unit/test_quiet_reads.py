@@ -214,3 +214,22 @@ def test_a_watch_event_marks_only_a_zentinel_the_operator_keeps_memory_of() -> N
     ctx.changed("shop", "edge")
     ctx.changed("shop", "other")
     assert memory.changes == 1 and set(ctx.memories) == {("shop", "edge")}
+
+
+# ----------------------------------------------------------------------------- status
+
+
+def test_the_status_p99_moves_by_steps_not_by_scrape() -> None:
+    from zentinel_operator.core.zstatus import latency_step
+
+    # Two scrapes a millisecond apart read the same; crossing a step of the 1-2-5 ladder is a change.
+    assert latency_step(0.0112) == latency_step(0.0127) == "≤20ms"
+    assert latency_step(0.021) == "≤50ms" and latency_step(0.02) == "≤20ms"
+    assert [latency_step(s) for s in (0.0, 0.0011, 0.3, 1.0, 1.2, 7.0)] == [
+        "≤1ms",
+        "≤2ms",
+        "≤500ms",
+        "≤1s",
+        "≤2s",
+        "≤10s",
+    ]

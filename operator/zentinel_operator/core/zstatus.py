@@ -86,6 +86,18 @@ def _pct(value: float | None) -> str | None:
     return None if value is None else f"{value * 100:.2f}%"
 
 
+def latency_step(seconds: float) -> str:
+    """A latency for the status at a glance: the step of the 1-2-5 ladder at or above it (``≤1ms``, ``≤2ms``,
+    ``≤5ms``, ``≤10ms`` ... ``≤1s``, ``≤2s``). A p99 moving by a millisecond from one scrape to the next is no
+    change worth a status write; crossing a step is. Triage judges the exact value."""
+    ms, step, factors = seconds * 1000, 1.0, (2.0, 2.5, 2.0)
+    index = 0
+    while step < ms * (1 - 1e-9) and step < 1e9:
+        step *= factors[index % 3]
+        index += 1
+    return f"≤{step:.0f}ms" if step < 1000 else f"≤{step / 1000:g}s"
+
+
 def summary(snapshot: Snapshot, now: dt.datetime) -> SignalSummary:
     ready = sum(1 for p in snapshot.pods if p.ready and not p.deleting)
     m = snapshot.metrics
@@ -100,7 +112,7 @@ def summary(snapshot: Snapshot, now: dt.datetime) -> SignalSummary:
             if m and m.available and m.interval_seconds
             else ("unavailable" if m and not m.available else None)
         ),
-        latency_p99=(f"{m.latency_p99_seconds * 1000:.0f}ms" if m and m.latency_p99_seconds is not None else None),
+        latency_p99=(latency_step(m.latency_p99_seconds) if m and m.latency_p99_seconds is not None else None),
         upstreams=(
             f"{sum(1 for t in u.targets if t.status == 'healthy')}/{len(u.targets)} healthy"
             if u and u.available

@@ -103,7 +103,9 @@ def respond(
     ectx = executor.ExecContext(zen=zen, deployment=deployment, snapshot=snapshot, policy=policy, now=now, api=api)
     valid_targets: dict[str, bool] = {}
     lkg = zen.status.last_known_good_revision
-    if lkg:
+    if lkg and any(
+        _may_act(inc) for inc in incidents
+    ):  # the rollback target is read only when an incident may plan (a quiet pass reads nothing)
         try:
             text = executor.revision_text(api, zen, lkg)
         except Exception as e:  # unreadable now: not a target this pass (a rollback is refused, not attempted)
@@ -113,7 +115,7 @@ def respond(
         valid_targets[lkg] = text is not None and zconfig.check_config(text).valid
     all_incidents = list(incidents)
     for index, inc in enumerate(all_incidents):
-        if inc.spec.source != "operator" or (not lc.is_open(inc.status) and not _still_acting(inc)):
+        if not _may_act(inc):
             continue
         base = rem.Context(
             zentinel=zen.model_copy(
@@ -165,6 +167,11 @@ def _respond_one(
     finally:
         _write(api, inc, old, st)  # what the steps before a failure did is recorded, so nothing is done twice
     return inc.model_copy(update={"status": st})
+
+
+def _may_act(inc: ZentinelIncident) -> bool:
+    """The operator's own incident, open or with work left: the pass plans, acts or verifies for it."""
+    return inc.spec.source == "operator" and (lc.is_open(inc.status) or _still_acting(inc))
 
 
 def _still_acting(inc: ZentinelIncident) -> bool:

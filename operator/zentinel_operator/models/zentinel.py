@@ -174,7 +174,11 @@ class SignalSummary(KModel):
 
     pods: str | None = Field(default=None, description="Ready pods over desired, e.g. `2/3`.")
     error_rate: str | None = Field(default=None, description="5xx share of requests over the last interval.")
-    latency_p99: str | None = Field(default=None, description="p99 request duration over the last interval.")
+    latency_p99: str | None = Field(
+        default=None,
+        description="p99 request duration over the last interval, as the step of a 1-2-5 ladder at or above it "
+        "(e.g. `≤20ms`): it changes when the latency does, not with every scrape.",
+    )
     upstreams: str | None = Field(default=None, description="Healthy targets over all targets.")
     certificates: str | None = Field(default=None, description="Soonest expiry among the TLS certificates.")
     config: str | None = Field(default=None, description="Config revision and whether it validates.")
