@@ -786,7 +786,9 @@ def test_a_dry_run_only_ladder_does_not_page_the_secondary_before_the_response_t
 def test_a_real_action_that_did_not_recover_escalates_to_the_secondary(
     kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], keepers: list[Keeper]
 ) -> None:
-    dp = start_edge(kube, namespace, dataplanes, actions={"restart": {"mode": "Automatic"}}, verifyTimeout="4s")
+    # verifyTimeout 20 s: the replaced pods must stay Ready 10 s to count (core.remediation.restart_settle), and the
+    # keeper crashes them again within a second or two of kwok making them Ready.
+    dp = start_edge(kube, namespace, dataplanes, actions={"restart": {"mode": "Automatic"}}, verifyTimeout="20s")
     keepers.append(Keeper(dp, lambda: crash_running(kube, kube.list("pods", namespace, "app=edge"))))
     inc = wait_for(
         lambda: (i := incident(kube, namespace, "ProcessCrash")) and is_true(i, "Escalated") and i,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 from support.fake_api import FakeApi
 from unit.test_remediation_plan import NOW, policy, snapshot, zen
@@ -114,3 +115,38 @@ def test_every_kind_of_step_has_one_handler() -> None:
 
     # An escalation may come without a record (a refusal) and is dispatched before the table.
     assert set(respond._BY_KIND) == set(StepKind) - {StepKind.ESCALATE}
+
+
+def test_a_restart_counts_once_the_pods_it_left_have_stayed_ready() -> None:
+    # The policy's verifyTimeout is 3 min: the pods must be Ready 10 s (core.remediation.restart_settle).
+    snap = exec_ctx().snapshot
+    rec = record("restart", deleted_pods=["edge-9"])
+
+    def ready_for(seconds: float) -> ExecContext:
+        since = NOW - dt.timedelta(seconds=seconds)
+        return exec_ctx(pods=tuple(dataclasses.replace(p, ready_since=since) for p in snap.pods))
+
+    assert not effect_in_place(rec, ready_for(1))  # Ready a moment: a crash loop's pods often are
+    assert not effect_in_place(rec, ready_for(9))
+    assert effect_in_place(rec, ready_for(10))
+
+
+def test_a_pod_says_which_rotation_it_was_made_for_and_since_when_it_is_ready() -> None:
+    from zentinel_operator.signals.pods import pod_signal, workload_signal
+
+    pod = {
+        "metadata": {"name": "edge-0", "annotations": {ANN_TLS: "public=abab"}},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-27T02:59:50Z"}],
+        },
+    }
+    signal = pod_signal(pod, None, None)
+    assert signal.ready_since == NOW - dt.timedelta(seconds=10) and signal.tls_rolled == "public=abab"
+    assert signal.settled(NOW, dt.timedelta(seconds=10)) and not signal.settled(NOW, dt.timedelta(seconds=11))
+    assert pod_signal({"metadata": {"name": "x"}, "status": {}}, None, None).ready_since is None
+    current = workload_signal(rolled("public=abab"), None)
+    assert signal.loads_current_certificates(current)
+    assert not signal.loads_current_certificates(workload_signal(rolled("public=cdcd"), None))
+    old = pod_signal({**pod, "metadata": {"name": "edge-1"}}, None, None)  # made before any rotation
+    assert not old.loads_current_certificates(current)

@@ -62,3 +62,15 @@ def pod_ready(pod: Mapping[str, Any]) -> bool:
     """A pod as the API returns it has its ``Ready`` condition ``True``."""
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == READY and c.get("status") == "True" for c in conditions)
+
+
+def pod_ready_since(pod: Mapping[str, Any]) -> dt.datetime | None:
+    """When a Ready pod's ``Ready`` condition last turned ``True`` (None: not Ready, or no readable time)."""
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == READY and c.get("status") == "True":
+            try:
+                since = dt.datetime.fromisoformat(str(c.get("lastTransitionTime")).replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            return since if since.tzinfo is not None else since.replace(tzinfo=dt.UTC)
+    return None

@@ -610,6 +610,12 @@ def _config_change(action: Action, params: dict[str, object]) -> ConfigChange | 
     return ConfigChange(from_revision=str(current) if current else None, to_revision=str(params["target"]))
 
 
+def restart_settle(policy: ZentinelIncidentPolicySpec) -> dt.timedelta:
+    """How long the pods a restart left must stay Ready before it counts as done: ``min(10 s, verifyTimeout / 2)``,
+    so a verification that fails still has half its time to see the pods stay up."""
+    return min(dt.timedelta(seconds=10), parse_duration(policy.remediation.verify_timeout) / 2)
+
+
 def verify_outcome(
     record: RemediationRecord,
     *,

@@ -53,6 +53,20 @@ class PodSignal:
     container: ContainerSignal | None = None
     restart_growth: int = 0  # restarts since the previous pass
     config_revision: str | None = None  # revision the pod template was rolled with, where known
+    ready_since: dt.datetime | None = None  # when its Ready condition last turned True (None: not Ready, or unknown)
+    tls_rolled: str | None = None  # the certificate annotation of the pod template it was made from (names.ANN_TLS)
+
+    def loads_current_certificates(self, workload: WorkloadSignal) -> bool:
+        """Made from the pod template that loads the certificates the Deployment now rolls for (a rotation's):
+        an older pod is on its way out and still serves the certificate it started with."""
+        return self.tls_rolled == workload.tls_rolled
+
+    def settled(self, now: dt.datetime, settle: dt.timedelta) -> bool:
+        """Ready for at least ``settle`` at ``now``. A pod of a crash loop is often Ready for a moment before it
+        fails again: one glance at it proves nothing. A pod Ready since an unknown time counts as settled."""
+        if not self.ready:
+            return False
+        return self.ready_since is None or now - self.ready_since >= settle
 
     @property
     def troubled(self) -> bool:
@@ -84,6 +98,7 @@ class WorkloadSignal:
     memory_limit_bytes: int | None = None
     generation: int | None = None
     observed_generation: int | None = None
+    tls_rolled: str | None = None  # the pod template's certificate annotation (names.ANN_TLS), set by a rotation
 
     @property
     def rollout_complete(self) -> bool:

@@ -29,6 +29,7 @@ from ..core.remediation import (
     VERIFYING,
     Action,
     Step,
+    restart_settle,
 )
 from ..models.incident import CertificateChange, ConfigChange, RemediationRecord
 from ..models.zentinel import IssuerType
@@ -250,8 +251,12 @@ def effect_in_place(rec: RemediationRecord, ctx: ExecContext) -> bool:
     if action in (Action.RESTART, Action.MEMORY_LIMIT):
         if rec.deleted_pods:
             gone = set(rec.deleted_pods)
-            live = {p.name for p in ctx.snapshot.pods if not p.deleting}
-            return not (gone & live) and all(p.ready for p in ctx.snapshot.pods if not p.deleting) and bool(live)
+            live = [p for p in ctx.snapshot.pods if not p.deleting]
+            return (
+                not (gone & {p.name for p in live})
+                and bool(live)
+                and all(p.settled(ctx.now, restart_settle(ctx.policy)) for p in live)
+            )
         return workload.rollout_complete(ctx.deployment, lambda ann: ann.get(ANN_RESTART) == rec.id)
     if action == Action.CERTIFICATE_ROTATION:
         return rotation_in_place(rec, ctx)

@@ -374,9 +374,14 @@ def _reused(reads: ApiReads, zen: Zentinel, memory: PassMemory, now: dt.datetime
 
 
 async def _served(
-    zen: Zentinel, pods: tuple[PodSignal, ...], certs: tuple[CertificateSignal, ...], probe_timeout: float
+    zen: Zentinel,
+    workload: WorkloadSignal,
+    pods: tuple[PodSignal, ...],
+    certs: tuple[CertificateSignal, ...],
+    probe_timeout: float,
 ) -> tuple[CertificateSignal, ...]:
-    """For certificates with a TLS port: does every running pod serve the certificate in the Secret?"""
+    """For certificates with a TLS port: does every running pod serve the certificate in the Secret? Pods made
+    from an older template than a rotation's are left out: they are being replaced, and serve the old one."""
     from .tls_probe import served_certificate
 
     result = []
@@ -385,7 +390,7 @@ async def _served(
         if ref is None or ref.port is None or cert.fingerprint is None:
             result.append(cert)
             continue
-        targets = [p.ip for p in pods if p.ip and p.process_running]
+        targets = [p.ip for p in pods if p.ip and p.process_running and p.loads_current_certificates(workload)]
         probes = await asyncio.gather(
             *(served_certificate(ip, ref.port, server_name=ref.server_name, timeout=probe_timeout) for ip in targets)
         )
@@ -556,6 +561,7 @@ async def _live_configs(
 
 async def _endpoints(
     zen: Zentinel,
+    workload: WorkloadSignal,
     pods: tuple[PodSignal, ...],
     certs: tuple[CertificateSignal, ...],
     config: ConfigSignal | None,
@@ -575,7 +581,7 @@ async def _endpoints(
         log.warning("gather %s", failures[-1])
 
     try:
-        certs = await _served(zen, pods, certs, settings.scrape_timeout)
+        certs = await _served(zen, workload, pods, certs, settings.scrape_timeout)
     except Exception as e:
         failed("served certificates", e)
     metrics: MetricsSignal | None = None
@@ -633,6 +639,7 @@ async def gather(
     if full:
         memory.endpoints = await _endpoints(
             zen,
+            kube["workload"],
             kube["pods"],
             kube["certificates"],
             config_signal,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.conditions import pod_ready
+from ..core.conditions import pod_ready, pod_ready_since
 from ..core.quantity import parse_quantity
 from ..core.snapshot import ContainerSignal, PodSignal, WorkloadSignal
 from ..names import ANN_CONFIG_REVISION as CONFIG_REVISION_ANNOTATION
+from ..names import ANN_TLS
 
 
 def _container_spec(deployment: Mapping[str, Any], name: str | None) -> Mapping[str, Any] | None:
@@ -70,6 +71,7 @@ def workload_signal(deployment: Mapping[str, Any] | None, container: str | None)
         memory_limit_bytes=limit,
         generation=generation,
         observed_generation=observed,
+        tls_rolled=((((spec.get("template") or {}).get("metadata") or {}).get("annotations")) or {}).get(ANN_TLS),
     )
 
 
@@ -113,4 +115,6 @@ def pod_signal(pod: Mapping[str, Any], container: str | None, previous_restarts:
         container=cs,
         restart_growth=growth,
         config_revision=(meta.get("annotations") or {}).get(CONFIG_REVISION_ANNOTATION),
+        ready_since=pod_ready_since(pod),
+        tls_rolled=(meta.get("annotations") or {}).get(ANN_TLS),
     )
