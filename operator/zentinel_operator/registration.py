@@ -213,9 +213,10 @@ async def zentinel_pass(body: kopf.Body, namespace: str | None, name: str, memo:
 
 if SETTINGS.event_passes:
     # Event passes (scheduler.py): a change to what a Zentinel's pass reads starts that pass at once. The
-    # handlers only ask for passes; each filter lets through only events concerning a Zentinel
-    # (core.watch_map), so nothing is logged for the rest of the cluster. The initial listing (event type
-    # None) asks for nothing: the timer's first pass reads it all.
+    # handlers ask for passes and mark what the passes read as out of date (PassMemory.changed: quiet reads are
+    # reused only until then); each filter lets through only events concerning a Zentinel (core.watch_map), so
+    # nothing is logged for the rest of the cluster. A listing's events (type None) ask for no pass: the
+    # timer's first pass reads it all.
     @kopf.index(GROUP, VERSION, ZENTINELS)
     def watched_index(
         namespace: str | None, name: str, body: kopf.Body, **_: Any
