@@ -486,12 +486,10 @@ class Cluster:
         server = f"https://{LOOPBACK}:{ports.apiserver}"
         self.kubeconfig.write_text(self._kubeconfig_text(server, "admin"))
         self.developer_kubeconfig.write_text(self._kubeconfig_text(server, "developer"))
-        if (self.pki / "audited.crt").exists():  # a cluster made before it had no audited user
-            self.audited_kubeconfig.write_text(self._kubeconfig_text(server, "audited"))
-            self.audited_kubeconfig.chmod(0o600)
+        self.audited_kubeconfig.write_text(self._kubeconfig_text(server, "audited"))
         for user in ("controller-manager", "scheduler", "kwok", "process-kubelet"):
             (self.state_dir / f"{user}.kubeconfig").write_text(self._kubeconfig_text(server, user))
-        for p in (self.kubeconfig, self.developer_kubeconfig):
+        for p in (self.kubeconfig, self.developer_kubeconfig, self.audited_kubeconfig):
             p.chmod(0o600)
 
     # -------------------------------------------------------------- processes

@@ -58,19 +58,24 @@ def is_true(conditions: Sequence[Condition], type_: str) -> bool:
 READY = "Ready"
 
 
+def _ready_true(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A pod's ``Ready`` condition, as the API returns it, when it is ``True``."""
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == READY and c.get("status") == "True"), None)
+
+
 def pod_ready(pod: Mapping[str, Any]) -> bool:
     """A pod as the API returns it has its ``Ready`` condition ``True``."""
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == READY and c.get("status") == "True" for c in conditions)
+    return _ready_true(pod) is not None
 
 
 def pod_ready_since(pod: Mapping[str, Any]) -> dt.datetime | None:
     """When a Ready pod's ``Ready`` condition last turned ``True`` (None: not Ready, or no readable time)."""
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == READY and c.get("status") == "True":
-            try:
-                since = dt.datetime.fromisoformat(str(c.get("lastTransitionTime")).replace("Z", "+00:00"))
-            except ValueError:
-                return None
-            return since if since.tzinfo is not None else since.replace(tzinfo=dt.UTC)
-    return None
+    cond = _ready_true(pod)
+    if cond is None:
+        return None
+    try:
+        since = dt.datetime.fromisoformat(str(cond.get("lastTransitionTime")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return since if since.tzinfo is not None else since.replace(tzinfo=dt.UTC)

@@ -103,9 +103,8 @@ def respond(
     ectx = executor.ExecContext(zen=zen, deployment=deployment, snapshot=snapshot, policy=policy, now=now, api=api)
     valid_targets: dict[str, bool] = {}
     lkg = zen.status.last_known_good_revision
-    if lkg and any(
-        _may_act(inc) for inc in incidents
-    ):  # the rollback target is read only when an incident may plan (a quiet pass reads nothing)
+    # The rollback target is read only when an incident may plan: a quiet pass reads nothing.
+    if lkg and any(_may_act(inc) for inc in incidents):
         try:
             text = executor.revision_text(api, zen, lkg)
         except Exception as e:  # unreadable now: not a target this pass (a rollback is refused, not attempted)

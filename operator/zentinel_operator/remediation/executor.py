@@ -34,6 +34,7 @@ from ..core.remediation import (
 from ..models.incident import CertificateChange, ConfigChange, RemediationRecord
 from ..models.zentinel import IssuerType
 from ..names import ANN_RESTART, ANN_TLS
+from ..signals import pods as pod_signals
 from . import certificates, config_store, workload
 from .config_store import read_config, revision_text, save_revision, write_config
 from .context import ActionError, ExecContext
@@ -209,8 +210,7 @@ def already_done(rec: RemediationRecord, ctx: ExecContext) -> dict[str, Any] | N
             "reason": f"rolled back to last known good (before a restart); delivered by {how}",
         }
     if action == Action.RESTART and ctx.deployment is not None:
-        template = ((ctx.deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
-        if (template.get("annotations") or {}).get(ANN_RESTART) == rec.id:
+        if pod_signals.template_annotations(ctx.deployment).get(ANN_RESTART) == rec.id:
             return {"after": "rolling restart (before a restart of the operator)"}
         return None
     if action != Action.CERTIFICATE_ROTATION or rec.started_at is None:
@@ -252,11 +252,8 @@ def effect_in_place(rec: RemediationRecord, ctx: ExecContext) -> bool:
         if rec.deleted_pods:
             gone = set(rec.deleted_pods)
             live = [p for p in ctx.snapshot.pods if not p.deleting]
-            return (
-                not (gone & {p.name for p in live})
-                and bool(live)
-                and all(p.settled(ctx.now, restart_settle(ctx.policy)) for p in live)
-            )
+            settle = restart_settle(ctx.policy)
+            return not (gone & {p.name for p in live}) and bool(live) and all(p.settled(ctx.now, settle) for p in live)
         return workload.rollout_complete(ctx.deployment, lambda ann: ann.get(ANN_RESTART) == rec.id)
     if action == Action.CERTIFICATE_ROTATION:
         return rotation_in_place(rec, ctx)

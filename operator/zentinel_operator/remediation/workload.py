@@ -19,8 +19,7 @@ def rollout_complete(deployment: dict[str, Any] | None, template_ok: Any = None)
     ``template_ok`` accepts by its annotations."""
     if deployment is None:
         return False
-    ann = (((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
-    if template_ok is not None and not template_ok(ann):
+    if template_ok is not None and not template_ok(pod_signals.template_annotations(deployment)):
         return False
     return pod_signals.workload_signal(deployment, None).rollout_complete
 

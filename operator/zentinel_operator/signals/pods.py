@@ -42,6 +42,11 @@ def _int_or_percent(value: Any, total: int, round_up: bool) -> int:
     return int(text)
 
 
+def template_annotations(deployment: Mapping[str, Any]) -> Mapping[str, str]:
+    """The annotations of a Deployment's pod template (empty when it has none)."""
+    return (((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
+
+
 def workload_signal(deployment: Mapping[str, Any] | None, container: str | None) -> WorkloadSignal:
     if deployment is None:
         return WorkloadSignal(exists=False)
@@ -71,7 +76,7 @@ def workload_signal(deployment: Mapping[str, Any] | None, container: str | None)
         memory_limit_bytes=limit,
         generation=generation,
         observed_generation=observed,
-        tls_rolled=((((spec.get("template") or {}).get("metadata") or {}).get("annotations")) or {}).get(ANN_TLS),
+        tls_rolled=template_annotations(deployment).get(ANN_TLS),
     )
 
 
