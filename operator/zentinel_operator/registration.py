@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -13,7 +13,6 @@ from . import operator_metrics as metrics
 from .api import KubeApi
 from .core import watch_map
 from .core.policy_checks import check_policy_beyond_schema
-from .handlers import incidents
 from .handlers import policies as policy_handlers
 from .handlers import silences as silence_handlers
 from .handlers import zentinel as zentinel_handlers
@@ -91,50 +90,53 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.startup()
-async def start_alert_intake(memo: kopf.Memo, **_: Any) -> None:
-    """Alertmanager's webhook (bearer token), PagerDuty's webhooks and Slack's buttons (signed), secrets from files."""
+async def start_passes(memo: kopf.Memo, **kwargs: Any) -> None:
+    """The pass scheduler (its workers run the event passes, when they are on; its per-Zentinel locks keep any two
+    passes of one Zentinel apart) and the alert intake: Alertmanager's webhook (bearer token), PagerDuty's
+    webhooks and Slack's buttons (signed), secrets from files. kopf's indexes are live: the ones handed over
+    now are the ones kept current."""
+    policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
+    silences: kopf.Index[str, dict[str, Any]] = kwargs["silence_index"]
+    cluster_policies: kopf.Index[str, dict[str, Any]] = kwargs["cluster_policy_index"]
+
+    async def run(ns: str, name: str) -> zentinel_handlers.PassResult | None:
+        return await zentinel_handlers.pass_on_stored(
+            ns,
+            name,
+            ctx=memo.passes,
+            policies=list(policies.get(ns, [])),
+            cluster_policies=list(cluster_policies.get("", [])),
+            silences=list(silences.get(ns, [])),
+            full=False,
+        )
+
+    async def event_pass(key: Any) -> None:
+        try:
+            result = await run(*key)
+        except Exception:
+            metrics.PASS_ERRORS.inc()
+            raise
+        if result is None:  # the Zentinel is gone
+            memo.scheduler.forget(key)
+
+    async def alert_pass(ns: str, name: str, update: Callable[[], None]) -> intake.Passed:
+        # The alerts' signals are set and recorded under the Zentinel's lock: no other pass of it sees them first.
+        async with memo.scheduler.exclusive((ns, name)):
+            update()
+            result = await run(ns, name)
+        if result is None:
+            return intake.Passed(reason=f"no Zentinel {ns}/{name}")
+        if result.recorded is None:
+            raise RuntimeError("the Incidents stage failed")
+        return intake.Passed(carriers=dict(result.recorded.carriers), created=frozenset(result.recorded.created))
+
+    memo.scheduler = PassScheduler(event_pass, debounce=SETTINGS.event_debounce, concurrency=SETTINGS.event_concurrency)
+    if SETTINGS.event_passes:
+        memo.scheduler.start()
     memo.intake = None
-    app = acks.build_intake(
-        SETTINGS,
-        memo.passes.alerts,
-        opener=intake.sharded(intake.k8s_opener(functools.partial(incidents.incident_for, api=memo.passes.api)), SHARD),
-    )
+    app = acks.build_intake(SETTINGS, memo.passes.alerts, run_pass=alert_pass, owns=SHARD.owns)
     if app is not None:
         memo.intake = await intake.serve(SETTINGS.alert_intake_addr, SETTINGS.alert_intake_port, app=app)
-
-
-@kopf.on.startup()
-async def start_event_passes(memo: kopf.Memo, **kwargs: Any) -> None:
-    """The workers of the event passes (none when they are off). kopf's indexes are live: the one handed over now
-    is the one kept current."""
-    memo.scheduler = None
-    if SETTINGS.event_passes:
-        policies: kopf.Index[str, dict[str, Any]] = kwargs["policy_index"]
-        silences: kopf.Index[str, dict[str, Any]] = kwargs["silence_index"]
-        cluster_policies: kopf.Index[str, dict[str, Any]] = kwargs["cluster_policy_index"]
-
-        async def event_pass(key: Any) -> None:
-            ns, name = key
-            try:
-                failures = await zentinel_handlers.pass_on_stored(
-                    ns,
-                    name,
-                    ctx=memo.passes,
-                    policies=list(policies.get(ns, [])),
-                    cluster_policies=list(cluster_policies.get("", [])),
-                    silences=list(silences.get(ns, [])),
-                    full=False,
-                )
-            except Exception:
-                metrics.PASS_ERRORS.inc()
-                raise
-            if failures is None:  # the Zentinel is gone
-                memo.scheduler.forget(key)
-
-        memo.scheduler = PassScheduler(
-            event_pass, debounce=SETTINGS.event_debounce, concurrency=SETTINGS.event_concurrency
-        )
-        memo.scheduler.start()
 
 
 @kopf.on.cleanup()
@@ -201,11 +203,8 @@ async def zentinel_pass(body: kopf.Body, namespace: str | None, name: str, memo:
                 watched=body,
             )
 
-        if memo.scheduler is None:
+        async with memo.scheduler.exclusive((ns, name)):  # never beside another pass of this Zentinel
             await timer_pass()
-        else:  # never beside an event pass
-            async with memo.scheduler.exclusive((ns, name)):
-                await timer_pass()
     except Exception:
         metrics.PASS_ERRORS.inc()
         raise
@@ -280,10 +279,9 @@ async def zentinel_changed(event: kopf.RawEvent, memo: kopf.Memo, namespace: str
     so it starts nothing."""
     key = (namespace or "", name)
     if event["type"] == "DELETED":
-        if memo.scheduler is not None:
-            memo.scheduler.forget(key)
+        memo.scheduler.forget(key)
         memo.passes.forget(*key)
-    elif memo.scheduler is not None:
+    elif SETTINGS.event_passes:
         memo.scheduler.request(key)
 
 

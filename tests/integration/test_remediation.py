@@ -713,11 +713,12 @@ def test_a_deployment_deleted_mid_rollback_fails_that_step_once_and_the_passes_g
     async def one_pass() -> list[Any]:
         ctx = zentinel_handlers.PassContext(gather=GatherSettings())
         try:
-            return await zentinel_handlers.reconcile(
+            result = await zentinel_handlers.reconcile(
                 kube.get("zen", "edge", namespace) or {},
                 ctx=ctx,
                 policies=kube.list("zentinelincidentpolicies", namespace),
             )
+            return result.failures
         finally:
             await ctx.close()
 

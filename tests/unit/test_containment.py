@@ -320,7 +320,8 @@ def a_pass(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 async def run_pass(state: dict[str, Any], stored: dict[str, Any] | None = None) -> list[StageFailure]:
     ctx = zentinel_handlers.PassContext(gather=zentinel_handlers.GatherSettings(), notifier=state["notifier"])
     try:
-        return await zentinel_handlers.reconcile(zentinel_body(stored), ctx=ctx, policies=[], now=NOW)
+        result = await zentinel_handlers.reconcile(zentinel_body(stored), ctx=ctx, policies=[], now=NOW)
+        return result.failures
     finally:
         await ctx.close()
 

@@ -1,8 +1,9 @@
 """Recording findings as incidents, driven through an in-memory API (``support.fake_api``): create, find,
-deduplicate, reopen, and the choice the alert intake shares."""
+deduplicate, reopen, and the alert intake's findings."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -13,7 +14,7 @@ from support.fake_api import FakeApi, api_error
 from unit.test_remediation_plan import NOW, finding, policy
 from zentinel_operator.core import lifecycle as lc
 from zentinel_operator.handlers import incidents
-from zentinel_operator.models.common import Category, Severity
+from zentinel_operator.models.common import Category, Severity, Source
 from zentinel_operator.models.incident import ZentinelIncident
 from zentinel_operator.names import ANN_RESOLVED_BY, LABEL_CATEGORY, LABEL_FINGERPRINT, LABEL_ZENTINEL
 
@@ -180,19 +181,28 @@ def test_a_signal_back_after_the_reopen_window_opens_a_new_incident() -> None:
     assert api.called("patch_incident") == []
 
 
-# ----------------------------------------------------------------------------- incident_for
-def test_incident_for_chooses_as_the_pass_does_and_writes_no_status() -> None:
+# ------------------------------------------------------------------- the alert intake's findings
+def test_an_alert_finding_lands_as_the_operators_do_and_its_new_incident_carries_its_source() -> None:
+    """The intake writes no incident: its findings (``source: alertmanager``) are recorded by the pass like any,
+    on a reopenable incident of their category, else on a new one created with their source."""
     api = FakeApi()
     resolved_incident(api, f"{TODAY}-001", resolved_at=NOW - dt.timedelta(minutes=10))
-    chosen = incidents.incident_for("shop", "edge", Category.PROCESS_CRASH, api=api, policy=policy(), now=NOW)
-    assert chosen == (f"{TODAY}-001", False)  # reopenable: the pass reopens it
-    created = incidents.incident_for(
-        "shop", "edge", Category.EXTERNAL_ALERT, api=api, policy=policy(), now=NOW, source="alertmanager"
-    )
-    assert created == (f"{TODAY}-002", True)
-    obj = api.get("incident", f"{TODAY}-002")
-    assert obj is not None and obj["spec"]["source"] == "alertmanager" and "status" not in obj
-    assert api.called("patch_incident_status") == [] and api.called("patch_incident") == []
+    alert_crash = dataclasses.replace(CRASH, source=Source.ALERTMANAGER)
+    alert_external = finding(Category.EXTERNAL_ALERT, Severity.SEV3)
+    alert_external = dataclasses.replace(alert_external, source=Source.ALERTMANAGER)
+    result = record(api, alert_crash, alert_external)
+    assert result.created == [f"{TODAY}-002"]
+    assert result.carriers == {Category.PROCESS_CRASH: f"{TODAY}-001", Category.EXTERNAL_ALERT: f"{TODAY}-002"}
+    assert lc.is_open(model(api, f"{TODAY}-001").status)  # reopened, its source as it was
+    assert model(api, f"{TODAY}-001").spec.source == "operator"
+    created = model(api, f"{TODAY}-002")
+    assert created.spec.source == "alertmanager" and created.status.severity == Severity.SEV3
+
+
+def test_an_operator_finding_creates_an_operator_incident() -> None:
+    api = FakeApi()
+    result = record(api, CRASH)
+    assert model(api, result.carriers[Category.PROCESS_CRASH]).spec.source == "operator"
 
 
 def test_a_created_incident_whose_status_never_got_written_is_finished_by_the_next_pass() -> None:

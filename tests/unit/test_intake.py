@@ -1,20 +1,22 @@
-"""The Alertmanager intake as a real aiohttp application: auth, size cap, payload checks, dedup, state."""
+"""The Alertmanager intake as a real aiohttp application: auth, size cap, payload checks, dedup, state, and
+the pass it runs recording the alerts with the one incident writer."""
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from support.fake_api import FakeApi
 from zentinel_operator.core.snapshot import Finding
-from zentinel_operator.handlers.incidents import incident_for
+from zentinel_operator.handlers import incidents
 from zentinel_operator.models.common import Category, Severity
+from zentinel_operator.models.policy import ZentinelIncidentPolicySpec
 from zentinel_operator.notify import intake
 
 TOKEN = "s3cr3t-intake-token"
@@ -22,22 +24,47 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 T0 = dt.datetime(2026, 11, 27, 3, 0, tzinfo=dt.UTC)
 
 
-class Opener:
-    """Stands in for the Kubernetes side: records calls, answers like ``ensure_incident`` would."""
+class Runner:
+    """Stands in for registration's alert pass: under no lock but in the same order (update, then the pass), it
+    records what the alerts' signals make, with the real incident writer (``handlers.incidents.record``, the
+    pass's) on an in-memory API. ``unknown``: Zentinels that do not exist; ``fail``: the pass fails, after the
+    update (as a pass whose Incidents stage fails)."""
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, Category]] = []
+    def __init__(self, state: intake.AlertState) -> None:
+        self.state = state
+        self.api = FakeApi()
+        self.calls: list[tuple[str, str]] = []
         self.unknown: set[str] = set()
         self.fail = False
 
-    async def __call__(self, namespace: str, zentinel: str, category: Category, now: dt.datetime) -> intake.Opened:
+    async def __call__(self, namespace: str, zentinel: str, update: Callable[[], None]) -> intake.Passed:
+        self.calls.append((namespace, zentinel))
+        update()
+        if zentinel in self.unknown:
+            return intake.Passed(reason=f"no Zentinel {namespace}/{zentinel}")
         if self.fail:
             raise RuntimeError("API server unavailable")
-        self.calls.append((namespace, zentinel, category))
-        if zentinel in self.unknown:
-            return intake.Opened(None, reason=f"no Zentinel {namespace}/{zentinel}")
-        first = sum(1 for c in self.calls if c == (namespace, zentinel, category)) == 1
-        return intake.Opened(f"inc-20261127-{len(self.calls):03d}", created=first)
+        recorded = incidents.record(
+            api=self.api,
+            namespace=namespace,
+            zentinel=zentinel,
+            zentinel_obj={
+                "apiVersion": "zentinel.io/v1alpha1",
+                "kind": "Zentinel",
+                "metadata": {"name": zentinel, "namespace": namespace},
+            },
+            policy=ZentinelIncidentPolicySpec(),
+            findings=self.state.merge(namespace, zentinel, []),
+            observable=set(),
+            now=T0,
+            alerts=self.state,
+        )
+        return intake.Passed(carriers=recorded.carriers, created=frozenset(recorded.created))
+
+    def incident(self, name: str) -> dict[str, Any]:
+        obj = self.api.get("incident", name)
+        assert obj is not None, name
+        return obj
 
 
 def alert(
@@ -81,15 +108,13 @@ def state() -> intake.AlertState:
 
 
 @pytest.fixture
-def opener() -> Opener:
-    return Opener()
+def runner(state: intake.AlertState) -> Runner:
+    return Runner(state)
 
 
 @pytest.fixture
-async def client(state: intake.AlertState, opener: Opener) -> AsyncIterator[TestClient[Any, Any]]:
-    app = intake.build_app(
-        token=TOKEN, state=state, opener=opener, max_bytes=4096, namespaces={"shop"}, clock=lambda: T0
-    )
+async def client(state: intake.AlertState, runner: Runner) -> AsyncIterator[TestClient[Any, Any]]:
+    app = intake.build_app(token=TOKEN, state=state, run_pass=runner, max_bytes=4096, namespaces={"shop"})
     async with TestClient(TestServer(app)) as c:
         yield c
 
@@ -106,11 +131,11 @@ async def post(client: TestClient[Any, Any], body: Any, headers: dict[str, str] 
     [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"}],
 )
 async def test_missing_or_wrong_token_is_refused(
-    client: TestClient[Any, Any], opener: Opener, headers: dict[str, str]
+    client: TestClient[Any, Any], runner: Runner, headers: dict[str, str]
 ) -> None:
     status, body = await post(client, payload(alert()), headers)
     assert status == 401 and body == {"status": "error", "error": "missing or wrong bearer token"}
-    assert opener.calls == []
+    assert runner.calls == []
 
 
 async def test_401_carries_www_authenticate(client: TestClient[Any, Any]) -> None:
@@ -120,16 +145,16 @@ async def test_401_carries_www_authenticate(client: TestClient[Any, Any]) -> Non
 
 def test_an_empty_token_is_not_allowed(state: intake.AlertState) -> None:
     with pytest.raises(ValueError, match="bearer token"):
-        intake.build_app(token="", state=state, opener=Opener())
+        intake.build_app(token="", state=state, run_pass=Runner(state))
 
 
 # ------------------------------------------------------------------------- size cap
-async def test_body_over_the_cap_is_413(client: TestClient[Any, Any], opener: Opener) -> None:
+async def test_body_over_the_cap_is_413(client: TestClient[Any, Any], runner: Runner) -> None:
     big = payload(*[alert(fingerprint=f"fp{i}") for i in range(40)])
     assert len(json.dumps(big)) > 4096
     status, body = await post(client, big)
     assert status == 413 and "4096" in body["error"]
-    assert opener.calls == []
+    assert runner.calls == []
 
 
 async def test_chunked_body_over_the_cap_is_413(client: TestClient[Any, Any]) -> None:
@@ -160,17 +185,17 @@ async def test_chunked_body_over_the_cap_is_413(client: TestClient[Any, Any]) ->
     ],
 )
 async def test_bad_payloads_are_400_with_a_clear_message(
-    client: TestClient[Any, Any], opener: Opener, body: Any, message: str
+    client: TestClient[Any, Any], runner: Runner, body: Any, message: str
 ) -> None:
     status, answer = await post(client, body)
     assert status == 400, answer
     assert answer["status"] == "error" and message in answer["error"]
-    assert opener.calls == []
+    assert runner.calls == []
 
 
 # --------------------------------------------------------------- firing, dedup, resolve
-async def test_firing_alert_opens_an_incident_and_sets_the_signal(
-    client: TestClient[Any, Any], opener: Opener, state: intake.AlertState
+async def test_firing_alert_sets_the_signal_and_the_pass_records_it(
+    client: TestClient[Any, Any], runner: Runner, state: intake.AlertState
 ) -> None:
     assert not state.known("shop", "edge", Category.EXTERNAL_ALERT)
     status, body = await post(client, payload(alert()))
@@ -183,7 +208,10 @@ async def test_firing_alert_opens_an_incident_and_sets_the_signal(
         "ignored": [],
         "incidents": [{"name": "inc-20261127-001", "created": True}],
     }
-    assert opener.calls == [("shop", "edge", Category.EXTERNAL_ALERT)]
+    assert runner.calls == [("shop", "edge")]
+    inc = runner.incident("inc-20261127-001")
+    assert inc["spec"]["source"] == "alertmanager" and inc["spec"]["category"] == "ExternalAlert"
+    assert inc["status"]["severity"] == "SEV1" and inc["status"]["summary"] == "EdgeHighErrorRate: 5xx above 20%"
     found = state.active("shop", "edge", Category.EXTERNAL_ALERT)
     assert found is not None
     assert found.severity == Severity.SEV1 and found.category == Category.EXTERNAL_ALERT
@@ -214,13 +242,13 @@ async def test_credentials_in_an_alerts_text_are_redacted_before_they_become_a_f
 
 
 async def test_a_second_identical_post_changes_nothing(
-    client: TestClient[Any, Any], opener: Opener, state: intake.AlertState
+    client: TestClient[Any, Any], runner: Runner, state: intake.AlertState
 ) -> None:
     await post(client, payload(alert()))
     before = state.active("shop", "edge", Category.EXTERNAL_ALERT)
     status, body = await post(client, payload(alert()))
     assert status == 200 and body["processed"] == 0 and body["duplicates"] == 1 and body["incidents"] == []
-    assert len(opener.calls) == 1
+    assert len(runner.calls) == 1
     assert state.active("shop", "edge", Category.EXTERNAL_ALERT) == before
 
 
@@ -242,7 +270,9 @@ async def test_resolved_alert_clears_the_signal_and_late_duplicates_do_not_reviv
     assert state.active("shop", "edge", Category.EXTERNAL_ALERT) is not None
 
 
-async def test_labels_map_category_and_severity(client: TestClient[Any, Any], state: intake.AlertState) -> None:
+async def test_labels_map_category_and_severity(
+    client: TestClient[Any, Any], runner: Runner, state: intake.AlertState
+) -> None:
     alerts = [
         alert(fingerprint="a", zentinel_category="high_error_rate", severity="warning"),
         alert(fingerprint="b", zentinel_category="HighErrorRate", severity="major"),
@@ -250,7 +280,8 @@ async def test_labels_map_category_and_severity(client: TestClient[Any, Any], st
     ]
     status, body = await post(client, payload(*alerts))
     assert status == 200 and body["processed"] == 3
-    # Two alerts on one signal: the worst severity wins; the incident was opened once.
+    # Two alerts on one signal: the worst severity wins; one incident each signal, one pass each Zentinel.
+    assert runner.calls == [("shop", "edge"), ("shop", "other")]
     f = state.active("shop", "edge", Category.HIGH_ERROR_RATE)
     assert f is not None and f.severity == Severity.SEV2 and f.summary.startswith("2 alerts firing")
     other = state.active("shop", "other", Category.EXTERNAL_ALERT)
@@ -258,9 +289,9 @@ async def test_labels_map_category_and_severity(client: TestClient[Any, Any], st
     assert [i["created"] for i in body["incidents"]] == [True, True]
 
 
-async def test_configurable_label_names(state: intake.AlertState, opener: Opener) -> None:
+async def test_configurable_label_names(state: intake.AlertState, runner: Runner) -> None:
     names = intake.IntakeLabels(namespace="kube_namespace", zentinel="proxy", category="kind", severity="level")
-    app = intake.build_app(token=TOKEN, state=state, opener=opener, labels=names)
+    app = intake.build_app(token=TOKEN, state=state, run_pass=runner, labels=names)
     raw = alert()
     raw["labels"] = {
         "alertname": "X",
@@ -276,8 +307,8 @@ async def test_configurable_label_names(state: intake.AlertState, opener: Opener
     assert f is not None and f.severity == Severity.SEV2
 
 
-async def test_ignored_alerts_say_why(client: TestClient[Any, Any], opener: Opener) -> None:
-    opener.unknown.add("ghost")
+async def test_ignored_alerts_say_why(client: TestClient[Any, Any], runner: Runner, state: intake.AlertState) -> None:
+    runner.unknown.add("ghost")
     unnamed = alert(fingerprint="a")
     del unnamed["labels"]["zentinel"]
     alerts = [
@@ -295,18 +326,23 @@ async def test_ignored_alerts_say_why(client: TestClient[Any, Any], opener: Open
         "c": "the operator's own ZentinelIncident alert",
         "d": "no Zentinel shop/ghost",
     }
+    # The ghost's alert was taken back: no signal, and nothing known of it.
+    assert not state.known("shop", "ghost", Category.EXTERNAL_ALERT) and runner.api.names("incident") == []
 
 
-async def test_a_failing_opener_answers_503_and_the_retry_is_processed(
-    client: TestClient[Any, Any], opener: Opener, state: intake.AlertState
+async def test_a_pass_that_cannot_record_answers_503_and_the_retry_is_processed(
+    client: TestClient[Any, Any], runner: Runner, state: intake.AlertState
 ) -> None:
-    opener.fail = True
+    runner.fail = True
     status, body = await post(client, payload(alert()))
     assert status == 503 and "try again" in body["error"]
-    assert state.active("shop", "edge", Category.EXTERNAL_ALERT) is None
-    opener.fail = False
+    assert runner.api.names("incident") == []
+    # The signal stays (it is true, and the next pass records it); nothing was remembered, so the retry counts.
+    assert state.active("shop", "edge", Category.EXTERNAL_ALERT) is not None
+    runner.fail = False
     status, body = await post(client, payload(alert()))
-    assert status == 200 and body["processed"] == 1
+    assert status == 200 and body["processed"] == 1 and body["duplicates"] == 0
+    assert body["incidents"] == [{"name": "inc-20261127-001", "created": True}]
 
 
 async def test_missing_fingerprint_is_derived_from_the_labels(
@@ -369,132 +405,14 @@ def test_dedup_memory_is_bounded() -> None:
     assert not state.seen(("g", "fp0", "firing", "t")) and state.seen(("g", "fp4", "firing", "t"))
 
 
-async def test_serve_listens_on_a_real_port(state: intake.AlertState, opener: Opener) -> None:
-    runner = await intake.serve("127.0.0.1", 0, token=TOKEN, state=state, opener=opener)
+async def test_serve_listens_on_a_real_port(state: intake.AlertState, runner: Runner) -> None:
+    server = await intake.serve("127.0.0.1", 0, token=TOKEN, state=state, run_pass=runner)
     try:
-        host, port = runner.addresses[0][:2]
+        host, port = server.addresses[0][:2]
         async with aiohttp.ClientSession(trust_env=False) as s:
             async with s.post(f"http://{host}:{port}{intake.PATH}", json=payload(alert()), headers=AUTH) as resp:
                 assert resp.status == 200 and (await resp.json())["processed"] == 1
             async with s.get(f"http://{host}:{port}/healthz") as resp:
                 assert resp.status == 200
     finally:
-        await runner.cleanup()
-
-
-# ------------------------------------------------- the incident: chosen by the one incident writer
-class FakeIncidents:
-    """Zentinels, policies and incidents as the API would list them; creations recorded. The intake reads the
-    Zentinel and the policies through ``k8s``; the incident writer it is given reads and creates incidents
-    through this object (its ``IncidentApi``)."""
-
-    def __init__(self) -> None:
-        self.incidents: list[dict[str, Any]] = []
-        self.created: list[dict[str, Any]] = []
-        self.policies: list[dict[str, Any]] = [
-            {"metadata": {"name": "p"}, "spec": {"lifecycle": {"reopenWindow": "1h"}}}
-        ]
-        self.cluster_policies: list[dict[str, Any]] = []
-
-    def incident(self, name: str, category: Category, *, resolved_at: dt.datetime | None = None) -> None:
-        status: dict[str, Any] = {"severity": "SEV2", "detectedAt": (T0 - dt.timedelta(hours=3)).isoformat()}
-        if resolved_at is not None:
-            status |= {"state": "Resolved", "resolvedAt": resolved_at.isoformat()}
-        self.incidents.append(
-            {
-                "metadata": {"name": name, "namespace": "shop", "labels": {"zentinel.io/zentinel": "edge"}},
-                "spec": {"zentinelRef": {"name": "edge"}, "category": category.value, "fingerprint": "x"},
-                "status": status,
-            }
-        )
-
-    def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        return {"metadata": {"name": name, "labels": {}}} if plural == "zentinels" and name == "edge" else None
-
-    def list_custom(self, plural: str, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
-        return self.policies if plural == "zentinelincidentpolicies" else self.incidents
-
-    def list_custom_all(self, plural: str) -> list[dict[str, Any]]:
-        assert plural == "zentinelclusterincidentpolicies"
-        return self.cluster_policies
-
-    def list_incidents(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
-        return self.incidents
-
-    def create_incident(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        self.created.append(body)
-        self.incidents.append(body)
-        return body
-
-
-def writer(api: FakeIncidents) -> intake.IncidentWriter:
-    """The pass's incident writer on this API, as registration hands it to the intake."""
-    return functools.partial(incident_for, api=api)
-
-
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> FakeIncidents:
-    from zentinel_operator import k8s
-
-    fake = FakeIncidents()
-    for name in ("get_custom", "list_custom", "list_custom_all"):
-        monkeypatch.setattr(k8s, name, getattr(fake, name))
-    return fake
-
-
-def test_an_alert_lands_on_the_open_incident_of_its_category(api: FakeIncidents) -> None:
-    api.incident("inc-20261127-002", Category.EXTERNAL_ALERT)
-    api.incident("inc-20261127-001", Category.EXTERNAL_ALERT)
-    api.incident("inc-20261127-003", Category.PROCESS_CRASH)
-    opened = intake.ensure_incident(writer(api), "shop", "edge", Category.EXTERNAL_ALERT, T0)
-    assert opened == intake.Opened("inc-20261127-001") and api.created == []  # the first by name, as the pass picks
-
-
-def test_an_alert_reopens_inside_the_policys_window_and_creates_outside_it(api: FakeIncidents) -> None:
-    api.incident("inc-20261127-001", Category.EXTERNAL_ALERT, resolved_at=T0 - dt.timedelta(minutes=30))
-    assert intake.ensure_incident(writer(api), "shop", "edge", Category.EXTERNAL_ALERT, T0) == intake.Opened(
-        "inc-20261127-001"
-    )
-    later = T0 + dt.timedelta(hours=1)
-    opened = intake.ensure_incident(writer(api), "shop", "edge", Category.EXTERNAL_ALERT, later)
-    assert opened == intake.Opened("inc-20261127-002", created=True)
-    [body] = api.created
-    assert body["spec"]["source"] == "alertmanager" and body["spec"]["category"] == "ExternalAlert"
-
-
-def test_an_alert_for_an_unknown_zentinel_opens_nothing(api: FakeIncidents) -> None:
-    assert intake.ensure_incident(writer(api), "shop", "ghost", Category.EXTERNAL_ALERT, T0) == intake.Opened(
-        None, reason="no Zentinel shop/ghost"
-    )
-    assert api.created == []
-
-
-async def test_the_operators_opener_writes_through_the_writer_it_is_given(api: FakeIncidents) -> None:
-    """Registration hands the intake the pass's incident writer: the opener creates with it, off the loop."""
-    open_incident = intake.k8s_opener(writer(api))
-    assert await open_incident("shop", "edge", Category.EXTERNAL_ALERT, T0) == intake.Opened(
-        "inc-20261127-001", created=True
-    )
-    [body] = api.created
-    assert body["spec"]["source"] == "alertmanager" and body["spec"]["zentinelRef"] == {"name": "edge"}
-
-
-@pytest.mark.parametrize(
-    ("namespaced_window", "cluster_window", "reopened"),
-    [(None, "2h", True), (None, "10m", False), ("10m", "2h", False), ("2h", "10m", True)],
-)
-def test_an_alert_follows_the_governing_policy_of_either_scope(
-    api: FakeIncidents, namespaced_window: str | None, cluster_window: str, reopened: bool
-) -> None:
-    """No namespaced policy: the cluster policy's reopen window; a namespaced one shadows it."""
-    api.policies = (
-        [{"metadata": {"name": "p"}, "spec": {"lifecycle": {"reopenWindow": namespaced_window}}}]
-        if namespaced_window
-        else []
-    )
-    api.cluster_policies = [{"metadata": {"name": "c"}, "spec": {"lifecycle": {"reopenWindow": cluster_window}}}]
-    api.incident("inc-20261127-001", Category.EXTERNAL_ALERT, resolved_at=T0 - dt.timedelta(minutes=30))
-    opened = intake.ensure_incident(writer(api), "shop", "edge", Category.EXTERNAL_ALERT, T0)
-    assert opened == (
-        intake.Opened("inc-20261127-001") if reopened else intake.Opened("inc-20261127-002", created=True)
-    )
+        await server.cleanup()

@@ -28,10 +28,10 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
         got["reads"].append((plural, namespace, name))
         return body("7", "stored")
 
-    async def reconcile(b: Any, *, ctx: handler.PassContext, **kwargs: Any) -> list[Any]:
+    async def reconcile(b: Any, *, ctx: handler.PassContext, **kwargs: Any) -> handler.PassResult:
         got["passes"].append(b["status"]["m"])
         ctx.versions[("ns", "edge")] = b["metadata"]["resourceVersion"]  # as the real pass does after its write
-        return []
+        return handler.PassResult([])
 
     monkeypatch.setattr(k8s, "get_custom", get_custom)
     monkeypatch.setattr(handler, "reconcile", reconcile)

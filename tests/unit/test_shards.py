@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from zentinel_operator import config
 from zentinel_operator.core.shards import Shard, shard_of
@@ -61,20 +63,35 @@ def test_settings_name_the_shard_variables_and_give_each_shard_its_own_lease() -
     assert config.load({}).lease() == "zentinel-incident-operator"  # unsharded: the Lease it always had
 
 
-async def test_the_intake_opens_incidents_for_its_own_shard_only() -> None:
-    calls: list[tuple[str, str]] = []
+async def test_the_intake_records_alerts_for_its_own_shard_only() -> None:
+    """An alert about another shard's Zentinel is that shard's intake's (Alertmanager posts to each): no pass runs
+    here for it, and it sets no signal."""
+    state = intake.AlertState()
+    runs: list[tuple[str, str]] = []
 
-    async def opener(namespace: str, zentinel: str, category: Category, now: dt.datetime) -> intake.Opened:
-        calls.append((namespace, zentinel))
-        return intake.Opened("inc-1", created=True)
+    async def run_pass(namespace: str, zentinel: str, update: Callable[[], None]) -> intake.Passed:
+        runs.append((namespace, zentinel))
+        update()
+        return intake.Passed(carriers={Category.PROCESS_CRASH: "inc-1"}, created=frozenset({"inc-1"}))
 
     shard = Shard(1, 2)
     mine = next((ns, n) for ns, n in NAMES if shard.owns(ns, n))
     other = next((ns, n) for ns, n in NAMES if not shard.owns(ns, n))
-    gated = intake.sharded(opener, shard)
-    now = dt.datetime(2026, 12, 3, tzinfo=dt.UTC)
-    assert (await gated(*mine, Category.PROCESS_CRASH, now)).name == "inc-1"
-    ignored = await gated(*other, Category.PROCESS_CRASH, now)
-    assert ignored.name is None and ignored.reason is not None and "shard 1/2" in ignored.reason
-    assert calls == [mine]
-    assert intake.sharded(opener, Shard()) is opener
+    app = intake.build_app(token="t", state=state, run_pass=run_pass, owns=shard.owns)
+
+    def alert(ns: str, name: str) -> dict[str, Any]:
+        labels = {"alertname": "A", "namespace": ns, "zentinel": name, "zentinel_category": "ProcessCrash"}
+        return {"status": "firing", "labels": labels, "startsAt": "2026-12-03T00:00:00Z", "fingerprint": name}
+
+    body = {"version": "4", "groupKey": "g", "alerts": [alert(*mine), alert(*other)]}
+    async with TestClient(TestServer(app)) as c:
+        resp = await c.post(intake.PATH, json=body, headers={"Authorization": "Bearer t"})
+        answer = await resp.json()
+    assert resp.status == 200 and answer["processed"] == 1
+    assert answer["incidents"] == [{"name": "inc-1", "created": True}]
+    assert [i["reason"] for i in answer["ignored"]] == [
+        f"Zentinel {other[0]}/{other[1]} is not of this operator's shard"
+    ]
+    assert runs == [mine]
+    assert state.active(*mine, Category.PROCESS_CRASH) is not None
+    assert not state.known(*other, Category.PROCESS_CRASH)

@@ -12,7 +12,7 @@ import datetime as dt
 import enum
 from collections.abc import Mapping
 
-from ..models.common import Category, Severity
+from ..models.common import Category, Severity, Source
 from .liveconfig import LiveConfig
 from .zconfig import HealthCheck
 
@@ -272,3 +272,6 @@ class Finding:
     evidence: tuple[str, ...] = ()
     subjects: tuple[str, ...] = ()  # pods, targets, routes or certificates concerned
     config_caused: bool = False  # a hint for remediation: the trouble follows a config change
+    # Who saw it: the operator's own signals, or Alertmanager (notify.intake). An incident created for a finding
+    # takes its source, and an Alertmanager incident then resolves on what Alertmanager says.
+    source: Source = Source.OPERATOR

@@ -25,7 +25,7 @@ from ..core.patches import merge_patch
 from ..core.silences import record_silences
 from ..core.snapshot import Finding
 from ..models import ZentinelIncident
-from ..models.common import Category, Severity
+from ..models.common import Category, Severity, Source
 from ..models.incident import ZentinelIncidentStatus
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.silence import ZentinelSilence
@@ -55,6 +55,8 @@ class Recorded:
     notifications: list[tuple[str, lc.Notification]] = dataclasses.field(default_factory=list)
     metrics: list[lc.MetricNote] = dataclasses.field(default_factory=list)
     created: list[str] = dataclasses.field(default_factory=list)
+    # The incident each finding of this pass landed on, by category (the alert intake reports it).
+    carriers: dict[Category, str] = dataclasses.field(default_factory=dict)
     # The incidents as listed, when the pass found nothing and none was open: nothing was written, and a later
     # quiet pass may use this list instead of listing again while no watch event says an incident changed.
     quiet_list: list[Pair] | None = None
@@ -71,7 +73,7 @@ def create_incident(
     zentinel: str,
     category: Category,
     now: dt.datetime,
-    source: str = "operator",
+    source: Source = Source.OPERATOR,
     use_lock: bool = True,
 ) -> str:
     """Create the incident object under the next free ``inc-YYYYMMDD-NNN`` name; return the name."""
@@ -98,7 +100,7 @@ def create_incident(
                     "zentinelRef": {"name": zentinel},
                     "category": category.value,
                     "fingerprint": fp,
-                    "source": source,
+                    "source": source.value,
                 },
             }
             try:
@@ -256,24 +258,6 @@ def _carrier(
     return None
 
 
-def incident_for(
-    namespace: str,
-    zentinel: str,
-    category: Category,
-    *,
-    api: IncidentApi,
-    policy: ZentinelIncidentPolicySpec,
-    now: dt.datetime,
-    source: str = "operator",
-) -> tuple[str, bool]:
-    """``(name, created)``: the incident that will carry a signal of this category, chosen as :func:`record`
-    chooses (open, else reopenable, else created with ``source``). Its status is written by the next pass."""
-    found = _carrier(_listed(api, namespace, zentinel), zentinel, category, policy=policy, now=now)
-    if found is not None:
-        return str(found[0]["metadata"]["name"]), False
-    return create_incident(namespace, api=api, zentinel=zentinel, category=category, now=now, source=source), True
-
-
 def record(
     *,
     api: IncidentApi,
@@ -310,12 +294,13 @@ def record(
         if found is not None:
             obj, model = found
         else:
-            name = create_incident(namespace, api=api, zentinel=zentinel, category=cat, now=now)
+            name = create_incident(namespace, api=api, zentinel=zentinel, category=cat, now=now, source=finding.source)
             result.created.append(name)
             obj = api.get_incident(namespace, name) or {}
             model = ZentinelIncident.model_validate(obj)
             parsed.append((obj, model))
         handled.add(obj["metadata"]["name"])
+        result.carriers[cat] = obj["metadata"]["name"]
         _advance(p, obj, model, finding=finding, signal_known=True)
 
     for obj, model in parsed:
@@ -325,7 +310,7 @@ def record(
             result.all.append(model)
             continue
         cat = model.spec.category
-        if model.spec.source == "operator":
+        if model.spec.source == Source.OPERATOR:
             known = cat in observable
         else:  # an Alertmanager incident: its signal is what Alertmanager last said (unknown after a restart)
             known = bool(alerts is not None and alerts.known(namespace, zentinel, cat))

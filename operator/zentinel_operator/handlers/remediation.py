@@ -19,7 +19,7 @@ from ..core.observation import Observation
 from ..core.patches import merge_patch
 from ..core.silences import remediation_hold
 from ..core.snapshot import Finding
-from ..models.common import Category
+from ..models.common import Category, Source
 from ..models.incident import RemediationRecord, ZentinelIncident, ZentinelIncidentStatus
 from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.silence import ZentinelSilence
@@ -170,7 +170,7 @@ def _respond_one(
 
 def _may_act(inc: ZentinelIncident) -> bool:
     """The operator's own incident, open or with work left: the pass plans, acts or verifies for it."""
-    return inc.spec.source == "operator" and (lc.is_open(inc.status) or _still_acting(inc))
+    return inc.spec.source == Source.OPERATOR and (lc.is_open(inc.status) or _still_acting(inc))
 
 
 def _still_acting(inc: ZentinelIncident) -> bool:

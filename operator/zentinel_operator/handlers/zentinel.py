@@ -86,6 +86,14 @@ class PassContext:
         self.versions.pop((namespace, name), None)
 
 
+@dataclasses.dataclass(frozen=True)
+class PassResult:
+    """What one pass did: the stages that failed, and what it recorded (None: the Incidents stage failed)."""
+
+    failures: list[StageFailure]
+    recorded: incidents.Recorded | None = None
+
+
 def parse(body: Mapping[str, Any]) -> Zentinel:
     try:
         return Zentinel.model_validate(dict(body))
@@ -103,7 +111,7 @@ async def pass_on_stored(
     silences: Sequence[Mapping[str, Any]] = (),
     full: bool,
     watched: Mapping[str, Any] | None = None,
-) -> list[StageFailure] | None:
+) -> PassResult | None:
     """One pass over the Zentinel as stored now (None: it is gone).
 
     Passes follow each other closely (a timer's every ``scanInterval``, event passes in between), and the copy
@@ -128,12 +136,12 @@ async def pass_on_stored(
     if body is None:
         ctx.forget(namespace, name)
         return None
-    failures = await reconcile(
+    result = await reconcile(
         body, ctx=ctx, policies=policies, cluster_policies=cluster_policies, silences=silences, full=full
     )
     if fell_back:  # a copy of unknown age: the next pass reads the Zentinel again
         ctx.versions.pop(key, None)
-    return failures
+    return result
 
 
 def _version(body: Mapping[str, Any]) -> str | None:
@@ -150,9 +158,10 @@ async def reconcile(
     silences: Sequence[Mapping[str, Any]] = (),
     now: dt.datetime | None = None,
     full: bool = True,
-) -> list[StageFailure]:
+) -> PassResult:
     """One pass. Each stage is contained: one that fails is reported (a ``PassDegraded`` condition and a
-    Warning Event on the Zentinel) and the others still run, on what could be observed. Returns the failures.
+    Warning Event on the Zentinel) and the others still run, on what could be observed. Returns the failures
+    and what was recorded.
     ``silences`` are the namespace's ``ZentinelSilence`` objects: they hold pages and, if asked, remediation.
     ``policies`` are the namespace's policies, ``cluster_policies`` every cluster policy.
 
@@ -331,7 +340,7 @@ async def reconcile(
         metrics.PASS_ERRORS.inc()
     metrics.PASSES.labels(trigger="timer" if full else "event").inc()
     metrics.PASS_SECONDS.observe(time.monotonic() - started)
-    return failures
+    return PassResult(failures, recorded)
 
 
 def _wall_clock() -> dt.datetime:

@@ -129,6 +129,14 @@ class Category(enum.StrEnum):
     EXTERNAL_ALERT = "ExternalAlert"
 
 
+class Source(enum.StrEnum):
+    """Where an incident's signal comes from: the operator's own observation, or Alertmanager (the alert
+    intake). An ``alertmanager`` incident resolves on what Alertmanager last said, not on the operator's signals."""
+
+    OPERATOR = "operator"
+    ALERTMANAGER = "alertmanager"
+
+
 class ConditionStatus(enum.StrEnum):
     TRUE = "True"
     FALSE = "False"

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from .. import names
-from .common import Category, Condition, CRDInfo, KModel, Meta, ObjectName, Severity
+from .common import Category, Condition, CRDInfo, KModel, Meta, ObjectName, Severity, Source
 from .zentinel import IssuerType
 
 
@@ -71,7 +71,9 @@ class ZentinelIncidentSpec(KModel):
     zentinel_ref: ZentinelRef = Field(description="The Zentinel in trouble.")
     category: Category = Field(description="What kind of trouble, from the runbook's triage tree.")
     fingerprint: str = Field(min_length=1, description="Zentinel + category; one open incident per fingerprint.")
-    source: str = Field(default="operator", description="`operator` (own signals) or `alertmanager` (alert intake).")
+    source: str = Field(
+        default=Source.OPERATOR.value, description="`operator` (own signals) or `alertmanager` (alert intake)."
+    )
     acknowledged_by: str | None = Field(
         default=None, description="Set by a person (kubectl patch or `zentinelctl ack`) to acknowledge."
     )

@@ -219,11 +219,15 @@ def _secrets(source: Callable[[], tuple[str, ...]] | None) -> tuple[str, ...]:
 
 
 def build_intake(
-    settings: Settings, state: intake.AlertState, *, opener: intake.IncidentOpener
+    settings: Settings,
+    state: intake.AlertState,
+    *,
+    run_pass: intake.PassRunner,
+    owns: Callable[[str, str], bool] | None = None,
 ) -> web.Application | None:
-    """The intake's application from the settings: Alertmanager's route with a token file (alerts open
-    incidents through ``opener``), PagerDuty's and Slack's with their secret files; None when the port is 0
-    or none of them is configured."""
+    """The intake's application from the settings: Alertmanager's route with a token file (alerts become
+    signals, recorded by the Zentinel's pass that ``run_pass`` runs; ``owns``: this shard's Zentinels),
+    PagerDuty's and Slack's with their secret files; None when the port is 0 or none of them is configured."""
     pd_file, slack_file = settings.alert_intake_pagerduty_secret_file, settings.alert_intake_slack_secret_file
     token_file = settings.alert_intake_token_file
     if not settings.alert_intake_port or not (token_file or pd_file or slack_file):
@@ -232,7 +236,12 @@ def build_intake(
     max_bytes = settings.alert_intake_max_bytes
     if token_file is not None:
         app = intake.build_app(
-            token=token_file.read_text().strip(), state=state, opener=opener, max_bytes=max_bytes, namespaces=namespaces
+            token=token_file.read_text().strip(),
+            state=state,
+            run_pass=run_pass,
+            max_bytes=max_bytes,
+            namespaces=namespaces,
+            owns=owns,
         )
     else:
         app = intake.bare_app(max_bytes)

@@ -8,17 +8,18 @@ and ``severity`` (critical -> SEV1, error|major -> SEV2, warning -> SEV3, info|m
 ``SEV1``..``SEV4`` are taken as they are).
 
 Deliveries are at least once: a post is deduplicated per alert on (groupKey, fingerprint, status,
-startsAt), so a repeated post changes nothing. A firing alert makes sure an incident exists for
-its Zentinel and category (an open one, or a resolved one still inside the policy's reopen
-window, else a new one created with ``source: alertmanager``: the choice of the one incident
-writer, :func:`zentinel_operator.handlers.incidents.incident_for`, which registration hands to
-:func:`k8s_opener`), and only then marks the alert
-as firing in :class:`AlertState`: a signal source, which the per-Zentinel pass merges into its
-findings (:meth:`AlertState.merge` / :meth:`AlertState.signal`), so detection, severity, escalation,
-reopening and resolution follow the same lifecycle as the operator's own signals. A resolved
-alert clears the signal; the lifecycle resolves the incident once it stays clear for
-``resolveAfter``. The operator's own ``alertname=ZentinelIncident`` alerts are ignored, so
-routing them back here cannot loop.
+startsAt), so a repeated post changes nothing. The intake is a signal source, not an incident writer: a
+firing alert becomes a finding in :class:`AlertState` (``source: alertmanager``), and the intake then runs
+that Zentinel's pass at once (the :data:`PassRunner` registration gives it, under the same per-Zentinel lock
+as the timer's and the event passes), which merges the alerts' findings into its own
+(:meth:`AlertState.merge`) and records them as it records every finding: on the open incident of the
+category, or a resolved one still inside the policy's reopen window, else a new one, created with the
+finding's source. So detection, severity, escalation, reopening and resolution follow the same lifecycle
+as the operator's own signals, and there is one incident writer. The answer names the incident that
+carries each alert; it is 200 only once the pass has recorded them (else 503, and Alertmanager posts
+again). A resolved alert clears the signal; the lifecycle resolves an ``alertmanager`` incident once it
+stays clear for ``resolveAfter``. The operator's own ``alertname=ZentinelIncident`` alerts are ignored,
+so routing them back here cannot loop.
 
 Until this process has heard about a (namespace, Zentinel, category) — after a restart, say —
 :meth:`AlertState.known` is False and the pass must treat the signal as unknown, not healthy:
@@ -27,7 +28,6 @@ Alertmanager re-sends firing alerts every ``repeat_interval``.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import dataclasses
 import datetime as dt
@@ -38,24 +38,18 @@ import logging
 import re
 import threading
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
-from .. import k8s
 from ..core.redact import redact
-from ..core.selection import choose_governing
-from ..core.shards import Shard
 from ..core.snapshot import Finding
-from ..models.common import Category, Severity
-from ..models.policy import ZentinelIncidentPolicySpec
-from ..names import CLUSTER_POLICIES, POLICIES, ZENTINELS
+from ..models.common import Category, Severity, Source
 from ..names import KIND_INCIDENT as OWN_ALERTNAME
 
 log = logging.getLogger(__name__)
 
 PATH = "/api/v1/alertmanager"
-SOURCE = "alertmanager"
 
 SEVERITY_WORDS = {
     "critical": Severity.SEV1,
@@ -164,6 +158,17 @@ class AlertState:
                 if not alerts:
                     del self._firing[key]
 
+    def withdraw(self, namespace: str, zentinel: str, category: Category, fingerprint: str) -> None:
+        """Take back an alert just fired: it is about no Zentinel of this operator's, so nothing is known of it."""
+        key = (namespace, zentinel, category)
+        with self._lock:
+            alerts = self._firing.get(key)
+            if alerts is not None:
+                alerts.pop(fingerprint, None)
+            if not alerts:
+                self._firing.pop(key, None)
+                self._known.discard(key)
+
     # ---- reading, for the pass
     def known(self, namespace: str, zentinel: str, category: Category | str) -> bool:
         """True once this process has heard from Alertmanager about this signal (firing or resolved)."""
@@ -228,81 +233,27 @@ def _finding(category: Category, alerts: list[FiringAlert]) -> Finding | None:
         summary=summary[:500],
         evidence=tuple(e[:500] for e in evidence[:20]),
         subjects=tuple(a.fingerprint for a in alerts),
+        source=Source.ALERTMANAGER,
     )
 
 
-# -------------------------------------------------------------------------- incidents
+# ----------------------------------------------------------------------------- the pass
 @dataclasses.dataclass(frozen=True)
-class Opened:
-    """What the opener did for a firing alert."""
+class Passed:
+    """What the Zentinel's pass made of the signals the intake had just set: the incident that carries each
+    category, and which of them the pass created. ``reason`` set: the signals are not this operator's (no such
+    Zentinel) and were taken back."""
 
-    name: str | None  # the incident that carries the signal; None: ignored (see reason)
-    created: bool = False
+    carriers: Mapping[Category, str] = dataclasses.field(default_factory=dict)
+    created: frozenset[str] = frozenset()
     reason: str | None = None
 
 
-IncidentOpener = Callable[[str, str, Category, dt.datetime], Awaitable[Opened]]
-
-
-class IncidentWriter(Protocol):
-    """The pass's incident writer (:func:`zentinel_operator.handlers.incidents.incident_for`):
-    ``(name, created)`` of the incident that will carry a signal of this category."""
-
-    def __call__(
-        self,
-        namespace: str,
-        zentinel: str,
-        category: Category,
-        *,
-        policy: ZentinelIncidentPolicySpec,
-        now: dt.datetime,
-        source: str = ...,
-    ) -> tuple[str, bool]: ...
-
-
-def ensure_incident(
-    write: IncidentWriter, namespace: str, zentinel: str, category: Category, now: dt.datetime
-) -> Opened:
-    """Synchronous (official client): make sure an incident will carry this signal.
-
-    The incident is the one the pass's incident writer (``write``) chooses
-    under the governing policy: an open one of this Zentinel and category, or a resolved one the lifecycle
-    will reopen, else a new one created with ``source: alertmanager``. The pass writes its status on its
-    next run, from the signal in :class:`AlertState`.
-    """
-    zen = k8s.get_custom(ZENTINELS, namespace, zentinel)
-    if zen is None:
-        return Opened(None, reason=f"no Zentinel {namespace}/{zentinel}")
-    labels = (zen.get("metadata") or {}).get("labels") or {}
-    chosen = choose_governing(labels, k8s.list_custom(POLICIES, namespace), k8s.list_custom_all(CLUSTER_POLICIES))
-    policy = ZentinelIncidentPolicySpec.model_validate((chosen.body if chosen else {}).get("spec") or {})
-    name, created = write(namespace, zentinel, category, policy=policy, now=now, source=SOURCE)
-    if created:
-        log.info("alert intake: created %s/%s for %s %s", namespace, name, zentinel, category.value)
-    return Opened(name, created=created)
-
-
-def sharded(opener: IncidentOpener, shard: Shard) -> IncidentOpener:
-    """``opener`` for the Zentinels of ``shard`` only: an alert about another shard's Zentinel is ignored here
-    (that shard's intake, which Alertmanager also posts to, opens it), so no two shards open one incident."""
-    if not shard.sharded:
-        return opener
-
-    async def open_incident(namespace: str, zentinel: str, category: Category, now: dt.datetime) -> Opened:
-        if not shard.owns(namespace, zentinel):
-            return Opened(None, reason=f"Zentinel {namespace}/{zentinel} is not of shard {shard}")
-        return await opener(namespace, zentinel, category, now)
-
-    return open_incident
-
-
-def k8s_opener(write: IncidentWriter) -> IncidentOpener:
-    """The opener the operator runs: :func:`ensure_incident` with ``write``, off the event loop."""
-
-    async def open_incident(namespace: str, zentinel: str, category: Category, now: dt.datetime) -> Opened:
-        return await asyncio.to_thread(ensure_incident, write, namespace, zentinel, category, now)
-
-    return open_incident
+PassRunner = Callable[[str, str, Callable[[], None]], Awaitable[Passed]]
+"""``(namespace, zentinel, update)``: with the Zentinel's pass lock held, call ``update`` (it sets the alerts'
+signals in :class:`AlertState`), then run that Zentinel's pass, which records them as it records its own: the
+one incident writer. Raises when the pass could not record them; the intake then answers 503, and Alertmanager
+posts again."""
 
 
 # ------------------------------------------------------------------------ the payload
@@ -388,22 +339,22 @@ def build_app(
     *,
     token: str,
     state: AlertState,
-    opener: IncidentOpener,
+    run_pass: PassRunner,
     labels: IntakeLabels | None = None,
     max_bytes: int = 1_000_000,
     namespaces: Collection[str] | None = None,
+    owns: Callable[[str, str], bool] | None = None,
     default_severity: Severity = Severity.SEV3,
-    clock: Callable[[], dt.datetime] | None = None,
 ) -> web.Application:
-    """The intake as an aiohttp application (``POST /api/v1/alertmanager``, ``GET /healthz``)."""
+    """The intake as an aiohttp application (``POST /api/v1/alertmanager``, ``GET /healthz``).
+
+    ``owns``: whether a Zentinel is this operator's (its shard's); an alert about another is ignored here, since
+    that shard's intake, which Alertmanager also posts to, takes it, so no two shards record one alert."""
     if not token:
         raise ValueError("the alert intake needs a bearer token")
     expected = f"Bearer {token}".encode()
     names = labels or IntakeLabels()
-    open_incident = opener
     watched = set(namespaces) if namespaces else None
-    now_fn = clock or (lambda: dt.datetime.now(dt.UTC).replace(microsecond=0))
-    lock = asyncio.Lock()
 
     async def receive(request: web.Request) -> web.Response:
         given = request.headers.get("Authorization", "").encode()
@@ -425,11 +376,11 @@ def build_app(
         except PayloadError as e:
             return _error(400, str(e))
 
-        now = now_fn()
         processed = duplicates = 0
         ignored: list[dict[str, str]] = []
         touched: dict[str, bool] = {}
-        opened_for: dict[SignalKey, Opened] = {}
+        # The firing alerts of each Zentinel: set, and recorded, by one pass of that Zentinel's.
+        firing: dict[tuple[str, str], list[tuple[Category, FiringAlert, tuple[str, str, str, str]]]] = {}
         for alert in alerts:
             dedup = (group_key, alert.fingerprint, alert.status, alert.starts_at)
             if state.seen(dedup):
@@ -445,6 +396,8 @@ def build_app(
                 reason = f"labels {names.namespace!r} and {names.zentinel!r} are required to name the Zentinel"
             elif watched is not None and namespace not in watched:
                 reason = f"namespace {namespace!r} is not watched by this operator"
+            elif owns is not None and not owns(namespace, zentinel):
+                reason = f"Zentinel {namespace}/{zentinel} is not of this operator's shard"
             if reason is not None or namespace is None or zentinel is None:
                 ignored.append({"fingerprint": alert.fingerprint, "reason": reason or "unnamed Zentinel"})
                 state.remember(dedup)
@@ -452,45 +405,48 @@ def build_app(
             category = map_category(alert.labels.get(names.category))
             if alert.status == "resolved":
                 state.clear(namespace, zentinel, category, alert.fingerprint)
-            else:
-                opened = opened_for.get((namespace, zentinel, category))
-                if opened is None:
-                    async with lock:
-                        try:
-                            opened = await open_incident(namespace, zentinel, category, now)
-                        except Exception as e:
-                            log.warning(
-                                "alert intake: could not open an incident for %s/%s: %s",
-                                namespace,
-                                zentinel,
-                                type(e).__name__,
-                            )
-                            return _error(503, "could not record the alert; try again")
-                    opened_for[(namespace, zentinel, category)] = opened
-                if opened.name is None:
-                    ignored.append({"fingerprint": alert.fingerprint, "reason": opened.reason or "ignored"})
-                    state.remember(dedup)
+                state.remember(dedup)
+                processed += 1
+                continue
+            # Free text from outside: what it may hold of a credential goes before it reaches a status, an Event
+            # or a page.
+            summary = redact(alert.annotations.get("summary") or alert.annotations.get("description") or alertname)
+            description = alert.annotations.get("description")
+            fired = FiringAlert(
+                fingerprint=alert.fingerprint,
+                alertname=alertname,
+                severity=map_severity(alert.labels.get(names.severity), default_severity),
+                summary=summary,
+                starts_at=alert.starts_at,
+                description=None if description is None else redact(description),
+            )
+            firing.setdefault((namespace, zentinel), []).append((category, fired, dedup))
+
+        for (namespace, zentinel), items in firing.items():
+
+            def update(ns: str = namespace, zen: str = zentinel, todo: list[Any] = items) -> None:
+                for category, fired, _ in todo:
+                    state.fire(ns, zen, category, fired)
+
+            try:
+                passed = await run_pass(namespace, zentinel, update)
+            except Exception as e:
+                # What was fired stays: it is true, and the next pass records it. Nothing is remembered, so
+                # Alertmanager's retry is processed (the alerts already handled come back as duplicates).
+                log.warning("alert intake: the pass of %s/%s could not record the alerts: %s", namespace, zentinel, e)
+                return _error(503, "could not record the alert; try again")
+            for category, fired, dedup in items:
+                state.remember(dedup)
+                if passed.reason is not None:
+                    state.withdraw(namespace, zentinel, category, fired.fingerprint)
+                    ignored.append({"fingerprint": fired.fingerprint, "reason": passed.reason})
                     continue
-                touched[opened.name] = touched.get(opened.name, False) or opened.created
-                # Free text from outside: what it may hold of a credential goes before it reaches a status,
-                # an Event or a page.
-                summary = redact(alert.annotations.get("summary") or alert.annotations.get("description") or alertname)
-                description = alert.annotations.get("description")
-                state.fire(
-                    namespace,
-                    zentinel,
-                    category,
-                    FiringAlert(
-                        fingerprint=alert.fingerprint,
-                        alertname=alertname,
-                        severity=map_severity(alert.labels.get(names.severity), default_severity),
-                        summary=summary,
-                        starts_at=alert.starts_at,
-                        description=None if description is None else redact(description),
-                    ),
-                )
-            state.remember(dedup)
-            processed += 1
+                name = passed.carriers.get(category)
+                if name is not None:
+                    touched[name] = touched.get(name, False) or name in passed.created
+                processed += 1
+            for name in sorted(passed.created):
+                log.info("alert intake: %s/%s opened for the alerts about %s", namespace, name, zentinel)
         return web.json_response(
             {
                 "status": "ok",
