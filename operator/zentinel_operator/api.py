@@ -1,9 +1,10 @@
-"""The API client the incident and remediation shells are given, as the operations they use.
+"""The API client the incident, remediation and evidence shells are given, as the operations they use.
 
 ``handlers/incidents.py`` reads and writes incidents through an :class:`IncidentApi`; ``remediation/`` acts
-on the workload, its ConfigMaps and Secrets through an :class:`ActionApi`; ``handlers/remediation.py``, which
-records on incidents what the actions did, takes both (:class:`Api`). The operator passes :class:`KubeApi`,
-which wraps :mod:`zentinel_operator.k8s`; unit tests pass an in-memory fake.
+on the workload, its ConfigMaps and Secrets through an :class:`ActionApi`; ``handlers/evidence.py`` keeps
+bundles and post-mortem drafts in ConfigMaps through an :class:`EvidenceApi`; ``handlers/remediation.py``,
+which records on incidents what the actions did, and the pass take all three (:class:`Api`). The operator
+passes :class:`KubeApi`, which wraps :mod:`zentinel_operator.k8s`; unit tests pass an in-memory fake.
 
 Errors are the official client's: a call that fails raises its ``ApiException`` (a 404 on a read is None).
 """
@@ -74,8 +75,32 @@ class ActionApi(Protocol):
     def patch_certificate_status(self, namespace: str, name: str, patch: Obj) -> Obj: ...
 
 
-class Api(IncidentApi, ActionApi, Protocol):
-    """Both: respond acts and records on the incident what it did."""
+class EvidenceApi(Protocol):
+    """The evidence ConfigMaps (bundles by label, post-mortem drafts by name) and the incident's status."""
+
+    def list_configmaps(self, namespace: str, label_selector: str) -> list[Obj]: ...
+
+    def get_configmap(self, namespace: str, name: str) -> Obj | None: ...
+
+    def create_configmap(self, namespace: str, body: Obj) -> Obj | None:
+        """None when it exists already (create-or-409)."""
+        ...
+
+    def patch_configmap(self, namespace: str, name: str, patch: Obj) -> Obj: ...
+
+    def delete_configmap(self, namespace: str, name: str) -> None:
+        """Nothing when it is gone already."""
+        ...
+
+    def delete_configmaps(self, namespace: str, label_selector: str) -> None:
+        """Every ConfigMap ``label_selector`` matches (nothing when none match)."""
+        ...
+
+    def patch_incident_status(self, namespace: str, name: str, status: Obj) -> Obj: ...
+
+
+class Api(IncidentApi, ActionApi, EvidenceApi, Protocol):
+    """All three: respond acts and records on the incident what it did; the pass also keeps evidence."""
 
 
 _CERT_MANAGER = ("cert-manager.io", "v1", "certificates")
@@ -110,6 +135,15 @@ class KubeApi:
 
     def patch_configmap(self, namespace: str, name: str, patch: Obj) -> Obj:
         return k8s.patch_configmap(namespace, name, patch)
+
+    def list_configmaps(self, namespace: str, label_selector: str) -> list[Obj]:
+        return k8s.list_configmaps(namespace, label_selector)
+
+    def delete_configmap(self, namespace: str, name: str) -> None:
+        k8s.delete_configmap(namespace, name)
+
+    def delete_configmaps(self, namespace: str, label_selector: str) -> None:
+        k8s.delete_configmaps(namespace, label_selector)
 
     def patch_deployment(self, namespace: str, name: str, patch: Obj) -> Obj:
         return k8s.patch_deployment(namespace, name, patch)

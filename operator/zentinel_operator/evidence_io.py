@@ -1,4 +1,4 @@
-"""I/O the evidence collector needs beyond :mod:`zentinel_operator.k8s`: events and bulk deletes.
+"""I/O the evidence bundle needs beyond the pass's API client: the namespace's events, and error text.
 
 Admin pages are not fetched here: the pass's observation holds them, read on the shared aiohttp session
 (:mod:`zentinel_operator.signals.gather`).
@@ -24,15 +24,6 @@ def list_events(namespace: str, limit: int = EVENTS_LIMIT) -> list[dict[str, Any
     """The namespace's core/v1 Events (at most ``limit``; events expire after an hour by default)."""
     result = k8s.core().list_namespaced_event(namespace, limit=limit)
     return [k8s.to_dict(e) for e in result.items]
-
-
-def delete_configmaps(namespace: str, label_selector: str) -> None:
-    """Delete every ConfigMap matching ``label_selector`` (nothing when none match)."""
-    try:
-        k8s.core().delete_collection_namespaced_config_map(namespace, label_selector=label_selector)
-    except ApiException as e:
-        if e.status != 404:
-            raise
 
 
 def api_error(e: BaseException) -> str:

@@ -384,6 +384,15 @@ def list_configmaps(namespace: str, label_selector: str) -> list[dict[str, Any]]
     return [to_dict(c) for c in core().list_namespaced_config_map(namespace, label_selector=label_selector).items]
 
 
+def delete_configmaps(namespace: str, label_selector: str) -> None:
+    """Delete every ConfigMap matching ``label_selector`` (nothing when none match)."""
+    try:
+        core().delete_collection_namespaced_config_map(namespace, label_selector=label_selector)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+
+
 def patch_deployment(namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
     return to_dict(apps().patch_namespaced_deployment(name, namespace, patch, field_manager=FIELD_MANAGER))
 

@@ -203,6 +203,21 @@ class FakeApi:
         self._call("patch_configmap", name)
         return self._patch("configmap", namespace, name, patch)
 
+    # ------------------------------------------------------------------ EvidenceApi (with the ConfigMap calls above)
+    def list_configmaps(self, namespace: str, label_selector: str) -> list[Obj]:
+        self._call("list_configmaps", "")
+        return self._list("configmap", namespace, label_selector)
+
+    def delete_configmap(self, namespace: str, name: str) -> None:
+        self._call("delete_configmap", name)
+        self.objects.pop(("configmap", namespace, name), None)
+
+    def delete_configmaps(self, namespace: str, label_selector: str) -> None:
+        self._call("delete_configmaps", "")
+        for cm in self._list("configmap", namespace, label_selector):
+            self.objects.pop(("configmap", namespace, cm["metadata"]["name"]), None)
+
+    # ------------------------------------------------------------------ ActionApi (the workload)
     def patch_deployment(self, namespace: str, name: str, patch: Obj) -> Obj:
         self._call("patch_deployment", name)
         return self._patch("deployment", namespace, name, patch)

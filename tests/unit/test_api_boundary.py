@@ -1,4 +1,5 @@
-"""The incident and remediation shells reach the API only through the client they are given (``api.py``)."""
+"""The incident, remediation and evidence shells reach the API only through the client they are given
+(``api.py``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ PACKAGE = pathlib.Path(zentinel_operator.__file__).parent
 SHELLS = [
     "handlers/incidents.py",
     "handlers/remediation.py",
+    "handlers/evidence.py",
     *(f"remediation/{p.name}" for p in (PACKAGE / "remediation").glob("*.py")),
 ]
 # What of k8s.py calls no API: it describes and classifies errors, and writes a selector as a string.

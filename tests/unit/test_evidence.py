@@ -350,6 +350,7 @@ class FakeAPI:
             ("edge-a", True): "Authorization: Bearer planted-bearer-123\nFailed to load configuration file\n",
         }
         self.fail_logs = False
+        self.drafts = handler.Drafts()  # the pass context's, kept between the passes of a test
 
     # --- ConfigMaps
     @staticmethod
@@ -387,7 +388,7 @@ class FakeAPI:
             del self.configmaps[name]
 
     # --- the rest
-    def patch_custom_status(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def patch_incident_status(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         self.status_patches.append((name, patch))
         return {}
 
@@ -435,23 +436,12 @@ UPSTREAMS = json.dumps({"upstreams": [{"id": "api", "targets": [{"address": "10.
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
     fake = FakeAPI()
-    for name in (
-        "list_configmaps",
-        "create_configmap",
-        "get_configmap",
-        "patch_configmap",
-        "delete_configmap",
-        "patch_custom_status",
-        "list_pods",
-        "get_deployment",
-        "pod_log",
-    ):
+    # The collector is given the fake (its ConfigMaps and status patches); what the pass's gather reads (pods,
+    # the Deployment, logs, events) comes from the same fake, through the k8s functions gather calls.
+    for name in ("list_pods", "get_deployment", "pod_log"):
         monkeypatch.setattr(k8s, name, getattr(fake, name))
     monkeypatch.setattr(evidence_io, "list_events", fake.list_events)
-    monkeypatch.setattr(evidence_io, "delete_configmaps", fake.delete_configmaps)
-    handler._drafted.clear()
     yield fake
-    handler._drafted.clear()
 
 
 class Scraper:
@@ -520,12 +510,14 @@ def observed() -> Observation:
     return Observation(snapshot, deployment=k8s.get_deployment("prod", "edge"), pods=pods, config_text=CONFIG)
 
 
-def run(inc: ZentinelIncident, scraper: Scraper, *, now: dt.datetime = T0, **evidence_policy: Any) -> None:
+def run(
+    api: FakeAPI, inc: ZentinelIncident, scraper: Scraper, *, now: dt.datetime = T0, **evidence_policy: Any
+) -> None:
     """The pass's evidence stage: is a bundle wanted? then complete the observation, then collect."""
     policy = ZentinelIncidentPolicySpec.model_validate({"evidence": evidence_policy})
     recorded = Recorded(open=[inc] if lc.is_open(inc.status) else [], all=[inc], created=[])
     zen, observation = zentinel(), observed()
-    if handler.wanted(zen=zen, recorded=recorded, policy=policy, now=now):
+    if handler.wanted(api=api, zen=zen, recorded=recorded, policy=policy, now=now):
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(gather, "fetch_many", scraper.fetch_many)
             observation = asyncio.run(
@@ -533,7 +525,9 @@ def run(inc: ZentinelIncident, scraper: Scraper, *, now: dt.datetime = T0, **evi
                     zen, observation, log_lines=policy.evidence.log_lines, settings=gather.GatherSettings()
                 )
             )
-    handler.collect(zen=zen, recorded=recorded, observation=observation, policy=policy, now=now)
+    handler.collect(
+        api=api, drafts=api.drafts, zen=zen, recorded=recorded, observation=observation, policy=policy, now=now
+    )
 
 
 def evidence_patches(api: FakeAPI) -> list[list[dict[str, Any]]]:
@@ -542,7 +536,7 @@ def evidence_patches(api: FakeAPI) -> list[list[dict[str, Any]]]:
 
 def test_detection_bundle_is_stored_owned_and_listed_in_status(api: FakeAPI) -> None:
     scraper = Scraper()
-    run(incident(), scraper)
+    run(api, incident(), scraper)
     assert api.created == ["inc-20261127-001-ev-detection-00"]
     cm = api.configmaps["inc-20261127-001-ev-detection-00"]
     assert cm["immutable"] is True
@@ -587,16 +581,16 @@ def test_detection_bundle_is_stored_owned_and_listed_in_status(api: FakeAPI) -> 
 def test_a_phase_in_status_is_not_collected_again(api: FakeAPI) -> None:
     scraper = Scraper()
     ref = EvidenceRef(name="inc-20261127-001-ev-detection-00", phase="detection", items=["a"], bytes=1)
-    run(incident(evidence=[ref]), scraper)
+    run(api, incident(evidence=[ref]), scraper)
     assert scraper.calls == [] and api.log_calls == [] and api.created == [] and api.status_patches == []
 
 
 def test_a_complete_bundle_found_by_labels_is_listed_not_collected_again(api: FakeAPI) -> None:
-    run(incident(), Scraper())
+    run(api, incident(), Scraper())
     api.status_patches.clear()
     api.created.clear()
     scraper = Scraper()
-    run(incident(), scraper)  # the status write was lost: the labels still tell
+    run(api, incident(), scraper)  # the status write was lost: the labels still tell
     assert scraper.calls == [] and api.created == []
     [patch] = evidence_patches(api)
     assert patch[0]["name"] == "inc-20261127-001-ev-detection-00"
@@ -616,7 +610,7 @@ def test_an_incomplete_bundle_is_replaced(api: FakeAPI) -> None:
         "data": {"x": "old"},
     }
     api.configmaps[stale["metadata"]["name"]] = stale
-    run(incident(), Scraper())
+    run(api, incident(), Scraper())
     assert "inc-20261127-001-ev-detection-01" not in api.configmaps
     assert api.created == ["inc-20261127-001-ev-detection-00"]
 
@@ -624,7 +618,7 @@ def test_an_incomplete_bundle_is_replaced(api: FakeAPI) -> None:
 def test_resolution_bundle_and_postmortem_draft(api: FakeAPI) -> None:
     det = EvidenceRef(name="inc-20261127-001-ev-detection-00", phase="detection", items=["MANIFEST.json"], bytes=10)
     inc = incident(resolved=True, evidence=[det])
-    run(inc, Scraper(), now=T0 + dt.timedelta(minutes=30))
+    run(api, inc, Scraper(), now=T0 + dt.timedelta(minutes=30))
     assert api.created == ["inc-20261127-001-ev-resolution-00", "inc-20261127-001-postmortem"]
     pm_cm = api.configmaps["inc-20261127-001-postmortem"]
     assert pm_cm["metadata"]["ownerReferences"][0]["name"] == "inc-20261127-001"
@@ -645,17 +639,17 @@ def test_resolution_bundle_and_postmortem_draft(api: FakeAPI) -> None:
         update={"status": inc.status.model_copy(update={"evidence": refs, "postmortem": "inc-20261127-001-postmortem"})}
     )
     scraper = Scraper()
-    run(again, scraper, now=T0 + dt.timedelta(minutes=31))
+    run(api, again, scraper, now=T0 + dt.timedelta(minutes=31))
     assert scraper.calls == [] and api.created == [] and api.status_patches == []
 
 
 def test_a_draft_edited_by_a_person_is_left_alone(api: FakeAPI) -> None:
     inc = incident(resolved=True)
-    run(inc, Scraper(), now=T0 + dt.timedelta(minutes=30))
+    run(api, inc, Scraper(), now=T0 + dt.timedelta(minutes=30))
     api.configmaps["inc-20261127-001-postmortem"]["data"]["postmortem.md"] = "# Our own write-up\n"
-    handler._drafted.clear()
+    api.drafts = handler.Drafts()  # a restarted operator
     changed = inc.model_copy(update={"status": inc.status.model_copy(update={"count": 7})})
-    run(changed, Scraper(), now=T0 + dt.timedelta(minutes=40))
+    run(api, changed, Scraper(), now=T0 + dt.timedelta(minutes=40))
     data = api.configmaps["inc-20261127-001-postmortem"]["data"]
     assert data["postmortem.md"] == "# Our own write-up\n"
     assert data["postmortem.generated.md"].startswith("# Incident Post-Mortem")
@@ -664,13 +658,13 @@ def test_a_draft_edited_by_a_person_is_left_alone(api: FakeAPI) -> None:
 
 def test_retention_deletes_the_evidence_and_clears_the_status(api: FakeAPI) -> None:
     inc = incident(resolved=True)
-    run(inc, Scraper(), now=T0 + dt.timedelta(minutes=30), retention="1h")
+    run(api, inc, Scraper(), now=T0 + dt.timedelta(minutes=30), retention="1h")
     refs = [EvidenceRef.model_validate(r) for r in evidence_patches(api)[-1]]
     assert "inc-20261127-001-ev-resolution-00" in api.configmaps
     api.status_patches.clear()
     done = inc.model_copy(update={"status": inc.status.model_copy(update={"evidence": refs})})
     scraper = Scraper()
-    run(done, scraper, now=T0 + dt.timedelta(minutes=30, hours=1), retention="1h")
+    run(api, done, scraper, now=T0 + dt.timedelta(minutes=30, hours=1), retention="1h")
     assert "inc-20261127-001-ev-resolution-00" not in api.configmaps
     assert evidence_patches(api) == [[]]
     assert scraper.calls == []  # not collected again once the retention is over
@@ -680,7 +674,7 @@ def test_retention_deletes_the_evidence_and_clears_the_status(api: FakeAPI) -> N
 
 def test_disabled_evidence_collects_nothing_but_still_drafts(api: FakeAPI) -> None:
     scraper = Scraper()
-    run(incident(resolved=True), scraper, now=T0 + dt.timedelta(minutes=30), enabled=False)
+    run(api, incident(resolved=True), scraper, now=T0 + dt.timedelta(minutes=30), enabled=False)
     assert scraper.calls == [] and api.log_calls == []
     assert api.created == ["inc-20261127-001-postmortem"]
     assert "No evidence bundle is recorded" in api.configmaps["inc-20261127-001-postmortem"]["data"]["postmortem.md"]
@@ -688,12 +682,12 @@ def test_disabled_evidence_collects_nothing_but_still_drafts(api: FakeAPI) -> No
 
 def test_failures_become_notes_and_never_escape(api: FakeAPI, monkeypatch: pytest.MonkeyPatch) -> None:
     api.fail_logs = True
-    run(incident(), Scraper())
+    run(api, incident(), Scraper())
     doc = json.loads(api.configmaps["inc-20261127-001-ev-detection-00"]["data"]["MANIFEST.json"])
     assert any("current log unavailable (RuntimeError: boom)" in n for n in doc["notes"])
 
     def broken(*_a: Any, **_k: Any) -> Any:
         raise RuntimeError("API down")
 
-    monkeypatch.setattr(k8s, "list_configmaps", broken)
-    run(incident(), Scraper())  # logged, not raised
+    monkeypatch.setattr(api, "list_configmaps", broken)
+    run(api, incident(), Scraper())  # logged, not raised

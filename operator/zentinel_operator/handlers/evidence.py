@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import evidence_io, k8s, names
+from ..api import EvidenceApi
 from ..core import evidence as ev
 from ..core import lifecycle as lc
 from ..core import postmortem as pm
@@ -49,7 +50,6 @@ from ..models.policy import ZentinelIncidentPolicySpec
 from ..models.zentinel import Zentinel
 from ..names import ANN_CONFIG_REVISION as CONFIG_REVISION_ANNOTATION
 from ..names import ANN_POSTMORTEM_INPUTS, ANN_POSTMORTEM_SHA256, KIND_INCIDENT, KIND_ZENTINEL
-from ..names import INCIDENTS as PLURAL
 from ..signals import metrics as metric_signals
 from .incidents import Recorded
 
@@ -58,8 +58,27 @@ log = logging.getLogger(__name__)
 GENERATED_KEY = "postmortem.generated.md"
 SUMMARY_KEY = "evidence-summary.json"
 
-_drafted: dict[tuple[str, str], str] = {}  # (namespace, incident) -> inputs digest of the draft in place
-_drafted_lock = threading.Lock()
+
+class Drafts:
+    """The inputs digest of each post-mortem draft in place, by (namespace, incident): a pass whose incident
+    did not change since the draft was written reads nothing. Held by the pass context, shared by its
+    worker threads; forgetting it only costs one read of the draft's ConfigMap."""
+
+    _LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._digests: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def current(self, key: tuple[str, str], inputs: str) -> bool:
+        with self._lock:
+            return self._digests.get(key) == inputs
+
+    def remember(self, key: tuple[str, str], inputs: str) -> None:
+        with self._lock:
+            if len(self._digests) >= self._LIMIT:
+                self._digests.clear()
+            self._digests[key] = inputs
 
 
 def postmortem_name(incident: str) -> str:
@@ -77,7 +96,9 @@ def _phases_due(inc: ZentinelIncident, policy: ZentinelIncidentPolicySpec, now: 
     return [p for p in ([ev.DETECTION] if lc.is_open(st) else [ev.RESOLUTION]) if p not in phases]
 
 
-def wanted(*, zen: Zentinel, recorded: Recorded, policy: ZentinelIncidentPolicySpec, now: dt.datetime) -> bool:
+def wanted(
+    *, api: EvidenceApi, zen: Zentinel, recorded: Recorded, policy: ZentinelIncidentPolicySpec, now: dt.datetime
+) -> bool:
     """Will :func:`collect` collect a bundle this pass? (A phase is due and no complete one is stored under its
     labels.) Synchronous (call from a worker thread); never raises: when in doubt, True."""
     for inc in recorded.all:
@@ -86,7 +107,7 @@ def wanted(*, zen: Zentinel, recorded: Recorded, policy: ZentinelIncidentPolicyS
         ns = inc.metadata.namespace or zen.metadata.namespace
         for phase in _phases_due(inc, policy, now):
             try:
-                existing = k8s.list_configmaps(ns, ev.selector(inc.metadata.name, phase))
+                existing = api.list_configmaps(ns, ev.selector(inc.metadata.name, phase))
             except Exception as e:
                 log.debug("evidence of %s/%s: %s", ns, inc.metadata.name, evidence_io.api_error(e))
                 return True
@@ -97,6 +118,8 @@ def wanted(*, zen: Zentinel, recorded: Recorded, policy: ZentinelIncidentPolicyS
 
 def collect(
     *,
+    api: EvidenceApi,
+    drafts: Drafts,
     zen: Zentinel,
     recorded: Recorded,
     observation: Observation | None,
@@ -119,7 +142,7 @@ def collect(
             continue
         seen.add(name)
         try:
-            _one(inc, zen=zen, policy=policy, now=now, gatherer=gatherer)
+            _one(inc, api=api, drafts=drafts, zen=zen, policy=policy, now=now, gatherer=gatherer)
         except Exception as e:  # one incident's trouble must not stop the others, nor the pass
             log.warning("evidence/post-mortem for %s/%s: %s", zen.metadata.namespace, name, evidence_io.api_error(e))
             failures.append(f"{name}: {k8s.describe_error(e)}")
@@ -127,7 +150,14 @@ def collect(
 
 
 def _one(
-    inc: ZentinelIncident, *, zen: Zentinel, policy: ZentinelIncidentPolicySpec, now: dt.datetime, gatherer: _Gatherer
+    inc: ZentinelIncident,
+    *,
+    api: EvidenceApi,
+    drafts: Drafts,
+    zen: Zentinel,
+    policy: ZentinelIncidentPolicySpec,
+    now: dt.datetime,
+    gatherer: _Gatherer,
 ) -> None:
     st = inc.status
     ns, name = inc.metadata.namespace or zen.metadata.namespace, inc.metadata.name
@@ -144,23 +174,23 @@ def _one(
             if gatherer.observation is None:
                 log.info("evidence %s of %s/%s waits for a pass that observes the workload", phase, ns, name)
                 break
-            found, manifest = _ensure_phase(inc, phase, zen=zen, policy=policy, now=now, gatherer=gatherer)
+            found, manifest = _ensure_phase(inc, phase, api=api, zen=zen, policy=policy, now=now, gatherer=gatherer)
             refs = [r for r in refs if r.phase != phase] + found
             if manifest is not None:
                 manifests[phase] = manifest
         if refs != st.evidence:
-            k8s.patch_custom_status(PLURAL, ns, name, {"evidence": [r.dump() for r in refs]})
+            api.patch_incident_status(ns, name, {"evidence": [r.dump() for r in refs]})
 
     if expired and refs:
-        evidence_io.delete_configmaps(ns, ev.selector(name))
+        api.delete_configmaps(ns, ev.selector(name))
         for ref in refs:
-            k8s.delete_configmap(ns, ref.name)
+            api.delete_configmap(ns, ref.name)
         refs = []
-        k8s.patch_custom_status(PLURAL, ns, name, {"evidence": []})
+        api.patch_incident_status(ns, name, {"evidence": []})
         log.info("evidence of %s/%s deleted: retention %s after resolution", ns, name, policy.evidence.retention)
 
     if st.resolved_at is not None:
-        _draft_postmortem(inc, refs, manifests, retention_until=retention_until, now=now)
+        _draft_postmortem(inc, refs, manifests, api=api, drafts=drafts, retention_until=retention_until, now=now)
 
 
 # ================================================================================ evidence
@@ -168,6 +198,7 @@ def _ensure_phase(
     inc: ZentinelIncident,
     phase: str,
     *,
+    api: EvidenceApi,
     zen: Zentinel,
     policy: ZentinelIncidentPolicySpec,
     now: dt.datetime,
@@ -175,14 +206,14 @@ def _ensure_phase(
 ) -> tuple[list[EvidenceRef], dict[str, Any] | None]:
     """The phase's chunks: those already stored when complete, else a new collection."""
     ns, name = inc.metadata.namespace, inc.metadata.name
-    existing = k8s.list_configmaps(ns, ev.selector(name, phase))
+    existing = api.list_configmaps(ns, ev.selector(name, phase))
     if existing:
         refs = ev.refs_from_configmaps(existing, phase)
         if refs is not None:
             first = next((cm for cm in existing if cm["metadata"]["name"] == refs[0].name), None)
             return refs, ev.manifest_of(first) if first else None
         log.info("evidence %s of %s/%s is incomplete (an earlier pass stopped); collecting it again", phase, ns, name)
-        evidence_io.delete_configmaps(ns, ev.selector(name, phase))
+        api.delete_configmaps(ns, ev.selector(name, phase))
     items, notes, extra = gatherer.items_for(inc)
     bundle = ev.build(
         name, phase, items, max_bytes=policy.evidence.max_bytes, collected_at=now, notes=notes, extra=extra
@@ -191,7 +222,7 @@ def _ensure_phase(
         body = ev.configmap_body(
             bundle, chunk, namespace=ns, incident_uid=str(inc.metadata.uid), zentinel=zen.metadata.name
         )
-        k8s.create_configmap(ns, body)  # None on 409: an earlier attempt already stored this chunk
+        api.create_configmap(ns, body)  # None on 409: an earlier attempt already stored this chunk
     log.info(
         "evidence %s of %s/%s kept: %d ConfigMap(s), %d bytes, %d item(s), %d redaction(s)%s",
         phase,
@@ -390,6 +421,8 @@ def _draft_postmortem(
     refs: list[EvidenceRef],
     fresh_manifests: Mapping[str, dict[str, Any]],
     *,
+    api: EvidenceApi,
+    drafts: Drafts,
     retention_until: dt.datetime | None,
     now: dt.datetime,
 ) -> None:
@@ -400,19 +433,17 @@ def _draft_postmortem(
         json.dumps(view.status.dump(), sort_keys=True) + (retention_until.isoformat() if retention_until else "")
     )[:32]
     key = (ns, name)
-    with _drafted_lock:
-        if _drafted.get(key) == inputs and inc.status.postmortem == cm_name:
-            return
-    existing = k8s.get_configmap(ns, cm_name)
+    if drafts.current(key, inputs) and inc.status.postmortem == cm_name:
+        return
+    existing = api.get_configmap(ns, cm_name)
     annotations: dict[str, str] = dict(((existing or {}).get("metadata") or {}).get("annotations") or {})
     if existing is None or annotations.get(ANN_POSTMORTEM_INPUTS) != inputs:
-        _write_postmortem(view, existing, inputs, refs, fresh_manifests, retention_until=retention_until, now=now)
-    with _drafted_lock:
-        if len(_drafted) > 10_000:
-            _drafted.clear()
-        _drafted[key] = inputs
+        _write_postmortem(
+            view, existing, inputs, refs, fresh_manifests, api=api, retention_until=retention_until, now=now
+        )
+    drafts.remember(key, inputs)
     if inc.status.postmortem != cm_name:
-        k8s.patch_custom_status(PLURAL, ns, name, {"postmortem": cm_name})
+        api.patch_incident_status(ns, name, {"postmortem": cm_name})
 
 
 def _write_postmortem(
@@ -422,6 +453,7 @@ def _write_postmortem(
     refs: list[EvidenceRef],
     fresh_manifests: Mapping[str, dict[str, Any]],
     *,
+    api: EvidenceApi,
     retention_until: dt.datetime | None,
     now: dt.datetime,
 ) -> None:
@@ -441,7 +473,7 @@ def _write_postmortem(
             continue
         first = next((r for r in refs if r.phase == phase and ev.MANIFEST_KEY in r.items), None)
         if first is not None:
-            cm = k8s.get_configmap(ns, first.name)
+            cm = api.get_configmap(ns, first.name)
             manifest = ev.manifest_of(cm) if cm else None
             if manifest is not None:
                 manifests[phase] = manifest
@@ -467,10 +499,10 @@ def _write_postmortem(
             },
             "data": {pm.POSTMORTEM_KEY: text, SUMMARY_KEY: summary_text},
         }
-        if k8s.create_configmap(ns, body) is not None:
+        if api.create_configmap(ns, body) is not None:
             log.info("post-mortem draft of %s/%s written to ConfigMap %s", ns, name, cm_name)
             return
-        existing = k8s.get_configmap(ns, cm_name) or {}
+        existing = api.get_configmap(ns, cm_name) or {}
         data = existing.get("data") or {}
     annotations = ((existing or {}).get("metadata") or {}).get("annotations") or {}
     current = data.get(pm.POSTMORTEM_KEY)
@@ -483,4 +515,4 @@ def _write_postmortem(
         patch_data = {pm.POSTMORTEM_KEY: text, SUMMARY_KEY: summary_text}
         patch_ann = {ANN_POSTMORTEM_INPUTS: inputs, ANN_POSTMORTEM_SHA256: rendered}
         log.info("post-mortem draft of %s/%s updated", ns, name)
-    k8s.patch_configmap(ns, cm_name, {"metadata": {"annotations": patch_ann}, "data": patch_data})
+    api.patch_configmap(ns, cm_name, {"metadata": {"annotations": patch_ann}, "data": patch_data})

@@ -57,7 +57,8 @@ class PassContext:
     # The resourceVersion of each Zentinel as the last pass left it (read, or written by its status patch): a
     # watched copy with that version is current, and the pass need not read the Zentinel again.
     versions: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
-    api: Api = dataclasses.field(default_factory=KubeApi)  # what incidents and remediation read and write through
+    api: Api = dataclasses.field(default_factory=KubeApi)  # what incidents, remediation and evidence go through
+    drafts: evidence.Drafts = dataclasses.field(default_factory=evidence.Drafts)  # post-mortem drafts in place
 
     def http(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
@@ -293,13 +294,20 @@ async def reconcile(
         try:
             kept = observation
             if kept is not None and await asyncio.to_thread(
-                evidence.wanted, zen=zen_now, recorded=recorded, policy=policy, now=now
+                evidence.wanted, api=ctx.api, zen=zen_now, recorded=recorded, policy=policy, now=now
             ):
                 kept = await complete_for_evidence(
                     zen_now, kept, log_lines=policy.evidence.log_lines, settings=ctx.gather, session=ctx.http()
                 )
             gaps = await asyncio.to_thread(
-                evidence.collect, zen=zen_now, recorded=recorded, observation=kept, policy=policy, now=now
+                evidence.collect,
+                api=ctx.api,
+                drafts=ctx.drafts,
+                zen=zen_now,
+                recorded=recorded,
+                observation=kept,
+                policy=policy,
+                now=now,
             )
             failures += [StageFailure("Evidence", g) for g in gaps]
         except Exception as e:
@@ -335,7 +343,7 @@ async def reconcile(
         # Not in the status, then, but in an Event: against the condition as computed, what fails now differs.
         _, event = pass_condition(status.conditions, failures, now=now, generation=zen.metadata.generation)
     if event is not None:
-        await asyncio.to_thread(_post_event, body, event, now)
+        await asyncio.to_thread(_post_event, ctx.api, body, event, now)
     if failures:
         metrics.PASS_ERRORS.inc()
     metrics.PASSES.labels(trigger="timer" if full else "event").inc()
@@ -347,7 +355,7 @@ def _wall_clock() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _post_event(body: Mapping[str, Any], event: EventNote, now: dt.datetime) -> None:
+def _post_event(api: Api, body: Mapping[str, Any], event: EventNote, now: dt.datetime) -> None:
     meta = body.get("metadata") or {}
     involved = {
         "apiVersion": body.get("apiVersion") or API_VERSION,
@@ -355,7 +363,7 @@ def _post_event(body: Mapping[str, Any], event: EventNote, now: dt.datetime) -> 
         "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid")},
     }
     try:
-        k8s.post_event(involved, reason=event.reason, message=event.message, type_=event.type, now=now)
+        api.post_event(involved, reason=event.reason, message=event.message, type_=event.type, now=now)
     except Exception as e:  # events are best effort; the condition is the record
         log.warning("could not post event %s: %s", event.reason, k8s.describe_error(e))
 
@@ -375,7 +383,7 @@ def _keep_revisions(api: Api, zen: Zentinel, hist: HistoryUpdate, text: str | No
     if hist.new_snapshot and text is not None:
         executor.save_revision(api, zen, hist.new_snapshot, text)
     for revision in hist.pruned:
-        k8s.delete_configmap(zen.metadata.namespace, snapshot_name(zen.metadata.name, revision))
+        api.delete_configmap(zen.metadata.namespace, snapshot_name(zen.metadata.name, revision))
 
 
 async def write_status(namespace: str, name: str, stored: dict[str, Any], new: ZentinelStatus) -> dict[str, Any] | None:
