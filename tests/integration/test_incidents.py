@@ -244,7 +244,7 @@ def test_racing_creators_get_distinct_names(kube: Kube, namespace: str) -> None:
         from zentinel_operator.models.common import Category
         now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
         names = [create_incident({namespace!r}, api=KubeApi(), zentinel="edge-" + sys.argv[1],
-                                 category=Category.HIGH_ERROR_RATE, now=now, use_lock=False) for _ in range(8)]
+                                 category=Category.HIGH_ERROR_RATE, now=now) for _ in range(8)]
         print(json.dumps(names))
     """)
     env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig)}

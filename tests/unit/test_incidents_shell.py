@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 from typing import Any
 
 import pytest
@@ -212,3 +213,23 @@ def test_a_created_incident_whose_status_never_got_written_is_finished_by_the_ne
     result = record(api, CRASH, now=later)
     assert result.created == [] and api.names("incident") == [f"{TODAY}-001"]
     assert model(api, f"{TODAY}-001").status.detected_at == later
+
+
+def test_creators_sharing_the_pass_contexts_lock_take_turns() -> None:
+    """The passes of one operator create under ``PassContext.create_lock``: while it is held, none creates."""
+    api = FakeApi()
+    lock = threading.Lock()
+    names: list[str] = []
+    with lock:
+        worker = threading.Thread(
+            target=lambda: names.append(
+                incidents.create_incident(
+                    "shop", api=api, zentinel="edge", category=Category.PROCESS_CRASH, now=NOW, lock=lock
+                )
+            )
+        )
+        worker.start()
+        worker.join(timeout=0.5)
+        assert worker.is_alive() and api.names("incident") == []  # waiting for the lock, nothing listed or made
+    worker.join(timeout=10)
+    assert names == [f"{TODAY}-001"] and api.names("incident") == names

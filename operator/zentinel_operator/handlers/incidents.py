@@ -41,10 +41,6 @@ from ..names import (
 
 log = logging.getLogger(__name__)
 
-# Creators in this process take turns; creators in other processes are kept apart by the API
-# (create by name, 409 on a taken name, retry with the next number).
-_create_lock = threading.Lock()
-
 
 @dataclasses.dataclass
 class Recorded:
@@ -74,12 +70,15 @@ def create_incident(
     category: Category,
     now: dt.datetime,
     source: Source = Source.OPERATOR,
-    use_lock: bool = True,
+    lock: threading.Lock | None = None,
 ) -> str:
-    """Create the incident object under the next free ``inc-YYYYMMDD-NNN`` name; return the name."""
+    """Create the incident object under the next free ``inc-YYYYMMDD-NNN`` name; return the name.
+
+    Creators that share ``lock`` (the passes of one operator: ``PassContext.create_lock``) take turns, so they
+    do not race for the same number; creators in other processes are kept apart by the API (create by name,
+    409 on a taken name, retry with the next number)."""
     fp = lc.fingerprint(zentinel, category)
-    lock = _create_lock if use_lock else threading.Lock()
-    with lock:
+    with lock or threading.Lock():
         existing = [i["metadata"]["name"] for i in api.list_incidents(namespace)]
         name = lc.next_incident_name(_day(now), existing)
         for _ in range(1000):
@@ -272,9 +271,11 @@ def record(
     alerts: Any = None,
     silences: Sequence[ZentinelSilence] = (),
     listed: list[Pair] | None = None,
+    create_lock: threading.Lock | None = None,
 ) -> Recorded:
     """One pass for one Zentinel: every finding lands on exactly one incident of its fingerprint; each open
-    incident's ``silencedBy`` follows the ``silences`` (of its namespace) that hold it.
+    incident's ``silencedBy`` follows the ``silences`` (of its namespace) that hold it. New incidents are
+    created under ``create_lock`` (see :func:`create_incident`).
 
     ``listed``: a quiet pass's list (``Recorded.quiet_list``), used instead of listing when there are no findings
     and none of it is open, the only case in which nothing is written."""
@@ -294,7 +295,9 @@ def record(
         if found is not None:
             obj, model = found
         else:
-            name = create_incident(namespace, api=api, zentinel=zentinel, category=cat, now=now, source=finding.source)
+            name = create_incident(
+                namespace, api=api, zentinel=zentinel, category=cat, now=now, source=finding.source, lock=create_lock
+            )
             result.created.append(name)
             obj = api.get_incident(namespace, name) or {}
             model = ZentinelIncident.model_validate(obj)

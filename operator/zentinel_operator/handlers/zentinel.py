@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -59,6 +60,7 @@ class PassContext:
     versions: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
     api: Api = dataclasses.field(default_factory=KubeApi)  # what incidents, remediation and evidence go through
     drafts: evidence.Drafts = dataclasses.field(default_factory=evidence.Drafts)  # post-mortem drafts in place
+    create_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)  # passes create in turn
 
     def http(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
@@ -228,6 +230,7 @@ async def reconcile(
             alerts=ctx.alerts,
             silences=held_by,
             listed=_quiet_incidents(memory, now, ctx.gather.reads_resync),
+            create_lock=ctx.create_lock,
         )
         memory.incidents = (changes, now, recorded.quiet_list) if recorded.quiet_list is not None else None
         metrics.observe(recorded.metrics)
