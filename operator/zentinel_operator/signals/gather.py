@@ -41,7 +41,6 @@ from ..core.snapshot import (
     MetricsSignal,
     PodSignal,
     Snapshot,
-    TargetSignal,
     UpstreamsSignal,
     WorkloadSignal,
 )
@@ -400,6 +399,27 @@ async def _served(
     return tuple(result)
 
 
+def _parsed_pages(
+    urls: dict[str, str],
+    results: dict[str, Any],
+    parse: Callable[[str], T],
+    error: type[metric_signals.MetricsError] | type[upstream_signals.UpstreamsError],
+) -> tuple[dict[str, T], list[str]]:
+    """Each pod's page, parsed; a page not read, or that does not parse, is a failure line ("pod: why")."""
+    pages: dict[str, T] = {}
+    failures: list[str] = []
+    for pod, url in urls.items():
+        res = results[url]
+        if not res.ok or res.body is None:
+            failures.append(f"{pod}: {res.error}")
+            continue
+        try:
+            pages[pod] = parse(res.body)
+        except error as e:
+            failures.append(f"{pod}: {e.reason}")
+    return pages, failures
+
+
 def read_pages(
     metrics_urls: dict[str, str],
     upstream_urls: dict[str, str],
@@ -408,45 +428,24 @@ def read_pages(
     interval: float | None,
     now: dt.datetime,
 ) -> tuple[MetricsSignal, UpstreamsSignal]:
-    current: list[metric_signals.PodMetrics] = []
+    seen, failures = _parsed_pages(metrics_urls, results, metric_signals.parse_exposition, metric_signals.MetricsError)
+    current = list(seen.values())
     rates: list[metric_signals.PodRates] = []
-    failures: list[str] = []
-    seen: dict[str, Any] = {}
-    for pod, url in metrics_urls.items():
-        res = results[url]
-        if not res.ok or res.body is None:
-            failures.append(f"{pod}: {res.error}")
-            continue
-        try:
-            page = metric_signals.parse_exposition(res.body)
-        except metric_signals.MetricsError as e:
-            failures.append(f"{pod}: {e.reason}")
-            continue
-        current.append(page)
-        seen[pod] = page
-        prev = memory.pod_metrics.get(pod)
-        if interval and interval > 0:
-            r = metric_signals.compute_rates(prev, page, interval)
+    if interval and interval > 0:
+        for pod, page in seen.items():
+            r = metric_signals.compute_rates(memory.pod_metrics.get(pod), page, interval)
             if r is not None:
                 rates.append(r)
     metrics = metric_signals.aggregate(rates, current, failures, memory.baseline_rps)
     if metrics.requests_per_second is not None:
         memory.baseline_rps = metric_signals.next_baseline(memory.baseline_rps, metrics.requests_per_second)
-    memory.pod_metrics = seen
+    memory.pod_metrics = dict(seen)
     memory.scraped_at = now if current else memory.scraped_at
 
-    per_pod: list[list[TargetSignal]] = []
-    u_failures: list[str] = []
-    for pod, url in upstream_urls.items():
-        res = results[url]
-        if not res.ok or res.body is None:
-            u_failures.append(f"{pod}: {res.error}")
-            continue
-        try:
-            per_pod.append(upstream_signals.parse_upstreams(res.body))
-        except upstream_signals.UpstreamsError as e:
-            u_failures.append(f"{pod}: {e.reason}")
-    return metrics, upstream_signals.merge_upstreams(per_pod, u_failures)
+    per_pod, u_failures = _parsed_pages(
+        upstream_urls, results, upstream_signals.parse_upstreams, upstream_signals.UpstreamsError
+    )
+    return metrics, upstream_signals.merge_upstreams(list(per_pod.values()), u_failures)
 
 
 def _scrape_targets(zen: Zentinel, pods: tuple[PodSignal, ...]) -> list[PodSignal]:
