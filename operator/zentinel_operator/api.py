@@ -3,7 +3,8 @@
 ``handlers/incidents.py`` reads and writes incidents through an :class:`IncidentApi`; ``remediation/`` acts
 on the workload, its ConfigMaps and Secrets through an :class:`ActionApi`; ``handlers/evidence.py`` keeps
 bundles and post-mortem drafts in ConfigMaps through an :class:`EvidenceApi`; ``handlers/remediation.py``,
-which records on incidents what the actions did, and the pass take all three (:class:`Api`). The operator
+which records on incidents what the actions did, and the pass (which also reads and writes its Zentinel
+through a :class:`ZentinelApi`) take them all (:class:`Api`). The operator
 passes :class:`KubeApi`, which wraps :mod:`zentinel_operator.k8s`; unit tests pass an in-memory fake.
 
 Errors are the official client's: a call that fails raises its ``ApiException`` (a 404 on a read is None).
@@ -15,7 +16,7 @@ import datetime as dt
 from typing import Any, Protocol
 
 from . import k8s
-from .names import INCIDENTS
+from .names import INCIDENTS, ZENTINELS
 
 Obj = dict[str, Any]
 
@@ -99,8 +100,19 @@ class EvidenceApi(Protocol):
     def patch_incident_status(self, namespace: str, name: str, status: Obj) -> Obj: ...
 
 
-class Api(IncidentApi, ActionApi, EvidenceApi, Protocol):
-    """All three: respond acts and records on the incident what it did; the pass also keeps evidence."""
+class ZentinelApi(Protocol):
+    """The ``Zentinel`` a pass is for: read afresh when the watched copy may be stale, and its status."""
+
+    def get_zentinel(self, namespace: str, name: str) -> Obj | None: ...
+
+    def patch_zentinel_status(self, namespace: str, name: str, status: Obj) -> Obj:
+        """A merge patch of ``status`` (the subresource); returns the Zentinel as written."""
+        ...
+
+
+class Api(IncidentApi, ActionApi, EvidenceApi, ZentinelApi, Protocol):
+    """All of them: respond acts and records on the incident what it did; the pass reads and writes its
+    Zentinel, and keeps evidence."""
 
 
 _CERT_MANAGER = ("cert-manager.io", "v1", "certificates")
@@ -126,6 +138,12 @@ class KubeApi:
 
     def post_event(self, involved: Obj, *, reason: str, message: str, type_: str, now: dt.datetime) -> None:
         k8s.post_event(involved, reason=reason, message=message, type_=type_, now=now)
+
+    def get_zentinel(self, namespace: str, name: str) -> Obj | None:
+        return k8s.get_custom(ZENTINELS, namespace, name)
+
+    def patch_zentinel_status(self, namespace: str, name: str, status: Obj) -> Obj:
+        return k8s.patch_custom_status(ZENTINELS, namespace, name, status)
 
     def get_configmap(self, namespace: str, name: str) -> Obj | None:
         return k8s.get_configmap(namespace, name)

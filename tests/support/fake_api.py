@@ -35,6 +35,7 @@ _PLURALS = {
     "pdb": "poddisruptionbudgets",
     "secret": "secrets",
     "certificate": "certificates",
+    "zentinel": "zentinels",
 }
 
 
@@ -184,6 +185,15 @@ class FakeApi:
     def post_event(self, involved: Obj, *, reason: str, message: str, type_: str, now: dt.datetime) -> None:
         self._call("post_event", involved["metadata"]["name"])
         self.events.append(Event(involved["kind"], involved["metadata"]["name"], reason, message, type_))
+
+    # ------------------------------------------------------------------ ZentinelApi
+    def get_zentinel(self, namespace: str, name: str) -> Obj | None:
+        self._call("get_zentinel", name)
+        return self._read("zentinel", namespace, name)
+
+    def patch_zentinel_status(self, namespace: str, name: str, status: Obj) -> Obj:
+        self._call("patch_zentinel_status", name)
+        return self._patch("zentinel", namespace, name, {"status": status})
 
     # ------------------------------------------------------------------ ActionApi
     def get_configmap(self, namespace: str, name: str) -> Obj | None:

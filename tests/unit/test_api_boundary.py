@@ -1,4 +1,4 @@
-"""The incident, remediation and evidence shells reach the API only through the client they are given
+"""The pass and its incident, remediation and evidence shells reach the API only through the client they are given
 (``api.py``)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ SHELLS = [
     "handlers/incidents.py",
     "handlers/remediation.py",
     "handlers/evidence.py",
+    "handlers/zentinel.py",
     *(f"remediation/{p.name}" for p in (PACKAGE / "remediation").glob("*.py")),
 ]
 # What of k8s.py calls no API: it describes and classifies errors, and writes a selector as a string.

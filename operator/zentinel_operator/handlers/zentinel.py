@@ -33,7 +33,7 @@ from ..core.triage import triage
 from ..core.zstatus import StageFailure, build_status, observable_categories, pass_condition, ready_condition
 from ..models import Zentinel
 from ..models.zentinel import ZentinelStatus
-from ..names import API_VERSION, KIND_ZENTINEL, ZENTINELS
+from ..names import API_VERSION, KIND_ZENTINEL
 from ..remediation import executor
 from ..signals.gather import GatherSettings, PassMemory, complete_for_evidence, gather
 from ..signals.prometheus import PrometheusSource
@@ -129,7 +129,7 @@ async def pass_on_stored(
         body: Mapping[str, Any] | None = watched
     else:
         try:
-            body = await asyncio.to_thread(k8s.get_custom, ZENTINELS, namespace, name)
+            body = await asyncio.to_thread(ctx.api.get_zentinel, namespace, name)
         except Exception as e:
             if watched is None:
                 raise
@@ -336,7 +336,7 @@ async def reconcile(
     status.conditions, event = pass_condition(status.conditions, failures, now=now, generation=zen.metadata.generation)
     status.conditions = ready_condition(status.conditions, now=now, generation=zen.metadata.generation)
     try:
-        written = await write_status(ns, name, dict(body.get("status") or {}), status)
+        written = await write_status(ctx.api, ns, name, dict(body.get("status") or {}), status)
         version = _version(written) if written is not None else _version(body)
         if version is not None:
             ctx.versions[(ns, name)] = version
@@ -389,7 +389,9 @@ def _keep_revisions(api: Api, zen: Zentinel, hist: HistoryUpdate, text: str | No
         api.delete_configmap(zen.metadata.namespace, snapshot_name(zen.metadata.name, revision))
 
 
-async def write_status(namespace: str, name: str, stored: dict[str, Any], new: ZentinelStatus) -> dict[str, Any] | None:
+async def write_status(
+    api: Api, namespace: str, name: str, stored: dict[str, Any], new: ZentinelStatus
+) -> dict[str, Any] | None:
     """Patch ``.status`` only when something other than the observation time changed; returns the Zentinel as
     written (None: nothing to write)."""
     patch = merge_patch(stored, new.dump())
@@ -398,5 +400,5 @@ async def write_status(namespace: str, name: str, stored: dict[str, Any], new: Z
         patch.pop("summary")
     if not patch:
         return None
-    written: dict[str, Any] = await asyncio.to_thread(k8s.patch_custom_status, ZENTINELS, namespace, name, patch)
+    written: dict[str, Any] = await asyncio.to_thread(api.patch_zentinel_status, namespace, name, patch)
     return written
