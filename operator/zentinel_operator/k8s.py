@@ -8,9 +8,10 @@ needs them and are never logged.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import kubernetes
@@ -241,6 +242,60 @@ def patch_custom_status(plural: str, namespace: str, name: str, status: dict[str
         GROUP, VERSION, namespace, plural, name, {"status": status}, field_manager=FIELD_MANAGER
     )
     return result
+
+
+class Updated(enum.StrEnum):
+    """What :func:`update_custom` did."""
+
+    GONE = "gone"  # no such object (or deleted meanwhile)
+    UNCHANGED = "unchanged"  # ``change`` asked for no write
+    PATCHED = "patched"
+
+
+def update_custom(
+    plural: str,
+    namespace: str,
+    name: str,
+    change: Callable[[dict[str, Any]], dict[str, Any] | None],
+    *,
+    status: bool = False,
+    attempts: int = 5,
+) -> Updated:
+    """Read, change, write, with optimistic concurrency: ``change`` is given the object as read and returns
+    the merge patch to send (``{"status": ...}`` with ``status=True``, through the status subresource; None:
+    nothing to write). The patch carries the ``resourceVersion`` it was decided on, so a concurrent write
+    makes the API answer 409, and the object is read and changed again, at most ``attempts`` times."""
+    for _ in range(attempts):
+        obj = get_custom(plural, namespace, name)
+        if obj is None:
+            return Updated.GONE
+        patch = change(obj)
+        if patch is None:
+            return Updated.UNCHANGED
+        meta = {**(patch.get("metadata") or {}), "resourceVersion": obj["metadata"]["resourceVersion"]}
+        body = {**patch, "metadata": meta}
+        try:
+            if status:
+                custom().patch_namespaced_custom_object_status(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    plural,
+                    name,
+                    body,
+                    field_manager=FIELD_MANAGER,
+                    _content_type="application/merge-patch+json",
+                )
+            else:
+                patch_custom(plural, namespace, name, body)
+        except ApiException as e:
+            if e.status == 409:
+                continue
+            if e.status == 404:
+                return Updated.GONE
+            raise
+        return Updated.PATCHED
+    raise RuntimeError(f"{plural} {namespace}/{name}: still conflicting after {attempts} attempts")
 
 
 def patch_cluster_custom(plural: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:

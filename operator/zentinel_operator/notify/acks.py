@@ -96,26 +96,27 @@ Applier = Callable[[acks.Act], Awaitable[Applied]]
 
 
 def apply_act(act: acks.Act, *, attempts: int = 5) -> Applied:
-    """Synchronous (official client): patch the incident's spec with what the core decides for ``act``."""
-    for _ in range(attempts):
-        obj = k8s.get_custom(INCIDENTS, act.namespace, act.name)
-        if obj is None:
-            return Applied("not-found", f"no incident {act.namespace}/{act.name}")
+    """Synchronous (official client): patch the incident's spec with what the core decides for ``act``, on the
+    version it decided on (:func:`k8s.update_custom`)."""
+    refused: list[acks.Refusal] = []
+    decisions: list[acks.Request] = []
+
+    def change(obj: dict[str, Any]) -> dict[str, Any] | None:
         decided = acks.decide(act, ZentinelIncident.model_validate(obj).status, human_input(obj))
         if isinstance(decided, acks.Refusal):
-            return Applied("ignored", decided.reason)
-        patch = {**decided.patch, "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}}
-        try:
-            k8s.patch_custom(INCIDENTS, act.namespace, act.name, patch)
-        except Exception as e:
-            if k8s.is_conflict(e):
-                continue
-            if k8s.is_not_found(e):
-                return Applied("not-found", f"no incident {act.namespace}/{act.name}")
-            raise
-        log.info("%s/%s: %s in %s: %s", act.namespace, act.name, act.action, act.source, decided.message)
-        return Applied("applied", decided.message)
-    raise RuntimeError(f"{act.namespace}/{act.name}: still conflicting after {attempts} attempts")
+            refused.append(decided)
+            return None
+        decisions.append(decided)
+        return dict(decided.patch)
+
+    done = k8s.update_custom(INCIDENTS, act.namespace, act.name, change, attempts=attempts)
+    if done is k8s.Updated.GONE:
+        return Applied("not-found", f"no incident {act.namespace}/{act.name}")
+    if done is k8s.Updated.UNCHANGED:
+        return Applied("ignored", refused[-1].reason)
+    message = decisions[-1].message
+    log.info("%s/%s: %s in %s: %s", act.namespace, act.name, act.action, act.source, message)
+    return Applied("applied", message)
 
 
 async def k8s_applier(act: acks.Act) -> Applied:

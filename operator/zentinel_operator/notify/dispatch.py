@@ -50,7 +50,7 @@ from ..core.silences import HELD_EVENTS, held, unsilenced_at
 from ..models import ZentinelIncident
 from ..models.incident import DeliveryRecord, DeliveryState
 from ..models.policy import Receiver, ReceiverType, ZentinelIncidentPolicySpec
-from ..names import API_VERSION, GROUP, KIND_INCIDENT, VERSION
+from ..names import API_VERSION, KIND_INCIDENT
 from ..names import INCIDENTS as PLURAL
 from .receivers import USER_AGENT, RetryPolicy, SecretReader, Sender, SendResult, read_secret
 
@@ -109,42 +109,21 @@ def merge_records(current: Iterable[DeliveryRecord], updates: Iterable[DeliveryR
 def write_deliveries(namespace: str, name: str, updates: list[DeliveryRecord], *, attempts: int = 10) -> bool:
     """Upsert ``updates`` into ``status.deliveries`` (synchronous: run it in a thread).
 
-    Reads the object, merges, and merge-patches ``status.deliveries`` with the ``resourceVersion``
-    it read, so a concurrent write makes the API answer 409 and the merge is redone on fresh data.
+    Merges them into the deliveries as read and merge-patches ``status.deliveries`` on that version
+    (:func:`k8s.update_custom`), so a concurrent write is merged again on fresh data.
     Returns False when the incident no longer exists.
     """
-    for _ in range(attempts):
-        obj = k8s.get_custom(PLURAL, namespace, name)
-        if obj is None:
-            return False
+
+    def change(obj: dict[str, Any]) -> dict[str, Any] | None:
         raw = (obj.get("status") or {}).get("deliveries") or []
         current = [DeliveryRecord.model_validate(r) for r in raw]
         merged = merge_records(current, updates)
         if [r.dump() for r in merged] == [r.dump() for r in current]:
-            return True
-        body = {
-            "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-            "status": {"deliveries": [r.dump() for r in merged]},
-        }
-        try:
-            k8s.custom().patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                body,
-                field_manager=k8s.FIELD_MANAGER,
-                _content_type="application/merge-patch+json",
-            )
-        except Exception as e:
-            if k8s.is_conflict(e):
-                continue
-            if k8s.is_not_found(e):
-                return False
-            raise
-        return True
-    raise RuntimeError(f"status.deliveries of {namespace}/{name}: still conflicting after {attempts} attempts")
+            return None
+        return {"status": {"deliveries": [r.dump() for r in merged]}}
+
+    done = k8s.update_custom(PLURAL, namespace, name, change, status=True, attempts=attempts)
+    return done is not k8s.Updated.GONE
 
 
 def _api_error(e: BaseException) -> str:
