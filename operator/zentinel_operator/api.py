@@ -4,7 +4,8 @@
 on the workload, its ConfigMaps and Secrets through an :class:`ActionApi`; ``handlers/evidence.py`` keeps
 bundles and post-mortem drafts in ConfigMaps through an :class:`EvidenceApi`; ``handlers/remediation.py``,
 which records on incidents what the actions did, and the pass (which also reads and writes its Zentinel
-through a :class:`ZentinelApi`) take them all (:class:`Api`). The operator
+through a :class:`ZentinelApi`) take them all (:class:`Api`). The policy and silence handlers write their
+objects' status through a :class:`StatusApi`. The operator
 passes :class:`KubeApi`, which wraps :mod:`zentinel_operator.k8s`; unit tests pass an in-memory fake.
 
 Errors are the official client's: a call that fails raises its ``ApiException`` (a 404 on a read is None).
@@ -110,7 +111,15 @@ class ZentinelApi(Protocol):
         ...
 
 
-class Api(IncidentApi, ActionApi, EvidenceApi, ZentinelApi, Protocol):
+class StatusApi(Protocol):
+    """The status subresource of one of the operator's own objects (policies, silences)."""
+
+    def patch_status(self, plural: str, namespace: str | None, name: str, status: Obj) -> Obj:
+        """A merge patch of ``status``; ``namespace`` None: a cluster-scoped object."""
+        ...
+
+
+class Api(IncidentApi, ActionApi, EvidenceApi, ZentinelApi, StatusApi, Protocol):
     """All of them: respond acts and records on the incident what it did; the pass reads and writes its
     Zentinel, and keeps evidence."""
 
@@ -144,6 +153,11 @@ class KubeApi:
 
     def patch_zentinel_status(self, namespace: str, name: str, status: Obj) -> Obj:
         return k8s.patch_custom_status(ZENTINELS, namespace, name, status)
+
+    def patch_status(self, plural: str, namespace: str | None, name: str, status: Obj) -> Obj:
+        if namespace is None:
+            return k8s.patch_cluster_status(plural, name, status)
+        return k8s.patch_custom_status(plural, namespace, name, status)
 
     def get_configmap(self, namespace: str, name: str) -> Obj | None:
         return k8s.get_configmap(namespace, name)

@@ -297,6 +297,7 @@ def policy_pass(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
         zentinels=list(zentinels.get(ns, [])),
         policies=list(policies.get(ns, [])),
         cluster_policies=list(cluster_policies.get("", [])),
+        api=kwargs["memo"].passes.api,
     )
 
 
@@ -312,14 +313,15 @@ def cluster_policy_pass(body: kopf.Body, **kwargs: Any) -> None:
         zentinels={ns: list(store) for ns, store in zentinels.items()},
         policies={ns: list(store) for ns, store in policies.items()},
         cluster_policies=list(cluster_policies.get("", [])),
+        api=kwargs["memo"].passes.api,
     )
 
 
 # ------------------------------------------------------------------------------- silences
 # State (Pending, Active, Expired) for people; the pass works activity out from the spec and the clock itself.
 @kopf.timer(GROUP, VERSION, SILENCES, interval=SETTINGS.scan_interval, initial_delay=0.0, when=_coordinator)
-def silence_pass(body: kopf.Body, **_: Any) -> None:
-    silence_handlers.reconcile(body)
+def silence_pass(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    silence_handlers.reconcile(body, api=memo.passes.api)
 
 
 # ------------------------------------------------------------------------------ incidents

@@ -12,7 +12,8 @@ It keeps objects by kind, namespace and name and behaves as the API does where t
 
 ``fail(operation, error, name=..., after=...)`` makes an operation raise (for one object, or all; after so
 many calls that succeed); ``calls`` lists each operation with the name it was called for, in order, and
-``patches`` each patch that was applied.
+``patches`` each patch that was applied. The fake keeps no policies or silences: their status patches
+(``StatusApi``) are recorded in ``status_patches`` as (plural, namespace, name, status).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class FakeApi:
         self.events: list[Event] = []
         self.calls: list[tuple[str, str]] = []
         self.patches: list[tuple[str, str, Obj]] = []  # (operation, name, patch) of each patch applied
+        self.status_patches: list[tuple[str, str | None, str, Obj]] = []
         self._failures: dict[tuple[str, str | None], tuple[Exception, list[int]]] = {}
         self._versions = itertools.count(1)
 
@@ -194,6 +196,12 @@ class FakeApi:
     def patch_zentinel_status(self, namespace: str, name: str, status: Obj) -> Obj:
         self._call("patch_zentinel_status", name)
         return self._patch("zentinel", namespace, name, {"status": status})
+
+    # ------------------------------------------------------------------ StatusApi
+    def patch_status(self, plural: str, namespace: str | None, name: str, status: Obj) -> Obj:
+        self._call("patch_status", name)
+        self.status_patches.append((plural, namespace, name, copy.deepcopy(status)))
+        return {"status": copy.deepcopy(status)}
 
     # ------------------------------------------------------------------ ActionApi
     def get_configmap(self, namespace: str, name: str) -> Obj | None:

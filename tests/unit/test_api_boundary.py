@@ -1,5 +1,5 @@
-"""The pass and its incident, remediation and evidence shells reach the API only through the client they are given
-(``api.py``)."""
+"""The handlers (the pass and its incident, remediation and evidence shells, the policy and silence handlers)
+reach the API only through the client they are given (``api.py``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ SHELLS = [
     "handlers/remediation.py",
     "handlers/evidence.py",
     "handlers/zentinel.py",
+    "handlers/policies.py",
+    "handlers/silences.py",
     *(f"remediation/{p.name}" for p in (PACKAGE / "remediation").glob("*.py")),
 ]
 # What of k8s.py calls no API: it describes and classifies errors, and writes a selector as a string.

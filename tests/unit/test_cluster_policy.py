@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from support.fake_api import FakeApi
 from zentinel_operator import config
 from zentinel_operator.core.patches import merge_patch
 from zentinel_operator.core.selection import choose_governing, policy_for, secrets_namespace
@@ -165,23 +166,15 @@ def test_the_cluster_kind_is_cluster_scoped_with_the_same_spec_schema() -> None:
 
 
 # ------------------------------------------------------------------------------- policy status
-def patches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None, str, dict[str, Any]]]:
-    calls: list[tuple[str, str | None, str, dict[str, Any]]] = []
-    monkeypatch.setattr(
-        policy_handlers.k8s, "patch_custom_status", lambda pl, ns, name, p: calls.append((pl, ns, name, p))
-    )
-    monkeypatch.setattr(
-        policy_handlers.k8s, "patch_cluster_status", lambda pl, name, p: calls.append((pl, None, name, p))
-    )
-    return calls
-
-
-def test_a_cluster_policy_counts_the_zentinels_it_governs_across_namespaces(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = patches(monkeypatch)
+def test_a_cluster_policy_counts_the_zentinels_it_governs_across_namespaces() -> None:
+    api = FakeApi()
+    calls = api.status_patches
     zentinels = {"shop": [("edge", LABELS), ("api", {"tier": "api"})], "blog": [("edge", LABELS)]}
     namespaced = {"blog": [pol("local", namespace="blog")]}  # shadows the cluster policy in blog
     body = {**cpol("ca"), "metadata": {"name": "ca", "generation": 2}}
-    assert policy_handlers.reconcile_cluster(body, zentinels=zentinels, policies=namespaced, cluster_policies=[body])
+    assert policy_handlers.reconcile_cluster(
+        body, zentinels=zentinels, policies=namespaced, cluster_policies=[body], api=api
+    )
     ((plural, ns, name, patch),) = calls
     assert (plural, ns, name) == ("zentinelclusterincidentpolicies", None, "ca")
     assert patch["selected"] == ["shop/edge"] and patch["selectedZentinels"] == 1
@@ -189,16 +182,17 @@ def test_a_cluster_policy_counts_the_zentinels_it_governs_across_namespaces(monk
     # Unchanged: nothing written.
     stored = {**body, "status": patch}
     assert not policy_handlers.reconcile_cluster(
-        stored, zentinels=zentinels, policies=namespaced, cluster_policies=[stored]
+        stored, zentinels=zentinels, policies=namespaced, cluster_policies=[stored], api=api
     )
     assert len(calls) == 1
 
 
-def test_a_namespaced_policy_counts_what_it_governs_over_cluster_policies(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = patches(monkeypatch)
+def test_a_namespaced_policy_counts_what_it_governs_over_cluster_policies() -> None:
+    api = FakeApi()
+    calls = api.status_patches
     body = {**pol("local"), "metadata": {"name": "local", "namespace": "shop", "generation": 1}}
     zentinels = [("edge", LABELS), ("api", {"tier": "api"})]
-    policy_handlers.reconcile(body, zentinels=zentinels, policies=[body], cluster_policies=[cpol("ca", 99)])
+    policy_handlers.reconcile(body, zentinels=zentinels, policies=[body], cluster_policies=[cpol("ca", 99)], api=api)
     ((plural, ns, name, patch),) = calls
     assert (plural, ns, name, patch["selected"]) == ("zentinelincidentpolicies", "shop", "local", ["edge"])
 

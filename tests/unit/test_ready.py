@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pytest
-
+from support.fake_api import FakeApi
 from zentinel_operator.core.conditions import get_condition
 from zentinel_operator.core.patches import merge_patch
 from zentinel_operator.core.snapshot import Finding, Snapshot, WorkloadSignal
@@ -113,19 +112,19 @@ def _policy(spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[
     return body
 
 
-def test_policy_ready_follows_accepted_and_is_written_only_on_change(monkeypatch: pytest.MonkeyPatch) -> None:
-    patches: list[dict[str, Any]] = []
-    monkeypatch.setattr(policies.k8s, "patch_custom_status", lambda *args: patches.append(args[-1]))
-    assert policies.reconcile(_policy({}), zentinels=[], policies=[], now=T0)
-    status = patches[-1]
+def test_policy_ready_follows_accepted_and_is_written_only_on_change() -> None:
+    api = FakeApi()
+    patches = api.status_patches
+    assert policies.reconcile(_policy({}), zentinels=[], policies=[], api=api, now=T0)
+    status = patches[-1][3]
     assert status["observedGeneration"] == 2
     ready_c = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready_c["status"], ready_c["reason"], ready_c["observedGeneration"]) == ("True", "Valid", 2)
-    assert not policies.reconcile(_policy({}, status), zentinels=[], policies=[], now=T1)
+    assert not policies.reconcile(_policy({}, status), zentinels=[], policies=[], api=api, now=T1)
     assert len(patches) == 1
     bad = {"thresholds": {"errorRate": {"sev2": 0.01, "sev3": 0.05}}}
-    assert policies.reconcile(_policy(bad, status), zentinels=[], policies=[], now=T1)
-    by_type = {c["type"]: c for c in patches[-1]["conditions"]}
+    assert policies.reconcile(_policy(bad, status), zentinels=[], policies=[], api=api, now=T1)
+    by_type = {c["type"]: c for c in patches[-1][3]["conditions"]}
     assert (by_type["Ready"]["status"], by_type["Ready"]["reason"]) == ("False", "Invalid")
     assert by_type["Ready"]["message"].startswith("spec.thresholds.errorRate: sev2 (0.01) must be greater")
     assert by_type["Accepted"]["message"] == by_type["Ready"]["message"]

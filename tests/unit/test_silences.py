@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from support.fake_api import FakeApi
 from zentinel_operator.core import lifecycle as lc
 from zentinel_operator.core import silences as rules
 from zentinel_operator.core.snapshot import Finding
@@ -205,19 +206,18 @@ def test_remediation_is_held_only_by_a_silence_that_asks_for_it() -> None:
 
 
 # ------------------------------------------------------------------------------ the silence's own status
-def test_the_silence_status_is_written_only_when_it_changes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from zentinel_operator import k8s
+def test_the_silence_status_is_written_only_when_it_changes() -> None:
     from zentinel_operator.handlers import silences as handler
 
-    writes: list[tuple[str, str, str, dict[str, Any]]] = []
-    monkeypatch.setattr(k8s, "patch_custom_status", lambda *a: writes.append(a))
+    api = FakeApi()
+    writes = api.status_patches
     body = silence(ends=30).dump()
-    assert handler.reconcile(body, now=at(1))
+    assert handler.reconcile(body, api=api, now=at(1))
     ((plural, ns, name, patch),) = writes
     assert (plural, ns, name, patch["state"]) == ("zentinelsilences", NS, "maint", "Active")
     body["status"] = patch
-    assert not handler.reconcile(body, now=at(2)) and len(writes) == 1  # same state: no write
-    assert handler.reconcile(body, now=at(31)) and writes[-1][3]["state"] == "Expired"
+    assert not handler.reconcile(body, api=api, now=at(2)) and len(writes) == 1  # same state: no write
+    assert handler.reconcile(body, api=api, now=at(31)) and writes[-1][3]["state"] == "Expired"
     assert [s.metadata.name for s in handler.parse_all([body, {"metadata": {"name": "broken"}, "spec": {}}])] == [
         "maint"
     ]

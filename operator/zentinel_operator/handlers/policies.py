@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .. import k8s
+from ..api import StatusApi
 from ..core.patches import merge_patch
 from ..core.policy_checks import check_policy, policy_conditions
 from ..core.selection import choose_governing
@@ -57,12 +57,13 @@ def reconcile(
     zentinels: Sequence[tuple[str, Mapping[str, str]]],
     policies: Sequence[Mapping[str, Any]],
     cluster_policies: Sequence[Mapping[str, Any]] = (),
+    api: StatusApi,
     now: dt.datetime | None = None,
 ) -> bool:
     """A namespaced policy: ``zentinels`` and ``policies`` are those of its namespace."""
     meta = body["metadata"]
     selected = selected_by(meta["name"], zentinels, policies, cluster_policies)
-    return _write(body, selected, POLICIES, meta["namespace"], now)
+    return _write(api, body, selected, POLICIES, meta["namespace"], now)
 
 
 def reconcile_cluster(
@@ -71,15 +72,21 @@ def reconcile_cluster(
     zentinels: ZentinelsByNamespace,
     policies: PoliciesByNamespace,
     cluster_policies: Sequence[Mapping[str, Any]],
+    api: StatusApi,
     now: dt.datetime | None = None,
 ) -> bool:
     """A cluster policy: every namespace's Zentinels and namespaced policies, and every cluster policy."""
     selected = selected_by_cluster_policy(body["metadata"]["name"], zentinels, policies, cluster_policies)
-    return _write(body, selected, CLUSTER_POLICIES, None, now)
+    return _write(api, body, selected, CLUSTER_POLICIES, None, now)
 
 
 def _write(
-    body: Mapping[str, Any], names: list[str], plural: str, namespace: str | None, now: dt.datetime | None
+    api: StatusApi,
+    body: Mapping[str, Any],
+    names: list[str],
+    plural: str,
+    namespace: str | None,
+    now: dt.datetime | None,
 ) -> bool:
     """Patch the status (selected Zentinels, Accepted and Ready) when it changed."""
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -97,8 +104,5 @@ def _write(
     patch = merge_patch(dict(body.get("status") or {}), new.dump())
     if not patch:
         return False
-    if namespace is None:
-        k8s.patch_cluster_status(plural, meta["name"], patch)
-    else:
-        k8s.patch_custom_status(plural, namespace, meta["name"], patch)
+    api.patch_status(plural, namespace, meta["name"], patch)
     return True

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .. import k8s
+from ..api import StatusApi
 from ..core.patches import merge_patch
 from ..core.silences import silence_status
 from ..models.silence import ZentinelSilence
@@ -34,7 +34,7 @@ def parse_all(bodies: Iterable[Mapping[str, Any]]) -> list[ZentinelSilence]:
     return out
 
 
-def reconcile(body: Mapping[str, Any], *, now: dt.datetime | None = None) -> bool:
+def reconcile(body: Mapping[str, Any], *, api: StatusApi, now: dt.datetime | None = None) -> bool:
     """Write the silence's status when its state or condition changed; True when it wrote."""
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     silence = ZentinelSilence.model_validate(dict(body))
@@ -42,5 +42,5 @@ def reconcile(body: Mapping[str, Any], *, now: dt.datetime | None = None) -> boo
     if not patch:
         return False
     meta = body["metadata"]
-    k8s.patch_custom_status(SILENCES, meta["namespace"], meta["name"], patch)
+    api.patch_status(SILENCES, meta["namespace"], meta["name"], patch)
     return True
