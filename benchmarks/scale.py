@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -448,17 +449,6 @@ class IncidentWatch:
         self._stop.set()
 
 
-class ClientKube:
-    """``patch_status`` as ``support.kube.Kube`` has it, through the API client (no kubectl start-up in the timing)."""
-
-    def __init__(self, core: Any) -> None:
-        self.core = core
-
-    def patch_status(self, kind: str, name: str, namespace: str, patch: dict[str, Any]) -> None:
-        assert kind == "pod"
-        self.core.patch_namespaced_pod_status(name, namespace, patch, _content_type="application/merge-patch+json")
-
-
 @contextlib.contextmanager
 def operator_running(op: BenchOperator) -> Iterator[BenchOperator]:
     op.start()
@@ -583,7 +573,7 @@ class Bench:
         client.configuration.connection_pool_maxsize = 16
         self.core = kubernetes.client.CoreV1Api(client)
         self.custom = kubernetes.client.CustomObjectsApi(client)
-        self.client_kube = ClientKube(self.core)
+        self.client_kube = crash.ClientKube(self.core)
         self.applier = Applier(client)
         fleet = create_fleet(self.kube, self.applier, self.size)
         pods = [client.sanitize_for_serialization(p) for p in fleet.pop("pods")]
@@ -953,6 +943,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="print the JSON of runs as Markdown tables (sizes merged, a later file's size winning) and plot them "
         "into --out; nothing is run",
     )
+    p.add_argument("--keep-logs", type=Path, default=None, help="copy the operators' logs into this directory")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the emulator child process
     args = p.parse_args(argv)
     if args.quick:
@@ -1022,6 +1013,11 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 entry["load_average_after"] = os.getloadavg()
                 bench.down()
+                if args.keep_logs:  # the operators' logs of this size, before the directory goes
+                    keep_dir = args.keep_logs / f"size-{size}"
+                    keep_dir.mkdir(parents=True, exist_ok=True)
+                    for log_dir in Path(tmp).glob("operator-*"):
+                        shutil.copytree(log_dir, keep_dir / log_dir.name, dirs_exist_ok=True)
         json_path.write_text(json.dumps(results, indent=2, default=str))
     results["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     json_path.write_text(json.dumps(results, indent=2, default=str))

@@ -12,6 +12,7 @@ import re
 import time
 from typing import Any
 
+import kubernetes
 import pytest
 
 from integration.test_triage import incident, start_edge
@@ -140,3 +141,36 @@ def test_a_crash_after_its_last_incident_was_deleted_is_a_new_incident(
     again = wait_for(lambda: incident(kube, namespace, "ProcessCrash"), timeout=60, what="a new ProcessCrash")
     assert again["metadata"]["uid"] != first["metadata"]["uid"]
     assert passes(operator, "timer") == 1  # found by an event pass
+
+
+def test_an_incident_deleted_as_soon_as_its_pod_recovered_is_not_brought_back(
+    kube: Kube, namespace: str, operator: OperatorProcess, dataplanes: list[Any], in_process_api: None
+) -> None:
+    # The benchmark's pace: the pod recovers and the incident is deleted the moment it appears. The event pass the
+    # recovery starts must not report the same restarts again (it did: growth counted from scan to scan, so every
+    # event pass until the next scan saw them, and the incident came back under the same name). The crash after
+    # that must be a new incident.
+    custom = kubernetes.client.CustomObjectsApi()
+    core = kubernetes.client.CoreV1Api()
+
+    def crash_incidents() -> list[dict[str, Any]]:
+        items = custom.list_namespaced_custom_object("zentinel.io", "v1alpha1", namespace, "zentinelincidents")["items"]
+        return [i for i in items if i["spec"]["category"] == "ProcessCrash"]
+
+    dp = start_edge(kube, namespace, dataplanes)
+    dp.traffic(rps=50, error_share=0.0)
+    first_pass_done(kube, namespace, operator)
+    pod = running_pods(kube, namespace, "app=edge", 3)[0]
+    fast = crash.ClientKube(core)  # no kubectl start-up between the incident and the delete
+    crash.crash_loop(fast, pod, restarts=4)
+    (first,) = wait_for(crash_incidents, timeout=60, interval=0.02, what="ProcessCrash")
+    crash.recover(fast, pod, restarts=4)
+    custom.delete_namespaced_custom_object(
+        "zentinel.io", "v1alpha1", namespace, "zentinelincidents", first["metadata"]["name"]
+    )
+    wait_for(lambda: _unchanged_over(operator, 3.0), timeout=60, what="event passes settled")
+    assert [i["metadata"]["name"] for i in crash_incidents()] == []  # the recovered crash opened nothing new
+
+    crash.crash_loop(fast, pod, restarts=8)
+    (again,) = wait_for(crash_incidents, timeout=60, what="a new ProcessCrash")
+    assert again["metadata"]["uid"] != first["metadata"]["uid"]

@@ -7,9 +7,25 @@ kwok's stages only move Pending pods to Running, so a status written here stays 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Protocol
 
-from .kube import Kube
+
+class Kube(Protocol):
+    """What writing a pod's status takes: ``support.kube.Kube`` (kubectl), or :class:`ClientKube`."""
+
+    def patch_status(self, kind: str, name: str, namespace: str, patch: dict[str, Any]) -> None: ...
+
+
+class ClientKube:
+    """``patch_status`` through the API client (``kubernetes.client.CoreV1Api``): no kubectl start-up, for a test
+    or a benchmark that must write at the operator's pace."""
+
+    def __init__(self, core: Any) -> None:
+        self.core = core
+
+    def patch_status(self, kind: str, name: str, namespace: str, patch: dict[str, Any]) -> None:
+        assert kind == "pod"
+        self.core.patch_namespaced_pod_status(name, namespace, patch, _content_type="application/merge-patch+json")
 
 
 def _now() -> str:

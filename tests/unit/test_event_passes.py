@@ -88,7 +88,7 @@ async def test_an_event_pass_reads_the_objects_afresh(counting: Counting) -> Non
     assert {r.pod for r in event.logs} == {"edge-a", "edge-b"}  # the newly troubled pod's logs are read
 
 
-async def test_restart_growth_counts_from_one_scan_to_the_next(counting: Counting) -> None:
+async def test_a_restart_is_counted_once_by_the_first_pass_that_sees_it(counting: Counting) -> None:
     memory = gather.PassMemory()
     await observe(memory, 0, full=True)  # edge-a at 2 restarts
 
@@ -99,10 +99,12 @@ async def test_restart_growth_counts_from_one_scan_to_the_next(counting: Countin
         return int(obs.snapshot.pods[0].restart_growth)
 
     restarted(3)
-    assert growth(await observe(memory, 1, full=False)) == 1
-    assert growth(await observe(memory, 2, full=False)) == 1  # an event pass does not use the growth up
-    assert growth(await observe(memory, 15, full=True)) == 1
-    assert growth(await observe(memory, 16, full=False)) == 0
+    assert growth(await observe(memory, 1, full=False)) == 1  # the event pass the restart started
+    assert growth(await observe(memory, 2, full=False)) == 0  # used up: a later pass does not report it again
+    assert growth(await observe(memory, 15, full=True)) == 0
+    restarted(5)
+    assert growth(await observe(memory, 30, full=True)) == 2  # seen first by the scan
+    assert growth(await observe(memory, 31, full=False)) == 0
 
 
 async def test_what_the_scan_could_not_read_stays_reported_by_the_event_passes(counting: Counting) -> None:

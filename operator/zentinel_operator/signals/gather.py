@@ -16,8 +16,10 @@ event pass (started by a change to the pods, the Deployment, the ConfigMap or a 
 objects and logs afresh but reuses what the last full pass read from the pods' own endpoints
 (:class:`Endpoints`: metrics and their rates, upstreams, target probes, served certificates, live configs):
 rates stay computed over a scan interval, never over the second since the last pass, and an event pass
-changes the status only where an object really changed. Restart growth, too, is counted from one full pass
-to the next."""
+changes the status only where an object really changed. Restart growth is the exception: it is counted from
+the last pass that read the pods, whatever its kind, so a restart is reported once, by the pass that sees it
+first (counted from scan to scan instead, every event pass until the next scan would report it again, and
+bring back an incident a person deleted after the pod recovered)."""
 
 from __future__ import annotations
 
@@ -124,9 +126,10 @@ class GatherSettings:
 
 
 def _pods(
-    zen: Zentinel, deployment: dict[str, Any] | None, memory: PassMemory, *, remember: bool = True
+    zen: Zentinel, deployment: dict[str, Any] | None, memory: PassMemory
 ) -> tuple[WorkloadSignal, tuple[PodSignal, ...], list[dict[str, Any]]]:
-    """The workload and its pods; restart growth counts from the last pass that remembered (a full one)."""
+    """The workload and its pods; restart growth counts from the last pass that read them, of either kind, so
+    each restart is reported by one pass: the one that sees it first."""
     container = pod_signals.container_name(deployment, zen.spec.workload.container)
     workload = pod_signals.workload_signal(deployment, container)
     if deployment is None:
@@ -137,11 +140,9 @@ def _pods(
     for pod in raw:
         name = pod["metadata"]["name"]
         signal = pod_signals.pod_signal(pod, container, memory.restarts.get(name))
-        if signal.container is not None and remember:
+        if signal.container is not None:
             memory.restarts[name] = signal.container.restart_count
         signals.append(signal)
-    if not remember:
-        return workload, tuple(signals), raw
     live = {p.name for p in signals}
     for gone in set(memory.restarts) - live:
         memory.restarts.pop(gone, None)
@@ -305,7 +306,7 @@ def _kube_part(
     before = len(failures)
     no_certificates: tuple[CertificateSignal, ...] = ()
     deployment = k8s.get_deployment(ns, zen.spec.workload.name)
-    workload, pods, raw = _pods(zen, deployment, memory, remember=full)
+    workload, pods, raw = _pods(zen, deployment, memory)
     # The config first: whether it changed lately decides whose logs are read.
     config = _part(failures, "config", lambda: _config(zen, memory, now), None)
     changed = _config_changed_lately(memory, now, settings)
