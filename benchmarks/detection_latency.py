@@ -5,7 +5,7 @@ plots with matplotlib, the ``bench`` extra). It brings up the local control plan
 tests do (etcd, kube-apiserver, controller-manager, scheduler, the process kubelet running the real
 ``zentinel`` and the test backends as local processes on loopback pod IPs), and runs side by side:
 
-- this operator with its defaults (``scanInterval`` 15 s, event passes off) and tuned for speed
+- this operator with its defaults (``scanInterval`` 15 s, event passes on) and tuned for speed
   (``scanInterval`` 2 s, event passes on, 0.1 s debounce), each a real ``zentinel-operator`` process
   paging a webhook receiver;
 - Prometheus + Alertmanager (both built from their Go modules) with common settings (scrape 15 s,
