@@ -20,6 +20,7 @@ from support import configs, crash
 from support.kube import Kube, condition, running_pods, wait_for
 from support.operator import OperatorProcess
 from zentinel_operator.core.certs import self_signed, tls_secret_data
+from zentinel_operator.names import GROUP, INCIDENTS, VERSION
 
 pytestmark = pytest.mark.integration
 
@@ -154,7 +155,7 @@ def test_an_incident_deleted_as_soon_as_its_pod_recovered_is_not_brought_back(
     core = kubernetes.client.CoreV1Api()
 
     def crash_incidents() -> list[dict[str, Any]]:
-        items = custom.list_namespaced_custom_object("zentinel.io", "v1alpha1", namespace, "zentinelincidents")["items"]
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, INCIDENTS)["items"]
         return [i for i in items if i["spec"]["category"] == "ProcessCrash"]
 
     dp = start_edge(kube, namespace, dataplanes)
@@ -165,9 +166,7 @@ def test_an_incident_deleted_as_soon_as_its_pod_recovered_is_not_brought_back(
     crash.crash_loop(fast, pod, restarts=4)
     (first,) = wait_for(crash_incidents, timeout=60, interval=0.02, what="ProcessCrash")
     crash.recover(fast, pod, restarts=4)
-    custom.delete_namespaced_custom_object(
-        "zentinel.io", "v1alpha1", namespace, "zentinelincidents", first["metadata"]["name"]
-    )
+    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, INCIDENTS, first["metadata"]["name"])
     wait_for(lambda: _unchanged_over(operator, 3.0), timeout=60, what="event passes settled")
     assert [i["metadata"]["name"] for i in crash_incidents()] == []  # the recovered crash opened nothing new
 

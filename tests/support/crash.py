@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Protocol
 
+from .kube import Kube
 
-class Kube(Protocol):
+
+class PodStatusWriter(Protocol):
     """What writing a pod's status takes: ``support.kube.Kube`` (kubectl), or :class:`ClientKube`."""
 
     def patch_status(self, kind: str, name: str, namespace: str, patch: dict[str, Any]) -> None: ...
@@ -59,7 +61,7 @@ def _status(pod: dict[str, Any], ready: bool, container_status: dict[str, Any]) 
 
 
 def crash_loop(
-    kube: Kube,
+    kube: PodStatusWriter,
     pod: dict[str, Any],
     *,
     restarts: int,
@@ -94,12 +96,12 @@ def crash_loop(
     kube.patch_status("pod", pod["metadata"]["name"], pod["metadata"]["namespace"], _status(pod, False, status))
 
 
-def oom_killed(kube: Kube, pod: dict[str, Any], *, restarts: int = 1) -> None:
+def oom_killed(kube: PodStatusWriter, pod: dict[str, Any], *, restarts: int = 1) -> None:
     """The container was OOMKilled (exit code 137) and is restarting."""
     crash_loop(kube, pod, restarts=restarts, exit_code=137, reason="OOMKilled")
 
 
-def not_ready(kube: Kube, pod: dict[str, Any]) -> None:
+def not_ready(kube: PodStatusWriter, pod: dict[str, Any]) -> None:
     """Running but failing its readiness probe."""
     name, image = _container(pod)
     status = {
@@ -113,7 +115,7 @@ def not_ready(kube: Kube, pod: dict[str, Any]) -> None:
     kube.patch_status("pod", pod["metadata"]["name"], pod["metadata"]["namespace"], _status(pod, False, status))
 
 
-def recover(kube: Kube, pod: dict[str, Any], *, restarts: int | None = None) -> None:
+def recover(kube: PodStatusWriter, pod: dict[str, Any], *, restarts: int | None = None) -> None:
     """Running and Ready again (restartCount kept unless given)."""
     name, image = _container(pod)
     current = (pod.get("status", {}).get("containerStatuses") or [{}])[0].get("restartCount", 0)
