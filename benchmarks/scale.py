@@ -6,8 +6,9 @@ kube-apiserver, controller-manager, scheduler, kwok), creates N Zentinels, each 
 (``tests/support/emulator.py``; all of them in one child process on one event loop, with a small steady
 traffic of 20 requests/s per pod). Then for each metric source (``Scrape``, ``Prometheus``) and each event
 pass setting (``--event-passes off,on``) it runs the operator as a real process
-(``python -m zentinel_operator run``, its defaults otherwise: scan interval 15 s, leader election on) and
-measures:
+(``python -m zentinel_operator run``, its defaults otherwise: scan interval 15 s, leader election on), and for
+each shard count (``--shards 1,2``) one such process per shard (``ZENTINEL_OPERATOR_SHARD_COUNT``/``_INDEX``,
+each with a client certificate, and so an audited user, of its own), and measures, in total and per shard:
 
 - the operator process's CPU (cores, ``utime + stime`` of ``/proc/<pid>/stat`` over the window) and RSS;
 - API requests per minute by verb and resource: from the API server's audit log, filtered to the
@@ -23,6 +24,7 @@ A benchmark, not a test: nothing is asserted. It prints figures, writes JSON and
 
     .venv/bin/python benchmarks/scale.py --quick
     .venv/bin/python benchmarks/scale.py --sizes 1,100,1000 --out benchmarks/results
+    .venv/bin/python benchmarks/scale.py --sizes 100 --shards 1,2 --out /tmp/shards   # one replica against two shards
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from support.operator import OperatorProcess  # noqa: E402
 from zentinel_devcluster import audit, tools  # noqa: E402
 from zentinel_devcluster.cluster import NODE_NAME, Cluster  # noqa: E402
 from zentinel_operator import config as operator_config  # noqa: E402
+from zentinel_operator.core.shards import shard_of  # noqa: E402
 
 NAMESPACE = "bench"
 REPLICAS = 3
@@ -153,11 +156,15 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 class Window:
-    """CPU of some processes and the API server's counters (all clients, and the operator's audit) over a window."""
+    """CPU of some processes and the API server's counters (all clients, and the operator's audit) over a window.
 
-    def __init__(self, cluster: BenchCluster, pids: dict[str, int]) -> None:
+    ``users``: audited users whose requests are also counted one by one (the shards of a sharded operator).
+    """
+
+    def __init__(self, cluster: BenchCluster, pids: dict[str, int], users: Sequence[str] = ()) -> None:
         self.cluster = cluster
         self.pids = pids
+        self.users = users
 
     def __enter__(self) -> Window:
         self.totals = self.cluster.request_totals()
@@ -174,7 +181,9 @@ class Window:
         self.memory = {name: memory_mib(pid) for name, pid in self.pids.items()}
         time.sleep(1)  # the last requests' audit lines and counters
         self.all_clients = delta(self.cluster.request_totals(), self.totals)
-        self.operator = audit.counts(self.cluster.audit_log, self.audit_start, self.cluster.audit_log.stat().st_size)
+        end = self.cluster.audit_log.stat().st_size
+        self.operator = audit.counts(self.cluster.audit_log, self.audit_start, end)
+        self.by_user = {u: audit.counts(self.cluster.audit_log, self.audit_start, end, u) for u in self.users}
 
     def figures(self, baseline: dict[str, float] | None = None) -> dict[str, Any]:
         all_rate = per_minute(self.all_clients, self.seconds)
@@ -186,6 +195,10 @@ class Window:
             "operator_requests_per_minute": per_minute(dict(self.operator.items()), self.seconds),
             "all_clients_requests_per_minute": all_rate,
         }
+        if self.users:
+            out["operator_requests_per_minute_by_shard"] = [
+                per_minute(dict(self.by_user[u].items()), self.seconds) for u in self.users
+            ]
         if baseline is not None:
             out["all_clients_minus_idle_per_minute"] = {
                 k: round(v - baseline.get(k, 0.0), 1) for k, v in all_rate.items() if abs(v - baseline.get(k, 0.0)) >= 1
@@ -449,16 +462,55 @@ class IncidentWatch:
         self._stop.set()
 
 
-@contextlib.contextmanager
-def operator_running(op: BenchOperator) -> Iterator[BenchOperator]:
-    op.start()
-    try:
-        yield op
-    finally:
-        op.stop()
+class Operators:
+    """The operator processes of one configuration: one, or one per shard, each with an audited user of its own."""
+
+    def __init__(self, ops: list[BenchOperator]) -> None:
+        self.ops = ops
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Operators]:
+        try:
+            for op in self.ops:
+                op.start()
+            yield self
+        finally:
+            for op in self.ops:
+                with contextlib.suppress(Exception):  # stop the others too
+                    op.stop()
+
+    def pids(self) -> dict[str, int]:
+        """``operator`` (one process) or ``shard-<i>``."""
+        out = {}
+        for i, op in enumerate(self.ops):
+            assert op.proc is not None
+            out["operator" if len(self.ops) == 1 else f"shard-{i}"] = op.proc.pid
+        return out
+
+    def passes(self) -> dict[str, float]:
+        """Every process's passes, summed (each shard passes over its own Zentinels only)."""
+        total: dict[str, float] = collections.defaultdict(float)
+        for op in self.ops:
+            for k, v in op.passes().items():
+                total[k] += v
+        return dict(total)
+
+    def alive(self) -> bool:
+        return all(op.proc is not None and op.proc.poll() is None for op in self.ops)
+
+    def logs(self) -> str:
+        return "".join(op.logs() for op in self.ops)
 
 
-def warm_up(op: BenchOperator, size: int, timeout: float) -> dict[str, Any]:
+def by_shard(figures: dict[str, Any], shards: int) -> None:
+    """A sharded window's ``operator`` figures: CPU and RSS summed over the shards (each shard's stay too)."""
+    if shards == 1:
+        return
+    for key in ("cpu_cores", "rss_mib", "peak_rss_mib"):
+        figures[key]["operator"] = round(sum(figures[key][f"shard-{i}"] for i in range(shards)), 3)
+
+
+def warm_up(op: Operators, size: int, timeout: float) -> dict[str, Any]:
     """Until every Zentinel had two timer passes (a rate needs two scrapes), bounded by ``timeout``."""
     started = time.monotonic()
 
@@ -584,7 +636,6 @@ class Bench:
         self.emulators = Emulators([p["status"]["podIP"] for p in pods], self.workdir / "emulators.log")
         emulators_s = time.monotonic() - t
         self.targets = {(NAMESPACE, p["metadata"]["name"]): f"{p['status']['podIP']}:{ADMIN_PORT}" for p in pods}
-        self.operator_kubeconfig = self.cluster.audited_kubeconfig
         self.source: str | None = None
         self.prometheus: BenchPrometheus | None = None
         return {
@@ -635,41 +686,53 @@ class Bench:
         return w.figures()
 
     def run_config(
-        self, source: str, events: bool, args: argparse.Namespace, baseline: dict[str, float]
+        self, source: str, events: bool, shards: int, args: argparse.Namespace, baseline: dict[str, float]
     ) -> dict[str, Any]:
-        label = f"{source}, event passes {'on' if events else 'off'}"
+        label = f"{source}, event passes {'on' if events else 'off'}" + (f", {shards} shards" if shards > 1 else "")
         say(f"size {self.size}: {label}")
-        out: dict[str, Any] = {"source": source, "event_passes": events}
+        out: dict[str, Any] = {"source": source, "event_passes": events, "shards": shards}
         out["apply_source_s"] = self.set_source(source)
         self.clear_incidents()
         env = {"ZENTINEL_OPERATOR_EVENT_PASSES": "true" if events else "false"}
         env.update(kv.split("=", 1) for kv in args.operator_env)
         if source == "Prometheus" and self.prometheus is not None:
             env["ZENTINEL_OPERATOR_PROMETHEUS_URL"] = self.prometheus.url
-        log_dir = self.workdir / f"operator-{source}-{'events' if events else 'timer'}"
-        log_dir.mkdir()
-        op = BenchOperator(self.operator_kubeconfig, NAMESPACE, log_dir, env)
+        ops = []
+        for i in range(shards):
+            shard_env = dict(env)
+            if shards > 1:
+                shard_env |= {"ZENTINEL_OPERATOR_SHARD_COUNT": str(shards), "ZENTINEL_OPERATOR_SHARD_INDEX": str(i)}
+            suffix = f"-shard-{i}" if shards > 1 else ""
+            log_dir = self.workdir / f"operator-{source}-{'events' if events else 'timer'}{suffix}"
+            log_dir.mkdir()
+            ops.append(BenchOperator(self.cluster.audited_kubeconfigs[i], NAMESPACE, log_dir, shard_env))
+        fleet = Operators(ops)
+        users = audit.AUDITED_USERS[:shards] if shards > 1 else ()
+        if shards > 1:
+            out["zentinels_by_shard"] = [
+                sum(1 for z in names(self.size) if shard_of(NAMESPACE, z, shards) == i) for i in range(shards)
+            ]
         rng = random.Random(args.seed + self.size)  # noqa: S311 - which Zentinel, not a secret
         watch = IncidentWatch(self.custom)
         try:
-            with operator_running(op):
-                assert op.proc is not None
+            with fleet.running():
                 pids = {
-                    "operator": op.proc.pid,
+                    **fleet.pids(),
                     "kube-apiserver": self.cluster.pids()["kube-apiserver"],
                     "emulators": self.emulators.proc.pid,
                 }
-                out.update(warm_up(op, self.size, timeout=args.warm_up_timeout))
+                out.update(warm_up(fleet, self.size, timeout=args.warm_up_timeout))
                 say(f"  warm: {out['warm_up_s']} s, passes {out['passes']}")
-                before = op.passes()
-                with Window(self.cluster, pids) as steady:
+                before = fleet.passes()
+                with Window(self.cluster, pids, users) as steady:
                     time.sleep(args.window)
                 out["steady"] = steady.figures(baseline)
-                out["steady"]["passes"] = delta_passes(op.passes(), before)
+                by_shard(out["steady"], shards)
+                out["steady"]["passes"] = delta_passes(fleet.passes(), before)
                 out["steady"]["incidents_opened"] = watch.categories(steady.started, steady.seconds)
                 say(f"  steady: {brief(out['steady'])}")
-                before = op.passes()
-                with Window(self.cluster, pids) as faulty:
+                before = fleet.passes()
+                with Window(self.cluster, pids, users) as faulty:
                     metric: list[dict[str, Any]] = []
                     worker = threading.Thread(
                         target=lambda: metric.extend(
@@ -679,24 +742,35 @@ class Bench:
                     if self.size > 1:
                         worker.start()
                     pod = pod_faults(
-                        self, watch, args.pod_faults, rng, args.pod_timeout, lambda: op.passes().get("count", 0)
+                        self, watch, args.pod_faults, rng, args.pod_timeout, lambda: fleet.passes().get("count", 0)
                     )
                     if self.size > 1:
                         worker.join()
                     else:  # one Zentinel: the metric fault after the crashes, not on top of one
                         metric.extend(metric_faults(self, watch, args.metric_faults, rng, args.metric_timeout))
                 out["fault"] = faulty.figures(baseline)
-                out["fault"]["passes"] = delta_passes(op.passes(), before)
+                by_shard(out["fault"], shards)
+                out["fault"]["passes"] = delta_passes(fleet.passes(), before)
                 out["fault"]["incidents_opened"] = watch.categories(faulty.started, faulty.seconds)
                 out["pod_fault_latency"] = latency_figures(pod)
                 out["metric_fault_latency"] = latency_figures(metric)
+                if shards > 1:
+                    out["latency_by_shard"] = [
+                        {
+                            kind: latency_figures(
+                                [x for x in samples if shard_of(NAMESPACE, x["zentinel"], shards) == i]
+                            )
+                            for kind, samples in (("pod_fault_latency", pod), ("metric_fault_latency", metric))
+                        }
+                        for i in range(shards)
+                    ]
                 say(f"  fault: {brief(out['fault'])}")
                 say(f"  pod faults: {short(out['pod_fault_latency'])}")
                 say(f"  metric faults: {short(out['metric_fault_latency'])}")
-                out["operator_alive"] = op.proc.poll() is None
+                out["operator_alive"] = fleet.alive()
         finally:
             watch.stop()
-        log = op.logs()
+        log = fleet.logs()
         out["log_tracebacks"] = log.count("Traceback")
         out["log_errors"] = sum(1 for line in log.splitlines() if " ERROR " in line or "[ERROR" in line)
         return out
@@ -760,6 +834,15 @@ def machine() -> dict[str, Any]:
     }
 
 
+def config_key(c: dict[str, Any]) -> tuple[str, bool, int]:
+    return c["source"], c["event_passes"], c.get("shards", 1)
+
+
+def label_of(key: tuple[str, bool, int]) -> str:
+    source, events, shards = key
+    return f"{source}, events {'on' if events else 'off'}" + (f", {shards} shards (sum)" if shards > 1 else "")
+
+
 def plot(results: dict[str, Any], out: Path) -> list[Path]:
     import matplotlib
 
@@ -767,21 +850,16 @@ def plot(results: dict[str, Any], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     sizes = sorted(int(s) for s in results["sizes"])
-    configs_seen = sorted(
-        {(c["source"], c["event_passes"]) for s in results["sizes"].values() for c in s.get("configs", [])}
-    )
+    configs_seen = sorted({config_key(c) for s in results["sizes"].values() for c in s.get("configs", [])})
 
-    def series(source: str, events: bool, get: Callable[[dict[str, Any]], Any]) -> tuple[list[int], list[float]]:
+    def series(key: tuple[str, bool, int], get: Callable[[dict[str, Any]], Any]) -> tuple[list[int], list[float]]:
         xs, ys = [], []
         for size in sizes:
             for c in results["sizes"][str(size)].get("configs", []):
-                if (c["source"], c["event_passes"]) == (source, events) and get(c) is not None:
+                if config_key(c) == key and get(c) is not None:
                     xs.append(size)
                     ys.append(get(c))
         return xs, ys
-
-    def label(source: str, events: bool) -> str:
-        return f"{source}, events {'on' if events else 'off'}"
 
     paths = []
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -789,10 +867,10 @@ def plot(results: dict[str, Any], out: Path) -> list[Path]:
         (axes[0], "pod_fault_latency", "crash loop written to a pod"),
         (axes[1], "metric_fault_latency", "5xx share raised to 50 %"),
     ):
-        for source, events in configs_seen:
+        for key in configs_seen:
             for q, style in (("p50_s", "-o"), ("p99_s", "--x")):
-                xs, ys = series(source, events, lambda c, kind=kind, q=q: c[kind][q])
-                ax.plot(xs, ys, style, label=f"{label(source, events)} {q[:3]}")
+                xs, ys = series(key, lambda c, kind=kind, q=q: c[kind][q])
+                ax.plot(xs, ys, style, label=f"{label_of(key)} {q[:3]}")
         ax.set_xscale("log")
         ax.set_xlabel("Zentinels (x 3 pods)")
         ax.set_ylabel("seconds to ZentinelIncident")
@@ -805,12 +883,12 @@ def plot(results: dict[str, Any], out: Path) -> list[Path]:
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for source, events in configs_seen:
+    for key in configs_seen:
         for phase, style in (("steady", "-o"), ("fault", "--x")):
-            xs, ys = series(source, events, lambda c, phase=phase: c[phase]["cpu_cores"]["operator"])
-            axes[0].plot(xs, ys, style, label=f"{label(source, events)} {phase}")
-            xs, ys = series(source, events, lambda c, phase=phase: c[phase]["rss_mib"]["operator"])
-            axes[1].plot(xs, ys, style, label=f"{label(source, events)} {phase}")
+            xs, ys = series(key, lambda c, phase=phase: c[phase]["cpu_cores"]["operator"])
+            axes[0].plot(xs, ys, style, label=f"{label_of(key)} {phase}")
+            xs, ys = series(key, lambda c, phase=phase: c[phase]["rss_mib"]["operator"])
+            axes[1].plot(xs, ys, style, label=f"{label_of(key)} {phase}")
     for ax, ylabel, target in ((axes[0], "operator CPU (cores)", 1.0), (axes[1], "operator RSS (MiB)", 300.0)):
         ax.axhline(target, color="red", linewidth=0.8, linestyle=":", label="issue 13 target")
         ax.set_xscale("log")
@@ -852,7 +930,7 @@ def report(results: dict[str, Any]) -> str:
     def rows() -> Iterator[tuple[str, dict[str, Any], str]]:
         for size in sizes:
             for c in results["sizes"][size].get("configs", []):
-                yield size, c, f"{c['source']}, events {'on' if c['event_passes'] else 'off'}"
+                yield size, c, label_of(config_key(c))
 
     def mean_pass(w: dict[str, Any]) -> str:
         p = w.get("passes", {})
@@ -906,6 +984,31 @@ def report(results: dict[str, Any]) -> str:
             f"| {size} | {label} | {p['n']} | {p['p50_s']} | {p['p99_s']} | {p['max_s']} | {p['missed']} "
             f"| {m['n']} | {m['p50_s']} | {m['p99_s']} | {m['max_s']} | {m['missed']} |"
         )
+    failed = [(size, c) for size in sizes for c in results["sizes"][size].get("failed_configs", [])]
+    if failed:
+        out += head("| Zentinels | operator | failed with |")
+        out += [f"| {size} | {label_of(config_key(c))} | `{c['error'][:300]}` |" for size, c in failed]
+    sharded = [(size, c, label) for size, c, label in rows() if c.get("shards", 1) > 1]
+    if sharded:
+        out += head(
+            "| Zentinels | operator | shard | Zentinels in it | CPU steady (cores) | RSS steady (MiB) "
+            "| peak RSS (MiB) | steady: its requests/min (audit log, its user) | fault: writes/min | reads/min "
+            "| crash loop: n, p50 / p99 (s) | 5xx share: n, p50 / p99 (s) |"
+        )
+        for size, c, label in sharded:
+            for i in range(c["shards"]):
+                s, f = c["steady"], c["fault"]
+                steady_ops = s["operator_requests_per_minute_by_shard"][i]
+                fault_ops = f["operator_requests_per_minute_by_shard"][i]
+                lat = c["latency_by_shard"][i]
+                p, m = lat["pod_fault_latency"], lat["metric_fault_latency"]
+                out.append(
+                    f"| {size} | {label} | {i} | {c['zentinels_by_shard'][i]} | {s['cpu_cores'][f'shard-{i}']} "
+                    f"| {s['rss_mib'][f'shard-{i}']} | {f['peak_rss_mib'][f'shard-{i}']} "
+                    f"| {', '.join(f'{k} {v:g}' for k, v in steady_ops.items()) or '0'} "
+                    f"| {writes(fault_ops)} | {reads(fault_ops)} "
+                    f"| {p['n']}, {p['p50_s']} / {p['p99_s']} | {m['n']}, {m['p50_s']} / {m['p99_s']} |"
+                )
     return "\n".join(out) + "\n"
 
 
@@ -918,6 +1021,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="off,on",
         help="ZENTINEL_OPERATOR_EVENT_PASSES settings to run: off, on, or both (the operator's default is "
         "recorded in the JSON)",
+    )
+    p.add_argument(
+        "--shards",
+        default="1",
+        help="shard counts to run each configuration with, comma-separated; above 1 only for fleets of more than "
+        "one Zentinel (one operator process per shard, each its own audited user)",
+    )
+    p.add_argument(
+        "--shard-sources",
+        default=None,
+        help="the metric sources that shard counts above 1 run with, comma-separated (default: every --sources)",
     )
     p.add_argument("--window", type=float, default=60, help="seconds of the quiet window")
     p.add_argument("--idle-window", type=float, default=30, help="seconds of the window without the operator")
@@ -969,6 +1083,10 @@ def main(argv: list[str] | None = None) -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     events = [{"off": False, "on": True}[e.strip()] for e in args.event_passes.split(",") if e.strip()]
+    shard_counts = [int(n) for n in args.shards.split(",") if n.strip()]
+    shard_sources = sources if args.shard_sources is None else [s.strip() for s in args.shard_sources.split(",")]
+    if any(not 1 <= n <= len(audit.AUDITED_USERS) for n in shard_counts):
+        sys.exit(f"--shards: each count must be 1 to {len(audit.AUDITED_USERS)} (one audited user per shard)")
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / "scale.json"
     results: dict[str, Any] = {
@@ -1002,8 +1120,16 @@ def main(argv: list[str] | None = None) -> None:
                 entry["configs"] = []
                 for source in sources:
                     for ev in events:
-                        entry["configs"].append(bench.run_config(source, ev, args, baseline))
-                        json_path.write_text(json.dumps(results, indent=2, default=str))
+                        for shards in shard_counts:
+                            if shards > 1 and (size == 1 or source not in shard_sources):
+                                continue  # one Zentinel: every shard but one would be idle
+                            try:
+                                entry["configs"].append(bench.run_config(source, ev, shards, args, baseline))
+                            except Exception as e:  # this configuration only: the next one runs on the same fleet
+                                failed = {"source": source, "event_passes": ev, "shards": shards}
+                                entry.setdefault("failed_configs", []).append(failed | {"error": f"{e!r}"[:2000]})
+                                say(f"size {size}: {label_of(config_key(failed))} failed: {e!r}"[:2000])
+                            json_path.write_text(json.dumps(results, indent=2, default=str))
             except Exception as e:
                 entry["error"] = f"{type(e).__name__}: {e}"
                 say(f"size {size} failed: {entry['error']}")

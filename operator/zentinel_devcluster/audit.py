@@ -1,8 +1,9 @@
 """The API server's own record of one user's requests: an audit log of the ``audited`` user only.
 
-The dev cluster's API server logs every request of ``AUDITED_USER`` (and nobody else's) at the Metadata
+The dev cluster's API server logs every request of the ``AUDITED_USERS`` (and nobody else's) at the Metadata
 level, so a test or a benchmark that runs the operator with ``Cluster.audited_kubeconfig`` can count the
-operator's requests by verb and resource (``apiserver_request_total`` has no user label).
+operator's requests by verb and resource (``apiserver_request_total`` has no user label). The further users
+(``Cluster.audited_kubeconfigs``) tell several operator processes apart, one shard each.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 AUDITED_USER = "zentinel-audited"
+AUDITED_USERS = (AUDITED_USER, *(f"{AUDITED_USER}-{i}" for i in range(1, 4)))
 
 
 def policy() -> dict[str, Any]:
@@ -21,13 +23,13 @@ def policy() -> dict[str, Any]:
         "apiVersion": "audit.k8s.io/v1",
         "kind": "Policy",
         "omitStages": ["RequestReceived"],
-        "rules": [{"level": "Metadata", "users": [AUDITED_USER]}, {"level": "None"}],
+        "rules": [{"level": "Metadata", "users": list(AUDITED_USERS)}, {"level": "None"}],
     }
 
 
-def requests(log: Path, start: int, end: int) -> list[dict[str, Any]]:
+def requests(log: Path, start: int, end: int, user: str | None = None) -> list[dict[str, Any]]:
     """The audited requests logged between two byte offsets of the log, one entry per request: a watch when it
-    opens (stage ResponseStarted), every other request when it completes."""
+    opens (stage ResponseStarted), every other request when it completes; only ``user``'s if given."""
     with log.open("rb") as f:
         f.seek(start)
         data = f.read(max(0, end - start))
@@ -40,6 +42,8 @@ def requests(log: Path, start: int, end: int) -> list[dict[str, Any]]:
         verb, stage = ev.get("verb", "?"), ev.get("stage")
         if stage not in ("ResponseStarted", "ResponseComplete") or (verb == "watch") != (stage == "ResponseStarted"):
             continue
+        if user is not None and (ev.get("user") or {}).get("username") != user:
+            continue
         out.append(ev)
     return out
 
@@ -51,6 +55,7 @@ def resource_of(ev: dict[str, Any]) -> str:
     return resource or str(ev.get("requestURI", "?")).split("?")[0]
 
 
-def counts(log: Path, start: int, end: int) -> dict[tuple[str, str], int]:
-    """The audited requests between two byte offsets, counted by (verb, resource[/subresource])."""
-    return dict(collections.Counter((ev.get("verb", "?"), resource_of(ev)) for ev in requests(log, start, end)))
+def counts(log: Path, start: int, end: int, user: str | None = None) -> dict[tuple[str, str], int]:
+    """The audited requests between two byte offsets (only ``user``'s if given), by (verb, resource[/subresource])."""
+    events = requests(log, start, end, user)
+    return dict(collections.Counter((ev.get("verb", "?"), resource_of(ev)) for ev in events))

@@ -221,6 +221,11 @@ class Cluster:
         self.developer_kubeconfig = self.state_dir / "kubeconfig-developer"
         # The user whose every request the API server writes to ``audit_log`` (see ``audit``).
         self.audited_kubeconfig = self.state_dir / "kubeconfig-audited"
+        # One per audited user (the first is ``audited_kubeconfig``): several operator processes told apart.
+        self.audited_kubeconfigs = [
+            self.audited_kubeconfig,
+            *(self.state_dir / f"kubeconfig-audited-{i}" for i in range(1, len(audit.AUDITED_USERS))),
+        ]
         self.audit_log = self.logs / "audit.log"
         self.state_file = self.state_dir / "state.json"
         self.pods_dir = self.state_dir / "process-pods"
@@ -434,7 +439,9 @@ class Cluster:
         )
         ca.issue_to(self.pki, "admin", "zentinel-admin", organizations=("system:masters",), client=True)
         ca.issue_to(self.pki, "developer", "developer", client=True)
-        ca.issue_to(self.pki, "audited", audit.AUDITED_USER, organizations=("system:masters",), client=True)
+        for i, user in enumerate(audit.AUDITED_USERS):
+            name = "audited" if i == 0 else f"audited-{i}"
+            ca.issue_to(self.pki, name, user, organizations=("system:masters",), client=True)
         ca.issue_to(self.pki, "controller-manager", "system:kube-controller-manager", client=True)
         ca.issue_to(self.pki, "scheduler", "system:kube-scheduler", client=True)
         # kwok updates node and pod status for every node it manages: it acts as the kubelet.
@@ -486,10 +493,11 @@ class Cluster:
         server = f"https://{LOOPBACK}:{ports.apiserver}"
         self.kubeconfig.write_text(self._kubeconfig_text(server, "admin"))
         self.developer_kubeconfig.write_text(self._kubeconfig_text(server, "developer"))
-        self.audited_kubeconfig.write_text(self._kubeconfig_text(server, "audited"))
+        for i, path in enumerate(self.audited_kubeconfigs):
+            path.write_text(self._kubeconfig_text(server, "audited" if i == 0 else f"audited-{i}"))
         for user in ("controller-manager", "scheduler", "kwok", "process-kubelet"):
             (self.state_dir / f"{user}.kubeconfig").write_text(self._kubeconfig_text(server, user))
-        for p in (self.kubeconfig, self.developer_kubeconfig, self.audited_kubeconfig):
+        for p in (self.kubeconfig, self.developer_kubeconfig, *self.audited_kubeconfigs):
             p.chmod(0o600)
 
     # -------------------------------------------------------------- processes

@@ -51,7 +51,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=SETTINGS.kopf_prefix, key="last-handled-configuration"
     )
-    settings.persistence.finalizer = f"{SETTINGS.kopf_prefix}/finalizer"
+    settings.persistence.finalizer = SHARD.finalizer(f"{SETTINGS.kopf_prefix}/finalizer")
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = SETTINGS.watch_timeout
     # kopf's own peering is off: one active replica comes from the Lease this process holds (leader.py).

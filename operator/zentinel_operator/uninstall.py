@@ -28,6 +28,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from . import k8s
+from .core.shards import is_finalizer_of_a_shard
 from .names import CLUSTER_POLICIES, INCIDENTS, POLICIES, SILENCES, ZENTINELS
 
 log = logging.getLogger("zentinel_operator.uninstall")
@@ -39,18 +40,20 @@ CLUSTER_PLURALS = (CLUSTER_POLICIES,)
 
 
 def without_finalizer(body: dict[str, Any], finalizer: str) -> dict[str, Any] | None:
-    """The merge patch that removes ``finalizer`` from ``body``; None when it does not hold it.
+    """The merge patch that removes ``finalizer``, and every shard's variant of it (``<finalizer>-shard-<i>``,
+    ``core/shards.Shard.finalizer``), from ``body``; None when it holds none of them.
 
     The patch carries the resourceVersion, so a concurrent change makes it fail (409) rather than
     drop a finalizer someone else just added.
     """
     meta = body.get("metadata") or {}
     held = list(meta.get("finalizers") or [])
-    if finalizer not in held:
+    kept = [f for f in held if not is_finalizer_of_a_shard(f, finalizer)]
+    if kept == held:
         return None
     return {
         "metadata": {
-            "finalizers": [f for f in held if f != finalizer],
+            "finalizers": kept,
             "resourceVersion": meta.get("resourceVersion"),
         }
     }

@@ -8,6 +8,7 @@ Zentinels and the policy. Each shard elects its active on its own Lease.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -86,3 +87,25 @@ def test_each_zentinel_is_passed_over_by_the_operator_of_its_shard_only(
         what="shard 0 reconciles the policy",
     )
     assert holder(kube, namespace, f"{LEASE}-shard-0") not in (None, holder(kube, namespace, f"{LEASE}-shard-1"))
+
+    # Each shard keeps kopf's finalizer of its own on its own Zentinels (shard 0 the plain name, shard i
+    # "<prefix>/finalizer-shard-<i>"). With one name for all, the shard that does not own a Zentinel took the
+    # finalizer off (kopf removes it where none of its handlers match) and the owner put it back: thousands
+    # of PATCHes a minute. Sampled over two seconds, each Zentinel holds its owner's finalizer every time.
+    want = {n: FINALIZER if s == 0 else f"{FINALIZER}-shard-{s}" for s in (0, 1) for n in by_shard[s]}
+    wait_for(
+        lambda: all(finalizers(kube, namespace, n) == [f] for n, f in want.items()),
+        timeout=30,
+        what="each Zentinel's finalizer is its shard's",
+    )
+    for _ in range(10):
+        held = {n: finalizers(kube, namespace, n) for n in names}
+        assert held == {n: [f] for n, f in want.items()}
+        time.sleep(0.2)
+
+
+FINALIZER = "operator.zentinel.io/finalizer"
+
+
+def finalizers(kube: Kube, namespace: str, name: str) -> list[str]:
+    return list(((kube.get("zen", name, namespace) or {}).get("metadata") or {}).get("finalizers") or [])

@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from zentinel_operator import config
-from zentinel_operator.core.shards import Shard, shard_of
+from zentinel_operator.core.shards import Shard, is_finalizer_of_a_shard, shard_of
 from zentinel_operator.models.common import Category
 from zentinel_operator.notify import intake
 
@@ -95,3 +95,14 @@ async def test_the_intake_records_alerts_for_its_own_shard_only() -> None:
     assert runs == [mine]
     assert state.active(*mine, Category.PROCESS_CRASH) is not None
     assert not state.known(*other, Category.PROCESS_CRASH)
+
+
+def test_each_shard_has_a_finalizer_of_its_own_and_shard_0_keeps_the_unsharded_one() -> None:
+    base = "operator.zentinel.io/finalizer"
+    assert Shard().finalizer(base) == base
+    assert Shard(0, 3).finalizer(base) == base
+    names = {Shard(i, 3).finalizer(base) for i in range(3)}
+    assert names == {base, f"{base}-shard-1", f"{base}-shard-2"}
+    assert all(is_finalizer_of_a_shard(n, base) for n in names)
+    for other in ("operator.zentinel.io/other", f"{base}-shard-", f"{base}-shard-x", f"{base}x", "kubernetes"):
+        assert not is_finalizer_of_a_shard(other, base), other

@@ -110,6 +110,12 @@ def test_without_finalizer_keeps_everyone_elses() -> None:
     assert uninstall.without_finalizer({"metadata": {"name": "x"}}, FINALIZER) is None
 
 
+def test_without_finalizer_releases_every_shards_finalizer_too() -> None:
+    held = ["a/x", f"{FINALIZER}-shard-1", f"{FINALIZER}-shard-12", f"{FINALIZER}-shardy"]
+    patch = uninstall.without_finalizer(body("edge", held, rv="3"), FINALIZER)
+    assert patch == {"metadata": {"finalizers": ["a/x", f"{FINALIZER}-shardy"], "resourceVersion": "3"}}
+
+
 def test_release_patches_each_held_object_once_and_retries_a_conflict() -> None:
     store = {
         "zentinels": [body("edge", [FINALIZER]), body("free", [])],

@@ -36,6 +36,21 @@ class Shard:
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
 
+    def finalizer(self, base: str) -> str:
+        """kopf's finalizer for this shard: ``base`` for shard 0 (and for one shard), ``<base>-shard-<i>`` else.
+
+        kopf takes its finalizer off every object none of its handlers match, and a shard's timer matches its
+        own Zentinels only: with one name for all, the shards would take it off and put it back on each other's
+        Zentinels forever. Shard 0 keeps the unsharded name, so going from one shard to several moves nothing.
+        """
+        return base if self.index == 0 else f"{base}-shard-{self.index}"
+
+
+def is_finalizer_of_a_shard(finalizer: str, base: str) -> bool:
+    """Whether ``finalizer`` is :meth:`Shard.finalizer` of ``base`` for some shard."""
+    suffix = finalizer.removeprefix(f"{base}-shard-")
+    return finalizer == base or (suffix != finalizer and suffix.isdigit())
+
 
 def shard_of(namespace: str, name: str, count: int) -> int:
     """The shard of the Zentinel ``namespace/name`` among ``count``."""
