@@ -1,7 +1,8 @@
 """``zentinel-operator release-finalizers``: what the chart's pre-delete hook runs on ``helm uninstall``.
 
-kopf puts its finalizer (``<kopfPrefix>/finalizer``) on every Zentinel, policy and silence: their timers
-need one, so that kopf can stop a timer before the object goes. Once the operator is uninstalled
+kopf puts its finalizer (``<kopfPrefix>/finalizer``; shard ``i`` above 0 of a sharded operator
+``<kopfPrefix>/finalizer-shard-<i>``, ``core/shards.Shard.finalizer``) on every Zentinel, policy and silence:
+their timers need one, so that kopf can stop a timer before the object goes. Once the operator is uninstalled
 nothing removes it, and deleting a Zentinel, a policy or their namespace would hang in
 Terminating. Before Helm deletes anything, the hook:
 
@@ -9,7 +10,7 @@ Terminating. Before Helm deletes anything, the hook:
    would put the finalizer straight back);
 2. deletes the admission webhook's configuration (the release would delete it next anyway; with
    nobody serving it and ``failurePolicy: Fail``, the API server would refuse step 3 on policies);
-3. removes the operator's finalizer, and only that one, from every object of the operator's kinds
+3. removes the operator's finalizer (every shard's), and only that, from every object of the operator's kinds
    in the watched namespaces (every namespace when none is given). Objects stay; only the
    operator's hold on them goes.
 
